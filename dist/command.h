@@ -1,0 +1,75 @@
+// Commands rank 0 sends to the group over the control channel, and their wire
+// encoding.
+//
+// Plain structs only: HTTP JSON never crosses this boundary. The encoding is
+// compact and versioned: "LTXC" magic, u16 version, u16 type, u64 sequence,
+// u32 payload length, payload (little-endian integers, IEEE doubles, strings
+// as u32 length + bytes). Decoding checks every length and refuses unknown
+// versions, unknown types, truncated or trailing bytes with a clear Status, so
+// every rank that receives the same bytes reaches the same verdict. Pure
+// functions; safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "common/status.h"
+
+namespace ltx::dist {
+
+constexpr uint16_t kControlProtocolVersion = 1;
+// Largest encoded command rank 0 will send (and receivers will accept).
+constexpr uint64_t kMaxCommandBytes = 64ull << 20;
+// Largest string field.
+constexpr uint32_t kMaxCommandString = 1u << 20;
+
+enum class CommandType : uint16_t {
+  kPing = 1,          // liveness and lock-step checks
+  kBeginRequest = 2,  // a generation request starts
+  kStep = 3,          // advance a request by one denoising step
+  kCancel = 4,        // stop a request at the next step boundary
+  kEndSession = 5,    // free a streaming session's state on every rank
+  kShutdown = 6,      // leave the command loop; every rank exits 0
+};
+
+struct PingCommand {
+  uint64_t token = 0;
+};
+struct BeginRequestCommand {
+  std::string request_id;
+  std::string session_id;  // empty for one-shot jobs
+  int64_t width = 0;
+  int64_t height = 0;
+  int64_t num_frames = 0;
+  int64_t num_steps = 0;
+  double guidance_scale = 1.0;
+  uint64_t seed = 0;
+};
+struct StepCommand {
+  std::string request_id;
+  int64_t step = 0;
+};
+struct CancelCommand {
+  std::string request_id;
+};
+struct EndSessionCommand {
+  std::string session_id;
+};
+struct ShutdownCommand {};
+
+using Command = std::variant<PingCommand, BeginRequestCommand, StepCommand, CancelCommand,
+                             EndSessionCommand, ShutdownCommand>;
+
+CommandType command_type(const Command& command);
+const char* command_type_name(CommandType type);
+
+struct DecodedCommand {
+  uint64_t sequence = 0;
+  Command command;
+};
+
+std::string encode_command(const Command& command, uint64_t sequence);
+Result<DecodedCommand> decode_command(const std::string& bytes);
+
+}  // namespace ltx::dist

@@ -1,0 +1,103 @@
+#include "dist/mpi_communicator.h"
+
+#include <climits>
+
+#include "common/call_check.h"
+
+namespace ltx::dist {
+namespace {
+
+// MPI counts are ints. Pick a contiguous byte unit that divides `bytes` and
+// keeps the count below INT_MAX; the caller frees the returned type if it is
+// not MPI_BYTE.
+struct ByteUnit {
+  MPI_Datatype type = MPI_BYTE;
+  int count = 0;
+  bool owned = false;
+  ~ByteUnit() {
+    if (owned) MPI_Type_free(&type);
+  }
+};
+
+void choose_unit(size_t bytes, ByteUnit* unit) {
+  size_t block = 1;
+  while (bytes / block > static_cast<size_t>(INT_MAX)) block <<= 1;
+  LTX_CHECK(bytes % block == 0, "a message of ", bytes,
+            " bytes is too large for MPI and has no block size that divides it");
+  if (block > 1) {
+    LTX_MPI_CHECK(MPI_Type_contiguous(static_cast<int>(block), MPI_BYTE, &unit->type));
+    LTX_MPI_CHECK(MPI_Type_commit(&unit->type));
+    unit->owned = true;
+  }
+  unit->count = static_cast<int>(bytes / block);
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm parent) {
+  LTX_MPI_CHECK(MPI_Comm_dup(parent, &comm_));
+  LTX_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  LTX_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  LTX_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
+  check_root(root);
+  check_device(tensor, "broadcast");
+  at::Tensor buf = tensor.is_contiguous() ? tensor : tensor.contiguous();
+  ByteUnit unit;
+  choose_unit(buf.nbytes(), &unit);
+  LTX_MPI_CHECK(MPI_Bcast(buf.data_ptr(), unit.count, unit.type, root, comm_));
+  if (!buf.is_same(tensor)) tensor.copy_(buf);
+}
+
+void MpiCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& output) {
+  at::Tensor in = check_all_to_all(input, output);
+  ByteUnit unit;
+  choose_unit(in.nbytes() / size_, &unit);
+  LTX_MPI_CHECK(MPI_Alltoall(in.data_ptr(), unit.count, unit.type, output.data_ptr(), unit.count,
+                             unit.type, comm_));
+}
+
+at::Tensor MpiCommunicator::all_gather(const at::Tensor& input) {
+  check_device(input, "all_gather");
+  LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");
+  at::Tensor in = input.contiguous();
+  auto sizes = in.sizes().vec();
+  sizes[0] *= size_;
+  at::Tensor out = at::empty(sizes, in.options());
+  ByteUnit unit;
+  choose_unit(in.nbytes(), &unit);
+  LTX_MPI_CHECK(MPI_Allgather(in.data_ptr(), unit.count, unit.type, out.data_ptr(), unit.count,
+                              unit.type, comm_));
+  return out;
+}
+
+at::Tensor MpiCommunicator::gather(const at::Tensor& input, int root) {
+  check_root(root);
+  check_device(input, "gather");
+  LTX_CHECK(input.dim() >= 1, "gather needs a tensor with at least one dimension");
+  at::Tensor in = input.contiguous();
+  at::Tensor out;
+  if (rank_ == root) {
+    auto sizes = in.sizes().vec();
+    sizes[0] *= size_;
+    out = at::empty(sizes, in.options());
+  }
+  ByteUnit unit;
+  choose_unit(in.nbytes(), &unit);
+  LTX_MPI_CHECK(MPI_Gather(in.data_ptr(), unit.count, unit.type,
+                           rank_ == root ? out.data_ptr() : nullptr, unit.count, unit.type, root,
+                           comm_));
+  return out;
+}
+
+void MpiCommunicator::barrier() { LTX_MPI_CHECK(MPI_Barrier(comm_)); }
+
+}  // namespace ltx::dist

@@ -1,0 +1,198 @@
+#include "dist/nccl_communicator.h"
+
+#ifdef LTX_WITH_NCCL
+
+#include <cuda_runtime.h>
+
+#include <thread>
+
+#include "common/call_check.h"
+#include "common/cuda_device.h"
+#include "common/logging.h"
+
+#ifdef LTX_TORCH_HAS_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace ltx::dist {
+namespace {
+
+// The stream NCCL work goes on: torch's current stream when libtorch has CUDA
+// (so it orders with the kernels that made the tensors), else the legacy
+// default stream.
+cudaStream_t current_stream(int device) {
+#ifdef LTX_TORCH_HAS_CUDA
+  return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+#else
+  (void)device;
+  return nullptr;
+#endif
+}
+
+}  // namespace
+
+NcclCommunicator::NcclCommunicator(MPI_Comm bootstrap, int local_rank,
+                                   std::chrono::milliseconds timeout)
+    : timeout_(timeout) {
+  LTX_MPI_CHECK(MPI_Comm_dup(bootstrap, &mpi_comm_));
+  LTX_MPI_CHECK(MPI_Comm_set_errhandler(mpi_comm_, MPI_ERRORS_RETURN));
+  LTX_MPI_CHECK(MPI_Comm_rank(mpi_comm_, &rank_));
+  LTX_MPI_CHECK(MPI_Comm_size(mpi_comm_, &size_));
+  const int devices = cuda_device_count();
+  // Every rank learns whether all ranks have a GPU before anyone enters NCCL.
+  int have = devices > 0 ? 1 : 0, all_have = 0;
+  LTX_MPI_CHECK(MPI_Allreduce(&have, &all_have, 1, MPI_INT, MPI_MIN, mpi_comm_));
+  if (!all_have) {
+    MPI_Comm_free(&mpi_comm_);
+    throw Error(StatusCode::kFailedPrecondition,
+                "NCCL backend: at least one rank sees no CUDA device (this rank sees " +
+                    std::to_string(devices) + ")");
+  }
+  device_ = local_rank % devices;
+  LTX_CUDA_CHECK(cudaSetDevice(device_));
+  ncclUniqueId id;
+  if (rank_ == 0) LTX_NCCL_CHECK(ncclGetUniqueId(&id));
+  LTX_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm_));
+  LTX_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+  LTX_LOG(kInfo) << "NCCL communicator: rank " << rank_ << "/" << size_ << " on cuda:" << device_;
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (comm_ != nullptr) {
+    if (aborted_) {
+      // already aborted
+    } else {
+      cudaStreamSynchronize(current_stream(device_));
+      ncclCommDestroy(comm_);
+    }
+  }
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && mpi_comm_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_comm_);
+}
+
+at::Device NcclCommunicator::device() const {
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_));
+}
+
+void NcclCommunicator::abort_comm() noexcept {
+  if (comm_ != nullptr && !aborted_) {
+    ncclCommAbort(comm_);
+    aborted_ = true;
+    LTX_LOG(kError) << "NCCL communicator aborted after an error; peers are released";
+  }
+}
+
+void NcclCommunicator::check_usable(const char* op) const {
+  if (aborted_) {
+    throw Error(StatusCode::kUnavailable,
+                std::string("NCCL ") + op + ": the communicator was aborted after an earlier error");
+  }
+}
+
+template <typename F>
+void NcclCommunicator::guarded(const char* op, F&& f) {
+  check_usable(op);
+  try {
+    f();
+  } catch (...) {
+    abort_comm();
+    throw;
+  }
+}
+
+void NcclCommunicator::broadcast(at::Tensor& tensor, int root) {
+  check_root(root);
+  check_device(tensor, "broadcast");
+  at::Tensor buf = tensor.is_contiguous() ? tensor : tensor.contiguous();
+  guarded("broadcast", [&] {
+    LTX_NCCL_CHECK(ncclBroadcast(buf.data_ptr(), buf.data_ptr(), buf.nbytes(), ncclUint8, root,
+                                 comm_, current_stream(device_)));
+  });
+  if (!buf.is_same(tensor)) tensor.copy_(buf);
+}
+
+void NcclCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& output) {
+  at::Tensor in = check_all_to_all(input, output);
+  at::Tensor& out = output;
+  const size_t chunk = in.nbytes() / size_;
+  auto* src = static_cast<uint8_t*>(in.data_ptr());
+  auto* dst = static_cast<uint8_t*>(out.data_ptr());
+  guarded("all_to_all", [&] {
+    cudaStream_t s = current_stream(device_);
+    LTX_NCCL_CHECK(ncclGroupStart());
+    for (int peer = 0; peer < size_; ++peer) {
+      LTX_NCCL_CHECK(ncclSend(src + peer * chunk, chunk, ncclUint8, peer, comm_, s));
+      LTX_NCCL_CHECK(ncclRecv(dst + peer * chunk, chunk, ncclUint8, peer, comm_, s));
+    }
+    LTX_NCCL_CHECK(ncclGroupEnd());
+  });
+}
+
+at::Tensor NcclCommunicator::all_gather(const at::Tensor& input) {
+  check_device(input, "all_gather");
+  LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");
+  at::Tensor in = input.contiguous();
+  auto sizes = in.sizes().vec();
+  sizes[0] *= size_;
+  at::Tensor out = at::empty(sizes, in.options());
+  guarded("all_gather", [&] {
+    LTX_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.nbytes(), ncclUint8, comm_,
+                                 current_stream(device_)));
+  });
+  return out;
+}
+
+at::Tensor NcclCommunicator::gather(const at::Tensor& input, int root) {
+  check_root(root);
+  check_device(input, "gather");
+  LTX_CHECK(input.dim() >= 1, "gather needs a tensor with at least one dimension");
+  at::Tensor in = input.contiguous();
+  at::Tensor out;
+  if (rank_ == root) {
+    auto sizes = in.sizes().vec();
+    sizes[0] *= size_;
+    out = at::empty(sizes, in.options());
+  }
+  const size_t bytes = in.nbytes();
+  guarded("gather", [&] {
+    cudaStream_t s = current_stream(device_);
+    LTX_NCCL_CHECK(ncclGroupStart());
+    if (rank_ == root) {
+      auto* dst = static_cast<uint8_t*>(out.data_ptr());
+      for (int peer = 0; peer < size_; ++peer) {
+        LTX_NCCL_CHECK(ncclRecv(dst + peer * bytes, bytes, ncclUint8, peer, comm_, s));
+      }
+    }
+    LTX_NCCL_CHECK(ncclSend(in.data_ptr(), bytes, ncclUint8, root, comm_, s));
+    LTX_NCCL_CHECK(ncclGroupEnd());
+  });
+  return out;
+}
+
+void NcclCommunicator::barrier() {
+  guarded("barrier", [&] {
+    cudaStream_t s = current_stream(device_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    while (true) {
+      cudaError_t q = cudaStreamQuery(s);
+      if (q == cudaSuccess) break;
+      if (q != cudaErrorNotReady) LTX_CUDA_CHECK(q);
+      ncclResult_t async_error = ncclSuccess;
+      LTX_NCCL_CHECK(ncclCommGetAsyncError(comm_, &async_error));
+      LTX_NCCL_CHECK(async_error);
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw Error(StatusCode::kDeadlineExceeded,
+                    "NCCL barrier: queued work did not finish within " +
+                        std::to_string(timeout_.count()) + " ms");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    LTX_MPI_CHECK(MPI_Barrier(mpi_comm_));
+  });
+}
+
+}  // namespace ltx::dist
+
+#endif  // LTX_WITH_NCCL

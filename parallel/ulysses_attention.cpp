@@ -1,0 +1,150 @@
+#include "parallel/ulysses_attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "common/check.h"
+#include "common/torch_compat.h"
+
+namespace ltx::parallel {
+namespace {
+
+// Builds the additive bias [B|1, H', Sq, Skv] in fp32 from the options, for the
+// heads [head_begin, head_begin + heads). Returns nullopt when nothing masks.
+std::optional<at::Tensor> combined_bias(const AttentionOptions& o, int64_t batch, int64_t prefix,
+                                        int64_t head_begin, int64_t heads,
+                                        const at::TensorOptions& like) {
+  std::optional<at::Tensor> bias;
+  if (o.bias.has_value()) {
+    at::Tensor b = o.bias->to(like.device()).to(at::kFloat);
+    while (b.dim() < 4) b = b.unsqueeze(0);
+    if (b.size(1) != 1) b = b.narrow(1, head_begin, heads);
+    bias = b;
+  }
+  if (o.key_padding_mask.has_value()) {
+    at::Tensor m = o.key_padding_mask->to(like.device()).to(at::kBool);
+    if (m.dim() == 1) m = m.unsqueeze(0);
+    LTX_CHECK(m.dim() == 2 && (m.size(0) == batch || m.size(0) == 1),
+              "key_padding_mask must be [B, S] or [S], got ", m.sizes());
+    if (prefix > 0) {
+      m = at::cat({at::ones({m.size(0), prefix}, m.options()), m}, 1);
+    }
+    at::Tensor pad = at::zeros(m.sizes(), like.dtype(at::kFloat))
+                         .masked_fill_(m.logical_not(), -std::numeric_limits<float>::infinity())
+                         .view({m.size(0), 1, 1, m.size(1)});
+    bias = bias.has_value() ? *bias + pad : pad;
+  }
+  return bias;
+}
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const AttentionOptions& o, int64_t head_begin) {
+  // q/k/v: [B, S, h, D] -> [B, h, S, D]
+  const int64_t batch = q.size(0), heads = q.size(2), dim = q.size(3);
+  at::Tensor kk = k, vv = v;
+  int64_t prefix = 0;
+  if (o.prefix_k.has_value()) {
+    LTX_CHECK(o.prefix_v.has_value(), "prefix_k given without prefix_v");
+    LTX_CHECK(o.prefix_k->dim() == 4 && o.prefix_k->size(0) == batch &&
+                  o.prefix_k->size(2) == heads && o.prefix_k->size(3) == dim,
+              "prefix_k must be [B, P, local heads, D] = [", batch, ", P, ", heads, ", ", dim,
+              "], got ", o.prefix_k->sizes());
+    LTX_CHECK(o.prefix_v->sizes() == o.prefix_k->sizes(), "prefix_v shape ", o.prefix_v->sizes(),
+              " differs from prefix_k ", o.prefix_k->sizes());
+    prefix = o.prefix_k->size(1);
+    kk = at::cat({o.prefix_k->to(k.dtype()), k}, 1);
+    vv = at::cat({o.prefix_v->to(v.dtype()), v}, 1);
+  } else {
+    LTX_CHECK(!o.prefix_v.has_value(), "prefix_v given without prefix_k");
+  }
+  auto bias = combined_bias(o, batch, prefix, head_begin, heads, q.options());
+  const double scale = o.scale.value_or(1.0 / std::sqrt(static_cast<double>(dim)));
+  at::Tensor out = compat::scaled_dot_product_attention(q.transpose(1, 2), kk.transpose(1, 2),
+                                                        vv.transpose(1, 2), bias, scale);
+  return out.transpose(1, 2);  // [B, S, h, D]
+}
+
+void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  LTX_CHECK(q.dim() == 4, "q must be [B, S, H, D], got ", q.sizes());
+  LTX_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(), "q, k, v shapes differ: ",
+            q.sizes(), " ", k.sizes(), " ", v.sizes());
+}
+
+}  // namespace
+
+Status validate_head_split(int64_t num_heads, int group_size) {
+  if (group_size < 1) return invalid_argument_error("group size must be at least 1");
+  if (num_heads % group_size != 0) {
+    return invalid_argument_error("a group of " + std::to_string(group_size) +
+                                  " ranks cannot split " + std::to_string(num_heads) +
+                                  " attention heads evenly; use a group size that divides " +
+                                  std::to_string(num_heads));
+  }
+  return Status();
+}
+
+UlyssesAttention::UlyssesAttention(dist::Communicator& comm, int64_t num_heads)
+    : comm_(comm), num_heads_(num_heads) {
+  throw_if_error(validate_head_split(num_heads, comm.size()));
+}
+
+at::Tensor UlyssesAttention::sequence_to_heads(const at::Tensor& x) const {
+  const int64_t n = comm_.size();
+  LTX_CHECK(x.dim() == 4 && x.size(2) == num_heads_, "expected [B, s, ", num_heads_, ", D], got ",
+            x.sizes());
+  if (n == 1) return x;
+  const int64_t b = x.size(0), s = x.size(1), d = x.size(3), h = num_heads_ / n;
+  // [B, s, N, h, D] -> [N, B, s, h, D]: chunk i (heads of rank i) goes to rank i.
+  at::Tensor send = x.reshape({b, s, n, h, d}).permute({2, 0, 1, 3, 4}).contiguous();
+  at::Tensor recv = comm_.all_to_all(send);  // [N(source rank = sequence shard), B, s, h, D]
+  return recv.permute({1, 0, 2, 3, 4}).reshape({b, n * s, h, d});
+}
+
+at::Tensor UlyssesAttention::heads_to_sequence(const at::Tensor& x) const {
+  const int64_t n = comm_.size();
+  LTX_CHECK(x.dim() == 4 && x.size(2) == num_heads_ / n && x.size(1) % n == 0,
+            "expected [B, N*s, ", num_heads_ / n, ", D], got ", x.sizes());
+  if (n == 1) return x;
+  const int64_t b = x.size(0), s = x.size(1) / n, h = x.size(2), d = x.size(3);
+  // [B, N, s, h, D] -> [N, B, s, h, D]: sequence shard i goes back to rank i.
+  at::Tensor send = x.reshape({b, n, s, h, d}).permute({1, 0, 2, 3, 4}).contiguous();
+  at::Tensor recv = comm_.all_to_all(send);  // [N(source rank = head group), B, s, h, D]
+  return recv.permute({1, 2, 0, 3, 4}).reshape({b, s, n * h, d});
+}
+
+at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
+                                     const at::Tensor& v, const AttentionOptions& options,
+                                     LocalHeadKv* kv_out) const {
+  check_qkv(q, k, v);
+  at::Tensor qh = sequence_to_heads(q);
+  at::Tensor kh = sequence_to_heads(k);
+  at::Tensor vh = sequence_to_heads(v);
+  if (options.key_padding_mask.has_value()) {
+    LTX_CHECK(options.key_padding_mask->size(-1) == qh.size(1), "key_padding_mask covers ",
+              options.key_padding_mask->size(-1), " keys, the gathered sequence has ", qh.size(1));
+  }
+  if (kv_out != nullptr) {
+    kv_out->k = kh;
+    kv_out->v = vh;
+  }
+  at::Tensor out = attend(qh, kh, vh, options, first_local_head());
+  return heads_to_sequence(out.contiguous());
+}
+
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const AttentionOptions& options) {
+  check_qkv(q, k, v);
+  return attend(q, k, v, options, 0);
+}
+
+at::Tensor gather_sequence(dist::Communicator& comm, const SequenceShard& shard,
+                           const at::Tensor& local, int64_t dim) {
+  const int64_t d = dim < 0 ? dim + local.dim() : dim;
+  LTX_CHECK(local.size(d) == shard.shard_len, "local tensor has ", local.size(d),
+            " rows along dim ", dim, ", the shard has ", shard.shard_len);
+  at::Tensor front = local.movedim(d, 0).contiguous();
+  at::Tensor all = comm.all_gather(front).movedim(0, d);
+  return shard.unpad(all, d).contiguous();
+}
+
+}  // namespace ltx::parallel

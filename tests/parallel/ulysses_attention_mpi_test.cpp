@@ -1,0 +1,125 @@
+#include "parallel/ulysses_attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/check.h"
+#include "dist/world.h"
+#include "tests/test_util.h"
+
+namespace ltx::parallel {
+namespace {
+
+dist::Communicator& comm() {
+  static dist::World world(nullptr, nullptr);
+  static std::unique_ptr<dist::Communicator> c = [] {
+    const char* env = std::getenv("LTX_TEST_BACKEND");
+    auto backend = dist::parse_backend(env ? env : "mpi");
+    LTX_CHECK(backend.has_value(), "LTX_TEST_BACKEND must be mpi, nccl or auto");
+    return value_or_throw(dist::make_communicator(world, *backend));
+  }();
+  return *c;
+}
+
+struct Case {
+  int64_t batch;
+  int64_t seq;
+  int64_t heads;
+  bool mask;    // a user key mask hiding some real tokens
+  bool bias;    // an additive per-head bias
+  int64_t prefix;  // cached past tokens
+};
+
+std::string name_of(const Case& c) {
+  return "B" + std::to_string(c.batch) + "_S" + std::to_string(c.seq) + "_H" +
+         std::to_string(c.heads) + (c.mask ? "_mask" : "") + (c.bias ? "_bias" : "") + "_P" +
+         std::to_string(c.prefix);
+}
+
+class Ulysses : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Ulysses, EqualsSingleProcessAttention) {
+  const Case c = GetParam();
+  dist::Communicator& g = comm();
+  const int n = g.size();
+  const int64_t d = 16;
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(g.device());
+  // Identical inputs on every rank (same seed), then each rank keeps its shard.
+  at::manual_seed(1000 + c.seq);
+  at::Tensor q = at::randn({c.batch, c.seq, c.heads, d}).to(opts.device());
+  at::Tensor k = at::randn({c.batch, c.seq, c.heads, d}).to(opts.device());
+  at::Tensor v = at::randn({c.batch, c.seq, c.heads, d}).to(opts.device());
+  at::Tensor pk = at::randn({c.batch, c.prefix, c.heads, d}).to(opts.device());
+  at::Tensor pv = at::randn({c.batch, c.prefix, c.heads, d}).to(opts.device());
+  at::Tensor user_mask = at::ones({c.batch, c.seq}, at::kBool);
+  if (c.mask) user_mask.narrow(1, c.seq / 3, 2).fill_(false);
+  if (c.mask && c.batch > 1) user_mask[1][c.seq - 1] = false;
+  at::Tensor bias = at::randn({c.batch, c.heads, c.seq, c.prefix + c.seq});
+
+  AttentionOptions ref_opts;
+  if (c.mask) ref_opts.key_padding_mask = user_mask.to(g.device());
+  if (c.bias) ref_opts.bias = bias.to(g.device());
+  if (c.prefix > 0) {
+    ref_opts.prefix_k = pk;
+    ref_opts.prefix_v = pv;
+  }
+  at::Tensor want = reference_attention(q, k, v, ref_opts);
+
+  const auto shard = SequenceShard::make(c.seq, n, g.rank());
+  UlyssesAttention attn(g, c.heads);
+  AttentionOptions par;
+  at::Tensor padded_mask = at::zeros({c.batch, shard.padded_len}, at::kBool);
+  padded_mask.narrow(1, 0, c.seq).copy_(user_mask);
+  par.key_padding_mask = padded_mask.to(g.device());
+  if (c.bias) {
+    at::Tensor pb = at::zeros({c.batch, c.heads, shard.padded_len, c.prefix + shard.padded_len});
+    pb.narrow(2, 0, c.seq).narrow(3, 0, c.prefix + c.seq).copy_(bias);
+    par.bias = pb.to(g.device());
+  }
+  if (c.prefix > 0) {
+    par.prefix_k = pk.narrow(2, attn.first_local_head(), attn.local_heads()).contiguous();
+    par.prefix_v = pv.narrow(2, attn.first_local_head(), attn.local_heads()).contiguous();
+  }
+  LocalHeadKv kv;
+  at::Tensor local = attn.forward(shard.take(q, 1), shard.take(k, 1), shard.take(v, 1), par, &kv);
+  ASSERT_EQ(local.sizes(), (std::vector<int64_t>{c.batch, shard.shard_len, c.heads, d}));
+  // The returned k/v are this call's own, for the local heads, without the prefix.
+  ASSERT_EQ(kv.k.sizes(), (std::vector<int64_t>{c.batch, shard.padded_len, attn.local_heads(), d}));
+  EXPECT_TRUE(at::equal(kv.k.narrow(1, 0, c.seq).cpu(),
+                        k.narrow(2, attn.first_local_head(), attn.local_heads()).cpu()));
+
+  at::Tensor got = gather_sequence(g, shard, local, 1);
+  auto diff = testing::difference(got, want);
+  if (g.rank() == 0) std::printf("  %s: %s\n", name_of(c).c_str(), testing::describe(diff).c_str());
+  EXPECT_LT(diff.rel_l2, 1e-6) << testing::describe(diff);
+  EXPECT_TRUE(at::isfinite(got).all().item<bool>());
+
+  // The gathered output is bit-identical on every rank.
+  at::Tensor from_root = got.clone();
+  g.broadcast(from_root, 0);
+  EXPECT_TRUE(at::equal(from_root, got));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Ulysses,
+    ::testing::Values(Case{1, 16, 4, false, false, 0},   // divides by 2 and 4
+                      Case{1, 17, 4, false, false, 0},   // does not divide
+                      Case{2, 23, 8, true, false, 0},    // batch 2, user mask
+                      Case{2, 24, 4, false, true, 0},    // bias
+                      Case{1, 13, 4, true, true, 5},     // mask + bias + KV prefix
+                      Case{2, 30, 8, false, false, 12},  // KV prefix, batch 2
+                      Case{1, 3, 4, false, false, 2}),   // fewer tokens than ranks at N=4
+    [](const auto& info) { return name_of(info.param); });
+
+TEST(UlyssesStartup, GroupSizeMustDivideHeads) {
+  dist::Communicator& g = comm();
+  EXPECT_TRUE(validate_head_split(32, g.size()).ok());
+  Status bad = validate_head_split(g.size() * 2 + 1, g.size());
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("cannot split"), std::string::npos) << bad;
+  EXPECT_THROW(UlyssesAttention(g, g.size() * 2 + 1), Error);
+}
+
+}  // namespace
+}  // namespace ltx::parallel
