@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
@@ -176,11 +177,36 @@ Result<TransformerConfig> parse_transformer_config(const std::string& text, cons
   r.number("norm_eps", &c.norm_eps, 0.0);
   r.boolean("attention_bias", &c.attention_bias);
   r.boolean("attention_out_bias", &c.attention_out_bias);
+  r.boolean("causal_temporal_positioning", &c.causal_temporal_positioning);
   r.require(c.patch_size == 1, "patch_size", "must be 1 (the LTX DiT runs on latent voxels)");
   r.require(c.patch_size_t == 1, "patch_size_t", "must be 1 (the LTX DiT runs on latent voxels)");
   r.require(c.attention_head_dim % 2 == 0, "attention_head_dim", "must be even (RoPE pairs)");
   LTX_RETURN_IF_ERROR(r.status());
   return c;
+}
+
+Result<TransformerConfig> parse_original_transformer_config(const std::string& metadata_json,
+                                                            const std::string& source) {
+  const std::string where = source + " (metadata 'config')";
+  LTX_ASSIGN_OR_RETURN(json meta, parse_object(metadata_json, where));
+  auto t = meta.find("transformer");
+  if (t == meta.end() || !t->is_object()) {
+    return invalid_argument_error(where + ": field 'transformer' is missing or not an object");
+  }
+  json c = *t;
+  // Original names and values that differ from diffusers.
+  if (c.contains("qk_norm") && c["qk_norm"] == "rms_norm") c["qk_norm"] = "rms_norm_across_heads";
+  for (const char* key : {"positional_embedding_type", "standardization_norm", "adaptive_norm"}) {
+    static const std::map<std::string, std::string> kSupported = {
+        {"positional_embedding_type", "rope"},
+        {"standardization_norm", "rms_norm"},
+        {"adaptive_norm", "single_scale_shift"}};
+    if (c.contains(key) && !(c[key].is_string() && c[key] == kSupported.at(key))) {
+      return invalid_argument_error(where + ": field 'transformer." + key + "' value " + c[key].dump() +
+                                    " is not supported (supported: \"" + kSupported.at(key) + "\")");
+    }
+  }
+  return parse_transformer_config(c.dump(), where);
 }
 
 Result<VaeConfig> parse_vae_config(const std::string& text, const std::string& source) {

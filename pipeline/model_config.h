@@ -36,6 +36,9 @@ struct TransformerConfig {
   double norm_eps = 1e-6;
   bool attention_bias = true;
   bool attention_out_bias = true;
+  // Original-checkpoint switch: the first latent frame gets RoPE time 0 and
+  // later ones 8k-7 (spec §1.7). Never set in diffusers configs.
+  bool causal_temporal_positioning = false;
 
   int64_t inner_dim() const { return num_attention_heads * attention_head_dim; }
 };
@@ -131,6 +134,11 @@ struct T5Config {
 
 // Parse from JSON text; `source` names the file in errors.
 Result<TransformerConfig> parse_transformer_config(const std::string& json_text, const std::string& source);
+// The transformer config of an original single-file checkpoint: its
+// safetensors metadata entry `config` (JSON with a "transformer" object in the
+// original naming, e.g. qk_norm "rms_norm").
+Result<TransformerConfig> parse_original_transformer_config(const std::string& metadata_json,
+                                                            const std::string& source);
 Result<VaeConfig> parse_vae_config(const std::string& json_text, const std::string& source);
 Result<SchedulerConfig> parse_scheduler_config(const std::string& json_text, const std::string& source);
 Result<Gemma3Config> parse_gemma3_config(const std::string& json_text, const std::string& source);

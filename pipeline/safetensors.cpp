@@ -472,6 +472,11 @@ const SafetensorsEntry* SafetensorsCheckpoint::find(const std::string& name) con
   return it == where_.end() ? nullptr : files_[it->second]->find(name);
 }
 
+const std::map<std::string, std::string>& SafetensorsCheckpoint::metadata() const {
+  static const std::map<std::string, std::string> kEmpty;
+  return files_.empty() ? kEmpty : files_.front()->metadata();
+}
+
 Result<at::Tensor> SafetensorsCheckpoint::tensor(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return not_found_error(source_ + ": no tensor named '" + name + "'");

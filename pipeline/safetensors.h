@@ -93,6 +93,8 @@ class SafetensorsCheckpoint {
   Result<at::Tensor> tensor(const std::string& name) const;
   // Where the checkpoint came from (for error messages).
   const std::string& source() const { return source_; }
+  // The __metadata__ of the first file (a single-file checkpoint's config).
+  const std::map<std::string, std::string>& metadata() const;
   size_t num_files() const { return files_.size(); }
 
  private:

@@ -1,0 +1,27 @@
+#include "dist/local_communicator.h"
+
+#include "common/check.h"
+
+namespace ltx::dist {
+
+void LocalCommunicator::broadcast(at::Tensor& tensor, int root) {
+  check_root(root);
+  check_device(tensor, "broadcast");
+}
+
+void LocalCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& output) {
+  output.copy_(check_all_to_all(input, output));
+}
+
+at::Tensor LocalCommunicator::all_gather(const at::Tensor& input) {
+  check_device(input, "all_gather");
+  LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");
+  return input.clone(at::MemoryFormat::Contiguous);
+}
+
+at::Tensor LocalCommunicator::gather(const at::Tensor& input, int root) {
+  check_root(root);
+  return all_gather(input);
+}
+
+}  // namespace ltx::dist

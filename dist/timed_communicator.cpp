@@ -1,0 +1,37 @@
+#include "dist/timed_communicator.h"
+
+namespace ltx::dist {
+
+template <typename F>
+auto TimedCommunicator::timed(int64_t bytes, F&& f) -> decltype(f()) {
+  auto t0 = std::chrono::steady_clock::now();
+  struct Add {
+    TimedCommunicator* self;
+    std::chrono::steady_clock::time_point t0;
+    int64_t bytes;
+    ~Add() {
+      self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      self->calls_ += 1;
+      self->bytes_ += bytes;
+    }
+  } add{this, t0, bytes};
+  return f();
+}
+
+void TimedCommunicator::broadcast(at::Tensor& tensor, int root) {
+  timed(tensor.nbytes(), [&] { inner_.broadcast(tensor, root); });
+}
+void TimedCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& output) {
+  timed(input.nbytes(), [&] { inner_.all_to_all_into(input, output); });
+}
+at::Tensor TimedCommunicator::all_gather(const at::Tensor& input) {
+  return timed(input.nbytes(), [&] { return inner_.all_gather(input); });
+}
+at::Tensor TimedCommunicator::gather(const at::Tensor& input, int root) {
+  return timed(input.nbytes(), [&] { return inner_.gather(input, root); });
+}
+void TimedCommunicator::barrier() {
+  timed(0, [&] { inner_.barrier(); });
+}
+
+}  // namespace ltx::dist

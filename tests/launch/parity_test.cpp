@@ -1,0 +1,40 @@
+#include "launch/parity_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "dist/local_communicator.h"
+#include "tests/test_util.h"
+
+namespace ltx::launch {
+namespace {
+
+// Every reference case whose runner exists must pass; the numbers are printed.
+class Parity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Parity, MatchesTheReference) {
+  dist::LocalCommunicator comm;
+  auto report = run_parity_case(testing::fixture_dir(GetParam()), comm);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("%s", report->to_string().c_str());
+  EXPECT_TRUE(report->pass()) << report->to_string();
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformer, Parity,
+                         ::testing::Values("ltx_transformer_f2h2w2", "ltx_transformer_f3h4w6",
+                                           "ltx_transformer_f3h4w6_bf16",
+                                           "ltx_transformer_f3h4w6_tokentimestep",
+                                           "ltx_transformer_f5h2w3"));
+
+TEST(ParityRunner, UnknownCasesAndBadFoldersAreErrors) {
+  dist::LocalCommunicator comm;
+  EXPECT_EQ(run_parity_case("/nonexistent", comm).status().code(), StatusCode::kNotFound);
+  auto other = run_parity_case(testing::fixture_dir("ltx_vae_decoder_v090"), comm);
+  if (!other.ok()) {
+    EXPECT_EQ(other.status().code(), StatusCode::kUnimplemented) << other.status();
+  }
+}
+
+}  // namespace
+}  // namespace ltx::launch
