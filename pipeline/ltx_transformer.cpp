@@ -92,16 +92,42 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> LtxTransformer::expect
   return out;
 }
 
-Result<LtxTransformer> LtxTransformer::from_checkpoint(const TransformerConfig& config,
-                                                       const SafetensorsCheckpoint& ckpt,
-                                                       dist::Communicator& comm,
-                                                       at::ScalarType dtype,
-                                                       const at::Device& device) {
+Status LtxTransformer::check_load_arguments(const TransformerConfig& config,
+                                            dist::Communicator& comm, at::ScalarType dtype) {
   LTX_RETURN_IF_ERROR(parallel::validate_head_split(config.num_attention_heads, comm.size()));
   if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf) {
     return invalid_argument_error(std::string("transformer dtype must be float32, bfloat16 or "
                                               "float16, got ") + c10::toString(dtype));
   }
+  return Status();
+}
+
+namespace {
+
+// Checks one tensor against its expected shape and converts it: one copy,
+// straight from its source (the mapped file) into the final dtype/device.
+Result<at::Tensor> checked_convert(const std::string& source, const std::string& name,
+                                   const at::Tensor& t, const std::vector<int64_t>& shape,
+                                   at::ScalarType dtype, const at::Device& device) {
+  if (t.sizes().vec() != shape) {
+    return invalid_argument_error(source + ": tensor '" + name + "' has shape " +
+                                  c10::str(t.sizes()) + ", expected " +
+                                  c10::str(c10::IntArrayRef(shape)));
+  }
+  if (!at::isFloatingType(t.scalar_type())) {
+    return invalid_argument_error(source + ": tensor '" + name + "' is not floating point");
+  }
+  return t.to(device, dtype);
+}
+
+}  // namespace
+
+Result<LtxTransformer> LtxTransformer::from_checkpoint(const TransformerConfig& config,
+                                                       const SafetensorsCheckpoint& ckpt,
+                                                       dist::Communicator& comm,
+                                                       at::ScalarType dtype,
+                                                       const at::Device& device) {
+  LTX_RETURN_IF_ERROR(check_load_arguments(config, comm, dtype));
   const auto expected = expected_tensors(config);
   std::map<std::string, const std::vector<int64_t>*> wanted;
   for (const auto& [name, shape] : expected) wanted[name] = &shape;
@@ -128,21 +154,41 @@ Result<LtxTransformer> LtxTransformer::from_checkpoint(const TransformerConfig& 
     if (it == raw_of.end()) {
       return invalid_argument_error(ckpt.source() + ": missing tensor '" + name + "'");
     }
-    const SafetensorsEntry* e = ckpt.find(it->second);
-    if (e->shape != shape) {
-      return invalid_argument_error(ckpt.source() + ": tensor '" + it->second + "' has shape " +
-                                    c10::str(c10::IntArrayRef(e->shape)) + ", expected " +
-                                    c10::str(c10::IntArrayRef(shape)));
-    }
     LTX_ASSIGN_OR_RETURN(at::Tensor view, ckpt.tensor(it->second));
-    if (!at::isFloatingType(view.scalar_type())) {
-      return invalid_argument_error(ckpt.source() + ": tensor '" + it->second +
-                                    "' is not floating point");
-    }
-    // One conversion straight from the mapped file into the final dtype/device.
-    loaded[name] = view.to(device, dtype);
+    LTX_ASSIGN_OR_RETURN(loaded[name], checked_convert(ckpt.source(), it->second, view, shape, dtype, device));
   }
-  auto take = [&loaded](const std::string& n) { return loaded.count(n) ? loaded.at(n) : at::Tensor(); };
+  return assemble(config, loaded, comm, dtype, device);
+}
+
+Result<LtxTransformer> LtxTransformer::from_tensors(const TransformerConfig& config,
+                                                    const std::map<std::string, at::Tensor>& tensors,
+                                                    dist::Communicator& comm, at::ScalarType dtype,
+                                                    const at::Device& device) {
+  LTX_RETURN_IF_ERROR(check_load_arguments(config, comm, dtype));
+  const auto expected = expected_tensors(config);
+  std::map<std::string, at::Tensor> loaded;
+  for (const auto& [name, shape] : expected) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) return invalid_argument_error("in-memory weights: missing tensor '" + name + "'");
+    LTX_ASSIGN_OR_RETURN(loaded[name], checked_convert("in-memory weights", name, it->second, shape, dtype, device));
+  }
+  for (const auto& kv : tensors) {
+    if (!loaded.count(kv.first)) return invalid_argument_error("in-memory weights: unexpected tensor '" + kv.first + "'");
+  }
+  return assemble(config, loaded, comm, dtype, device);
+}
+
+LtxTransformer LtxTransformer::assemble(const TransformerConfig& config,
+                                        std::map<std::string, at::Tensor>& loaded,
+                                        dist::Communicator& comm, at::ScalarType dtype,
+                                        const at::Device& device) {
+  auto take = [&loaded](const std::string& n) {
+    auto it = loaded.find(n);
+    if (it == loaded.end()) return at::Tensor();
+    at::Tensor t = std::move(it->second);
+    loaded.erase(it);
+    return t;
+  };
   auto linear = [&take](const std::string& n) { return LinearWeights{take(n + ".weight"), take(n + ".bias")}; };
   LtxTransformerWeights w;
   w.proj_in = linear("proj_in");
@@ -170,6 +216,7 @@ Result<LtxTransformer> LtxTransformer::from_checkpoint(const TransformerConfig& 
     blk.ff_out = linear(b + "ff.net.2");
     w.blocks.push_back(std::move(blk));
   }
+  LTX_INTERNAL_ASSERT(loaded.empty(), "weights left over after assembling the transformer");
   return LtxTransformer(config, std::move(w), comm, dtype, device);
 }
 

@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -107,6 +108,13 @@ class LtxTransformer {
                                                 const SafetensorsCheckpoint& checkpoint,
                                                 dist::Communicator& comm, at::ScalarType dtype,
                                                 const at::Device& device);
+  // Builds from named tensors in diffusers naming (same checks as load());
+  // each is converted to `dtype` on `device`. Used by tools and benchmarks
+  // that make weights in memory.
+  static Result<LtxTransformer> from_tensors(const TransformerConfig& config,
+                                             const std::map<std::string, at::Tensor>& tensors,
+                                             dist::Communicator& comm, at::ScalarType dtype,
+                                             const at::Device& device);
   // The expected tensor names (diffusers naming) and shapes for a config.
   static std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(
       const TransformerConfig& config);
@@ -138,6 +146,13 @@ class LtxTransformer {
  private:
   LtxTransformer(TransformerConfig config, LtxTransformerWeights weights, dist::Communicator& comm,
                  at::ScalarType dtype, at::Device device);
+  // Assembles the model from validated, converted tensors (diffusers names).
+  static LtxTransformer assemble(const TransformerConfig& config,
+                                 std::map<std::string, at::Tensor>& loaded,
+                                 dist::Communicator& comm, at::ScalarType dtype,
+                                 const at::Device& device);
+  static Status check_load_arguments(const TransformerConfig& config, dist::Communicator& comm,
+                                     at::ScalarType dtype);
 
   // (temb [B, T', 6*inner], embedded [B, T', inner]) for timesteps [B] or [B, n].
   std::pair<at::Tensor, at::Tensor> embed_timestep(const at::Tensor& timestep, int64_t batch) const;
