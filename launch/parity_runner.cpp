@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "pipeline/gemma3_encoder.h"
 #include "pipeline/ltx_transformer.h"
+#include "pipeline/t5_encoder.h"
 #include "pipeline/model_config.h"
 #include "pipeline/safetensors.h"
 
@@ -41,10 +43,51 @@ Result<at::ScalarType> case_dtype(const json& c, const std::string& where) {
   return invalid_argument_error(where + ": unsupported dtype '" + d + "'");
 }
 
+// Only rows where `mask` [B, T] is 1 are compared (x is [..., B, T, D]).
+at::Tensor select_real(const at::Tensor& x, const at::Tensor& mask) {
+  at::Tensor keep = mask.to(at::kBool).to(x.device());
+  if (x.dim() == 3) return x.index({keep});
+  return x.index({at::indexing::Slice(), keep});
+}
+
+Result<std::vector<ParityResult>> run_gemma3_case(const fs::path& dir, at::ScalarType dtype) {
+  LTX_ASSIGN_OR_RETURN(auto config, pipeline::load_gemma3_config((dir / "config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto weights, pipeline::SafetensorsCheckpoint::open((dir / "weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto model, pipeline::Gemma3TextEncoder::from_checkpoint(config, weights, dtype, at::kCPU));
+  LTX_ASSIGN_OR_RETURN(at::Tensor ids, io->tensor("in.input_ids"));
+  LTX_ASSIGN_OR_RETURN(at::Tensor mask, io->tensor("in.attention_mask"));
+  auto out = model.encode(ids, mask, /*all_hidden_states=*/true);
+  const bool fp32 = dtype == at::kFloat;
+  std::vector<ParityResult> results;
+  for (const char* suffix : {"", "_eager"}) {
+    LTX_ASSIGN_OR_RETURN(at::Tensor last, io->tensor(std::string("out.last_hidden_state") + suffix));
+    LTX_ASSIGN_OR_RETURN(at::Tensor all, io->tensor(std::string("out.hidden_states") + suffix));
+    results.push_back(compare(std::string("out.last_hidden_state") + suffix, select_real(out.last_hidden_state, mask),
+                              select_real(last, mask), fp32 ? 1e-5 : 3e-2, fp32 ? 1e-4 : 0));
+    results.push_back(compare(std::string("out.hidden_states") + suffix,
+                              select_real(at::stack(out.hidden_states), mask), select_real(all, mask),
+                              fp32 ? 1e-5 : 3e-2, fp32 ? 1e-4 : 0));
+  }
+  return results;
+}
+
+Result<std::vector<ParityResult>> run_t5_case(const fs::path& dir, at::ScalarType dtype) {
+  LTX_ASSIGN_OR_RETURN(auto config, pipeline::load_t5_config((dir / "config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto weights, pipeline::SafetensorsCheckpoint::open((dir / "weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto model, pipeline::T5Encoder::from_checkpoint(config, weights, dtype, at::kCPU));
+  LTX_ASSIGN_OR_RETURN(at::Tensor ids, io->tensor("in.input_ids"));
+  LTX_ASSIGN_OR_RETURN(at::Tensor mask, io->tensor("in.attention_mask"));
+  LTX_ASSIGN_OR_RETURN(at::Tensor want, io->tensor("out.last_hidden_state"));
+  const bool fp32 = dtype == at::kFloat;
+  // The case's reference output covers every position (all keys are masked the same way).
+  return std::vector<ParityResult>{compare("out.last_hidden_state", model.encode(ids, mask, true), want,
+                                           fp32 ? 1e-5 : 3e-2, fp32 ? 1e-4 : 0)};
+}
+
 Result<std::vector<ParityResult>> run_transformer_case(const fs::path& dir, const json& c,
-                                                       dist::Communicator& comm) {
-  const std::string where = (dir / "case.json").string();
-  LTX_ASSIGN_OR_RETURN(at::ScalarType dtype, case_dtype(c, where));
+                                                       dist::Communicator& comm, at::ScalarType dtype) {
   LTX_ASSIGN_OR_RETURN(auto config, pipeline::load_transformer_config((dir / "config.json").string()));
   LTX_ASSIGN_OR_RETURN(auto weights, pipeline::SafetensorsCheckpoint::open((dir / "weights.safetensors").string()));
   LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
@@ -94,7 +137,8 @@ std::string ParityReport::to_string() const {
   return os.str();
 }
 
-Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communicator& comm) {
+Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communicator& comm,
+                                     const ParityOptions& options) {
   return [&]() -> Result<ParityReport> {
     try {
       const fs::path dir(case_dir);
@@ -106,8 +150,14 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
       ParityReport report;
       report.case_name = c.value("case", dir.filename().string());
       report.call = c.value("call", "");
+      LTX_ASSIGN_OR_RETURN(at::ScalarType case_type, case_dtype(c, (dir / "case.json").string()));
+      const at::ScalarType dtype = options.dtype.value_or(case_type);
       if (report.call == "diffusers.LTXVideoTransformer3DModel(**config).forward") {
-        LTX_ASSIGN_OR_RETURN(report.results, run_transformer_case(dir, c, comm));
+        LTX_ASSIGN_OR_RETURN(report.results, run_transformer_case(dir, c, comm, dtype));
+      } else if (report.call.rfind("transformers.Gemma3TextModel", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_gemma3_case(dir, dtype));
+      } else if (report.call.rfind("transformers.T5EncoderModel", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_t5_case(dir, dtype));
       } else {
         return unimplemented_error(case_dir + ": no runner yet for '" + report.call + "'");
       }

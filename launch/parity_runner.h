@@ -9,6 +9,9 @@
 // added as their models land; an unknown kind is UNIMPLEMENTED.
 #pragma once
 
+#include <ATen/ATen.h>
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,7 +37,14 @@ struct ParityReport {
   std::string to_string() const;  // one line per output
 };
 
+struct ParityOptions {
+  // Run the model in this dtype instead of the case's (e.g. bf16 against an
+  // fp32 reference); the tolerance becomes the reduced-precision one.
+  std::optional<at::ScalarType> dtype;
+};
+
 // Runs the case in `case_dir` on the group of `comm`.
-Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communicator& comm);
+Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communicator& comm,
+                                     const ParityOptions& options = {});
 
 }  // namespace ltx::launch

@@ -54,14 +54,9 @@ at::Tensor gelu_tanh(const at::Tensor& x) { return at::gelu(x, "tanh"); }
 
 }  // namespace
 
-at::Tensor LinearWeights::operator()(const at::Tensor& x) const {
-  return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
-}
-
-std::vector<std::pair<std::string, std::vector<int64_t>>> LtxTransformer::expected_tensors(
-    const TransformerConfig& c) {
+std::vector<ExpectedTensor> LtxTransformer::expected_tensors(const TransformerConfig& c) {
   const int64_t d = c.inner_dim();
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  std::vector<ExpectedTensor> out;
   auto linear = [&out](const std::string& name, int64_t o, int64_t i, bool bias) {
     out.push_back({name + ".weight", {o, i}});
     if (bias) out.push_back({name + ".bias", {o}});
@@ -102,61 +97,16 @@ Status LtxTransformer::check_load_arguments(const TransformerConfig& config,
   return Status();
 }
 
-namespace {
-
-// Checks one tensor against its expected shape and converts it: one copy,
-// straight from its source (the mapped file) into the final dtype/device.
-Result<at::Tensor> checked_convert(const std::string& source, const std::string& name,
-                                   const at::Tensor& t, const std::vector<int64_t>& shape,
-                                   at::ScalarType dtype, const at::Device& device) {
-  if (t.sizes().vec() != shape) {
-    return invalid_argument_error(source + ": tensor '" + name + "' has shape " +
-                                  c10::str(t.sizes()) + ", expected " +
-                                  c10::str(c10::IntArrayRef(shape)));
-  }
-  if (!at::isFloatingType(t.scalar_type())) {
-    return invalid_argument_error(source + ": tensor '" + name + "' is not floating point");
-  }
-  return t.to(device, dtype);
-}
-
-}  // namespace
-
 Result<LtxTransformer> LtxTransformer::from_checkpoint(const TransformerConfig& config,
                                                        const SafetensorsCheckpoint& ckpt,
                                                        dist::Communicator& comm,
                                                        at::ScalarType dtype,
                                                        const at::Device& device) {
   LTX_RETURN_IF_ERROR(check_load_arguments(config, comm, dtype));
-  const auto expected = expected_tensors(config);
-  std::map<std::string, const std::vector<int64_t>*> wanted;
-  for (const auto& [name, shape] : expected) wanted[name] = &shape;
-
-  // Every transformer tensor in the file must be one we use, and vice versa.
-  std::map<std::string, std::string> raw_of;  // canonical -> name in the file
-  for (const std::string& raw : ckpt.names()) {
-    auto canon = canonical_name(raw);
-    if (!canon) continue;
-    if (!wanted.count(*canon)) {
-      return invalid_argument_error(ckpt.source() + ": unexpected tensor '" + raw +
-                                    "' (not part of a " + std::to_string(config.num_layers) +
-                                    "-layer LTX transformer)");
-    }
-    auto [it, inserted] = raw_of.emplace(*canon, raw);
-    if (!inserted) {
-      return invalid_argument_error(ckpt.source() + ": tensors '" + it->second + "' and '" + raw +
-                                    "' are both '" + *canon + "'");
-    }
-  }
-  std::map<std::string, at::Tensor> loaded;
-  for (const auto& [name, shape] : expected) {
-    auto it = raw_of.find(name);
-    if (it == raw_of.end()) {
-      return invalid_argument_error(ckpt.source() + ": missing tensor '" + name + "'");
-    }
-    LTX_ASSIGN_OR_RETURN(at::Tensor view, ckpt.tensor(it->second));
-    LTX_ASSIGN_OR_RETURN(loaded[name], checked_convert(ckpt.source(), it->second, view, shape, dtype, device));
-  }
+  LTX_ASSIGN_OR_RETURN(auto loaded,
+                       load_expected_tensors(ckpt, expected_tensors(config), canonical_name,
+                                             "a " + std::to_string(config.num_layers) + "-layer LTX transformer",
+                                             dtype, device));
   return assemble(config, loaded, comm, dtype, device);
 }
 
@@ -167,10 +117,10 @@ Result<LtxTransformer> LtxTransformer::from_tensors(const TransformerConfig& con
   LTX_RETURN_IF_ERROR(check_load_arguments(config, comm, dtype));
   const auto expected = expected_tensors(config);
   std::map<std::string, at::Tensor> loaded;
-  for (const auto& [name, shape] : expected) {
-    auto it = tensors.find(name);
-    if (it == tensors.end()) return invalid_argument_error("in-memory weights: missing tensor '" + name + "'");
-    LTX_ASSIGN_OR_RETURN(loaded[name], checked_convert("in-memory weights", name, it->second, shape, dtype, device));
+  for (const auto& e : expected) {
+    auto it = tensors.find(e.name);
+    if (it == tensors.end()) return invalid_argument_error("in-memory weights: missing tensor '" + e.name + "'");
+    LTX_ASSIGN_OR_RETURN(loaded[e.name], checked_convert("in-memory weights", e.name, it->second, e.shape, dtype, device));
   }
   for (const auto& kv : tensors) {
     if (!loaded.count(kv.first)) return invalid_argument_error("in-memory weights: unexpected tensor '" + kv.first + "'");
@@ -182,14 +132,8 @@ LtxTransformer LtxTransformer::assemble(const TransformerConfig& config,
                                         std::map<std::string, at::Tensor>& loaded,
                                         dist::Communicator& comm, at::ScalarType dtype,
                                         const at::Device& device) {
-  auto take = [&loaded](const std::string& n) {
-    auto it = loaded.find(n);
-    if (it == loaded.end()) return at::Tensor();
-    at::Tensor t = std::move(it->second);
-    loaded.erase(it);
-    return t;
-  };
-  auto linear = [&take](const std::string& n) { return LinearWeights{take(n + ".weight"), take(n + ".bias")}; };
+  auto take = [&loaded](const std::string& n) { return take_tensor(loaded, n); };
+  auto linear = [&loaded](const std::string& n) { return LinearWeights::take(loaded, n); };
   LtxTransformerWeights w;
   w.proj_in = linear("proj_in");
   w.time_linear_1 = linear("time_embed.emb.timestep_embedder.linear_1");

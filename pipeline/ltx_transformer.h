@@ -25,14 +25,9 @@
 #include "pipeline/ltx_rope.h"
 #include "pipeline/model_config.h"
 #include "pipeline/safetensors.h"
+#include "pipeline/weight_loader.h"
 
 namespace ltx::pipeline {
-
-struct LinearWeights {
-  at::Tensor weight;  // [out, in]
-  at::Tensor bias;    // [out] or undefined
-  at::Tensor operator()(const at::Tensor& x) const;
-};
 
 struct LtxAttentionWeights {
   LinearWeights to_q, to_k, to_v, to_out;
@@ -116,8 +111,7 @@ class LtxTransformer {
                                              dist::Communicator& comm, at::ScalarType dtype,
                                              const at::Device& device);
   // The expected tensor names (diffusers naming) and shapes for a config.
-  static std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(
-      const TransformerConfig& config);
+  static std::vector<ExpectedTensor> expected_tensors(const TransformerConfig& config);
 
   const TransformerConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }

@@ -27,6 +27,26 @@ INSTANTIATE_TEST_SUITE_P(Transformer, Parity,
                                            "ltx_transformer_f3h4w6_tokentimestep",
                                            "ltx_transformer_f5h2w3"));
 
+INSTANTIATE_TEST_SUITE_P(TextEncoders, Parity,
+                         ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
+
+// The text encoders in bf16 against the fp32 reference (tolerance 3e-2).
+class ParityBf16 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ParityBf16, StaysCloseToTheFp32Reference) {
+  dist::LocalCommunicator comm;
+  ParityOptions options;
+  options.dtype = at::kBFloat16;
+  auto report = run_parity_case(testing::fixture_dir(GetParam()), comm, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("[bf16] %s", report->to_string().c_str());
+  EXPECT_TRUE(report->pass()) << report->to_string();
+  for (const auto& r : report->results) EXPECT_DOUBLE_EQ(r.tol_rel_l2, 3e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(TextEncoders, ParityBf16,
+                         ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
+
 TEST(ParityRunner, UnknownCasesAndBadFoldersAreErrors) {
   dist::LocalCommunicator comm;
   EXPECT_EQ(run_parity_case("/nonexistent", comm).status().code(), StatusCode::kNotFound);
