@@ -9,6 +9,7 @@
 #include "pipeline/gemma3_encoder.h"
 #include "pipeline/ltx_transformer.h"
 #include "pipeline/t5_encoder.h"
+#include "pipeline/video_generation.h"
 #include "pipeline/model_config.h"
 #include "pipeline/safetensors.h"
 
@@ -37,6 +38,7 @@ ParityResult compare(const std::string& name, const at::Tensor& got, const at::T
 
 Result<at::ScalarType> case_dtype(const json& c, const std::string& where) {
   std::string d = c.value("dtype", "float32");
+  d = d.substr(0, d.find(' '));  // "float32 (sigmas_linspace float64)"
   if (d == "float32") return at::kFloat;
   if (d == "bfloat16") return at::kBFloat16;
   if (d == "float16") return at::kHalf;
@@ -84,6 +86,109 @@ Result<std::vector<ParityResult>> run_t5_case(const fs::path& dir, at::ScalarTyp
   // The case's reference output covers every position (all keys are masked the same way).
   return std::vector<ParityResult>{compare("out.last_hidden_state", model.encode(ids, mask, true), want,
                                            fp32 ? 1e-5 : 3e-2, fp32 ? 1e-4 : 0)};
+}
+
+Result<std::vector<ParityResult>> run_vae_case(const fs::path& dir, at::ScalarType dtype) {
+  LTX_ASSIGN_OR_RETURN(auto config, pipeline::load_vae_config((dir / "config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto weights, pipeline::SafetensorsCheckpoint::open((dir / "weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto vae, pipeline::LtxVaeDecoder::from_checkpoint(config, weights, dtype, at::kCPU));
+  LTX_ASSIGN_OR_RETURN(at::Tensor z, io->tensor("in.z"));
+  LTX_ASSIGN_OR_RETURN(at::Tensor want, io->tensor("out.sample"));
+  std::optional<at::Tensor> temb;
+  if (io->contains("in.temb")) temb = *io->tensor("in.temb");
+  const bool fp32 = dtype == at::kFloat;
+  return std::vector<ParityResult>{compare("out.sample", vae.decode(z, temb), want, fp32 ? 1e-5 : 3e-2, fp32 ? 1e-4 : 0)};
+}
+
+Result<std::vector<ParityResult>> run_scheduler_case(const fs::path& dir, const json& c) {
+  LTX_ASSIGN_OR_RETURN(auto config, pipeline::load_scheduler_config((dir / "config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  pipeline::FlowMatchScheduler scheduler(config);
+  std::vector<ParityResult> results;
+  auto as_tensor = [](const std::vector<float>& v) { return at::tensor(v, at::kFloat); };
+  for (const json& pair : c.at("pairs")) {
+    const std::string p = "p" + std::to_string(pair.at("index").get<int>());
+    const int64_t steps = pair.at("num_inference_steps").get<int64_t>();
+    const int64_t seq = pair.at("video_sequence_length").get<int64_t>();
+    LTX_ASSIGN_OR_RETURN(auto schedule, scheduler.schedule(steps, seq));
+    LTX_ASSIGN_OR_RETURN(at::Tensor sig, io->tensor("out." + p + ".sigmas"));
+    LTX_ASSIGN_OR_RETURN(at::Tensor ts, io->tensor("out." + p + ".timesteps"));
+    results.push_back(compare("out." + p + ".sigmas", as_tensor(schedule.sigmas), sig, 1e-6, 0));
+    results.push_back(compare("out." + p + ".timesteps", as_tensor(schedule.timesteps), ts, 1e-6, 0));
+    const double mu = scheduler.shift_mu(seq);
+    ParityResult m;
+    m.output = "mu(" + p + ")";
+    m.rel_l2 = std::abs(mu - pair.at("mu").get<double>()) / std::abs(pair.at("mu").get<double>());
+    m.tol_rel_l2 = 1e-12;
+    results.push_back(m);
+  }
+  // The Euler loop.
+  const json& e = c.at("euler");
+  LTX_ASSIGN_OR_RETURN(auto schedule, scheduler.schedule(e.at("num_inference_steps").get<int64_t>(),
+                                                         e.at("video_sequence_length").get<int64_t>()));
+  LTX_ASSIGN_OR_RETURN(at::Tensor sample, io->tensor("in.euler.sample0"));
+  for (int64_t i = 0; i < schedule.steps(); ++i) {
+    LTX_ASSIGN_OR_RETURN(at::Tensor v, io->tensor("in.euler.model_output" + std::to_string(i)));
+    LTX_ASSIGN_OR_RETURN(at::Tensor want, io->tensor("out.euler.sample" + std::to_string(i + 1)));
+    sample = scheduler.step(sample, v, schedule, i);
+    results.push_back(compare("out.euler.sample" + std::to_string(i + 1), sample, want, 1e-6, 0));
+  }
+  return results;
+}
+
+Result<std::vector<ParityResult>> run_pipeline_case(const fs::path& dir, const json& c, dist::Communicator& comm,
+                                                    at::ScalarType dtype) {
+  LTX_ASSIGN_OR_RETURN(auto tconfig, pipeline::load_transformer_config((dir / "transformer/config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto tweights, pipeline::SafetensorsCheckpoint::open((dir / "transformer/weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto model, pipeline::LtxTransformer::from_checkpoint(tconfig, tweights, comm, dtype, comm.device()));
+  LTX_ASSIGN_OR_RETURN(auto vconfig, pipeline::load_vae_config((dir / "vae/config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto vweights, pipeline::SafetensorsCheckpoint::open((dir / "vae/weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto vae, pipeline::LtxVaeDecoder::from_checkpoint(vconfig, vweights, at::kFloat, at::kCPU));
+  LTX_ASSIGN_OR_RETURN(auto sconfig, pipeline::load_scheduler_config((dir / "scheduler/scheduler_config.json").string()));
+  LTX_ASSIGN_OR_RETURN(auto io, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  pipeline::FlowMatchScheduler scheduler(sconfig);
+
+  const json& kw = c.at("kwargs");
+  const json& derived = c.at("derived");
+  pipeline::LatentGrid grid{derived.at("latent_num_frames").get<int64_t>(), derived.at("latent_height").get<int64_t>(),
+                            derived.at("latent_width").get<int64_t>(), 0};
+  pipeline::RopeSettings rope;
+  rope.frame_rate = kw.at("frame_rate").get<double>();
+  pipeline::DenoiseSettings settings;
+  settings.guidance_scale = kw.at("guidance_scale").get<double>();
+  settings.guidance_rescale = kw.at("guidance_rescale").get<double>();
+  LTX_ASSIGN_OR_RETURN(auto schedule, scheduler.schedule(kw.at("num_inference_steps").get<int64_t>(), grid.num_tokens()));
+
+  auto t = [&io](const char* n) { return value_or_throw(io->tensor(n)); };
+  const at::Device dev = comm.device();
+  auto text = model.prepare_text(at::cat({t("in.negative_prompt_embeds"), t("in.prompt_embeds")}).to(dev),
+                                 at::cat({t("in.negative_prompt_attention_mask"), t("in.prompt_attention_mask")}).to(dev));
+  auto shard = parallel::SequenceShard::make(grid.num_tokens(), comm.size(), comm.rank());
+  std::vector<at::Tensor> outputs, steps;
+  auto observer = [&](int64_t, const at::Tensor& out, const at::Tensor& latents) {
+    outputs.push_back(parallel::gather_sequence(comm, shard, out, 1));
+    steps.push_back(parallel::gather_sequence(comm, shard, latents, 1));
+  };
+  at::Tensor local = pipeline::denoise(model, scheduler, schedule, text, grid, rope, shard,
+                                       shard.take(t("in.latents").to(dev), 1), settings, observer);
+  at::Tensor latents = parallel::gather_sequence(comm, shard, local, 1).cpu();
+  pipeline::DecodeSettings decode;
+  decode.decode_timestep = kw.at("decode_timestep").get<double>();
+  decode.decode_noise_scale = kw.at("decode_noise_scale").get<double>();
+  at::Tensor decoder_input;
+  at::Tensor frames = pipeline::decode_video(vae, latents, grid, decode, at::Generator(), t("in.decode_noise"), &decoder_input);
+
+  const bool fp32 = dtype == at::kFloat;
+  const double tol = fp32 ? 1e-5 : 3e-2, tol_abs = fp32 ? 1e-4 : 0;
+  std::vector<ParityResult> r;
+  r.push_back(compare("out.timesteps", at::tensor(schedule.timesteps, at::kFloat), t("out.timesteps"), 1e-6, 0));
+  r.push_back(compare("out.noise_pred_cfg_batch", at::stack(outputs).cpu(), t("out.noise_pred_cfg_batch"), tol, tol_abs));
+  r.push_back(compare("out.step_latents", at::stack(steps).cpu(), t("out.step_latents"), tol, tol_abs));
+  r.push_back(compare("out.latents", latents, t("out.latents"), tol, tol_abs));
+  r.push_back(compare("out.vae_decode_z", decoder_input, t("out.vae_decode_z"), tol, tol_abs));
+  r.push_back(compare("out.frames", frames, t("out.frames"), tol, tol_abs));
+  return r;
 }
 
 Result<std::vector<ParityResult>> run_transformer_case(const fs::path& dir, const json& c,
@@ -156,6 +261,12 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
         LTX_ASSIGN_OR_RETURN(report.results, run_transformer_case(dir, c, comm, dtype));
       } else if (report.call.rfind("transformers.Gemma3TextModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_gemma3_case(dir, dtype));
+      } else if (report.call.rfind("diffusers.AutoencoderKLLTXVideo", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_vae_case(dir, dtype));
+      } else if (report.call.rfind("FlowMatchEulerDiscreteScheduler", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_scheduler_case(dir, c));
+      } else if (report.call.rfind("diffusers.LTXPipeline", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_pipeline_case(dir, c, comm, dtype));
       } else if (report.call.rfind("transformers.T5EncoderModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_t5_case(dir, dtype));
       } else {

@@ -8,6 +8,7 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "common/torch_compat.h"
+#include "pipeline/embeddings.h"
 
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
@@ -38,16 +39,6 @@ std::optional<std::string> canonical_name(const std::string& raw) {
   replace_all(&n, ".q_norm.", ".norm_q.");
   replace_all(&n, ".k_norm.", ".norm_k.");
   return n;
-}
-
-// Sinusoidal timestep features [M, 256], fp32 (cos first: flip_sin_to_cos).
-at::Tensor timestep_sinusoid(const at::Tensor& t) {
-  const int64_t half = kTimestepChannels / 2;
-  auto f32 = at::TensorOptions().dtype(at::kFloat).device(t.device());
-  at::Tensor exponent = at::arange(0, half, f32) * (-std::log(10000.0)) / static_cast<double>(half);
-  at::Tensor freqs = at::exp(exponent);
-  at::Tensor args = t.to(at::kFloat).unsqueeze(1) * freqs.unsqueeze(0);
-  return at::cat({at::cos(args), at::sin(args)}, 1);
 }
 
 at::Tensor gelu_tanh(const at::Tensor& x) { return at::gelu(x, "tanh"); }
@@ -204,7 +195,7 @@ std::pair<at::Tensor, at::Tensor> LtxTransformer::embed_timestep(const at::Tenso
   auto [values, inverse, counts] = at::_unique2(flat, /*sorted=*/true, /*return_inverse=*/true,
                                                 /*return_counts=*/false);
   (void)counts;
-  at::Tensor s = timestep_sinusoid(values).to(dtype_);
+  at::Tensor s = timestep_sinusoid(values, kTimestepChannels).to(dtype_);
   at::Tensor e = w_.time_linear_2(at::silu(w_.time_linear_1(s)));  // embedded timestep
   at::Tensor temb = w_.time_linear(at::silu(e));
   e = e.index_select(0, inverse.reshape(-1));
