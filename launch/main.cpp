@@ -1,70 +1,75 @@
 // ltx-worker: the one binary of the project.
 //
-//   mpirun -n N ltx-worker inspect PATH   open a checkpoint and describe it
+//   mpirun -n N ltx-worker generate --prompt TEXT [options] --out video.mp4
+//   mpirun -n N ltx-worker inspect PATH
 //
-// Serving (`--model DIR`) and `generate` arrive with the pipeline and service
-// issues. Every rank runs main(); rank 0 does the work of a subcommand and the
-// group ends together, with exit code 0 on success.
-#include <boost/program_options.hpp>
+// Every rank runs main() with the same arguments; the group ends together
+// with one exit code (0 success, 1 failure, 2 bad arguments). Serving
+// (`--model DIR` without a subcommand) arrives with the service issue.
+#include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "common/check.h"
 #include "common/logging.h"
 #include "dist/world.h"
+#include "launch/generate_command.h"
 #include "launch/inspect_command.h"
-
-namespace po = boost::program_options;
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: ltx-worker [--log-level LEVEL] inspect PATH\n"
-    "  inspect PATH   describe a checkpoint (a .safetensors file, an index.json or a model folder)\n";
+    "usage: ltx-worker [--log-level LEVEL] COMMAND [ARGS]\n"
+    "  generate --prompt TEXT [--model DIR] [--width --height --frames --steps --guidance --seed --fps]\n"
+    "           [--png-dir DIR] --out video.mp4     make one video (ltx-worker generate --help)\n"
+    "  inspect PATH                                describe a checkpoint file, index or model folder\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string command, path, level = "info";
-  po::options_description opts("options");
-  opts.add_options()("help,h", "show this help")(
-      "log-level", po::value(&level), "trace|debug|info|warn|error|off")(
-      "command", po::value(&command), "subcommand")("path", po::value(&path), "argument");
-  po::positional_options_description pos;
-  pos.add("command", 1).add("path", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    std::cerr << "ltx-worker: " << e.what() << "\n" << kUsage;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // Global flags come before the command.
+  while (!args.empty() && args[0].rfind("--", 0) == 0) {
+    if (args[0] == "--help" || args[0] == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (args[0] == "--log-level" && args.size() >= 2) {
+      auto level = ltx::parse_log_level(args[1]);
+      if (!level) {
+        std::cerr << "ltx-worker: --log-level \"" << args[1] << "\" is not one of trace|debug|info|warn|error|off\n";
+        return 2;
+      }
+      ltx::set_log_level(*level);
+      args.erase(args.begin(), args.begin() + 2);
+      continue;
+    }
+    std::cerr << "ltx-worker: unknown option " << args[0] << "\n" << kUsage;
     return 2;
   }
-  if (vm.count("help")) {
-    std::cout << kUsage << opts;
-    return 0;
-  }
-  auto parsed_level = ltx::parse_log_level(level);
-  if (!parsed_level) {
-    std::cerr << "ltx-worker: --log-level \"" << level << "\" is not one of trace|debug|info|warn|error|off\n";
+  if (args.empty() || (args[0] != "generate" && args[0] != "inspect")) {
+    std::cerr << kUsage;
     return 2;
   }
-  ltx::set_log_level(*parsed_level);
-  if (command != "inspect" || path.empty()) {
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "inspect" && args.size() != 1) {
     std::cerr << kUsage;
     return 2;
   }
 
   ltx::dist::World world(&argc, &argv);
+  if (command == "generate") return ltx::launch::run_generate(world, args);
+
   int rc = 0;
   if (world.is_root()) {
-    ltx::Status st = ltx::launch::run_inspect(path, std::cout);
+    ltx::Status st = ltx::launch::run_inspect(args[0], std::cout);
     if (!st.ok()) {
       LTX_LOG(kError) << st.to_string();
       rc = 1;
     }
   }
-  // Every rank leaves with rank 0's verdict.
-  MPI_Bcast(&rc, 1, MPI_INT, 0, world.comm());
-  LTX_LOG(kInfo) << "rank " << world.rank() << " of " << world.size() << " done";
+  MPI_Bcast(&rc, 1, MPI_INT, 0, world.comm());  // every rank leaves with rank 0's verdict
   return rc;
 }

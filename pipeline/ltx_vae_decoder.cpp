@@ -128,6 +128,10 @@ at::Tensor depth_to_space(const at::Tensor& x) {
 
 }  // namespace
 
+std::vector<ExpectedTensor> vae_expected_tensors(const VaeConfig& config) {
+  return expected(config, layout_of(config));
+}
+
 Result<LtxVaeDecoder> LtxVaeDecoder::load(const std::string& folder, at::ScalarType dtype, const at::Device& device) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {

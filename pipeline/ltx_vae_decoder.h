@@ -27,6 +27,9 @@ struct VaeTiling {
   int64_t stride_latent = 14;  // tile stride (448 px); tile - stride = overlap
 };
 
+// The tensors (diffusers names, shapes) a decoder with this config loads.
+std::vector<ExpectedTensor> vae_expected_tensors(const VaeConfig& config);
+
 class LtxVaeDecoder {
  public:
   // A diffusers vae/ folder (config.json + weights) or an original single-file

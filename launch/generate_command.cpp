@@ -1,0 +1,147 @@
+#include "launch/generate_command.h"
+
+#include <ATen/Parallel.h>
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "dist/communicator.h"
+#include "pipeline/prompt_encoder.h"
+#include "pipeline/small_model.h"
+#include "pipeline/text_to_video.h"
+#include "pipeline/video_file.h"
+
+namespace ltx::launch {
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct GenerateOptions {
+  pipeline::GenerationRequest request;
+  std::string model;
+  std::string out = "video.mp4";
+  std::string png_dir;
+  std::string backend = "auto";
+};
+
+// Rank 0's verdict (code + message + a string payload) reaches every rank.
+Status broadcast_status(dist::World& world, const Status& local, std::string* payload) {
+  int32_t code = static_cast<int32_t>(local.code());
+  MPI_Bcast(&code, 1, MPI_INT32_T, 0, world.comm());
+  std::string text = world.is_root() ? (local.ok() ? *payload : local.message()) : std::string();
+  int64_t n = static_cast<int64_t>(text.size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, 0, world.comm());
+  text.resize(n);
+  MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, world.comm());
+  if (code != 0) return Status(is_known_status_code(code) ? static_cast<StatusCode>(code) : StatusCode::kInternal, text);
+  *payload = text;
+  return Status();
+}
+
+}  // namespace
+
+int run_generate(dist::World& world, const std::vector<std::string>& args) {
+  GenerateOptions o;
+  auto& r = o.request;
+  po::options_description desc("ltx-worker generate");
+  desc.add_options()("help,h", "show this help")
+      ("prompt", po::value(&r.prompt), "what the video shows (required)")
+      ("negative-prompt", po::value(&r.negative_prompt), "what it should not show")
+      ("model", po::value(&o.model), "model folder (diffusers layout); default: the built-in small model")
+      ("width", po::value(&r.width)->default_value(r.width), "multiple of 32")
+      ("height", po::value(&r.height)->default_value(r.height), "multiple of 32")
+      ("frames", po::value(&r.num_frames)->default_value(r.num_frames), "8k+1")
+      ("steps", po::value(&r.num_steps)->default_value(r.num_steps), "denoising steps")
+      ("guidance", po::value(&r.guidance_scale)->default_value(r.guidance_scale), "classifier-free guidance scale (>= 0)")
+      ("seed", po::value(&r.seed)->default_value(r.seed), "noise seed")
+      ("fps", po::value(&r.fps)->default_value(r.fps), "frames per second")
+      ("out", po::value(&o.out)->default_value(o.out), "MP4 file to write")
+      ("png-dir", po::value(&o.png_dir), "also write every frame as PNG into this folder")
+      ("backend", po::value(&o.backend)->default_value(o.backend), "mpi|nccl|auto");
+  po::variables_map vm;
+  Status parsed;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    parsed = invalid_argument_error(e.what());
+  }
+  if (vm.count("help")) {
+    if (world.is_root()) std::cout << desc;
+    return 0;
+  }
+
+  // Rank 0 validates everything before the first collective of the job.
+  std::string model_dir;
+  Status verdict = parsed;
+  if (world.is_root() && verdict.ok()) {
+    verdict = pipeline::validate_request(r);
+    if (verdict.ok() && (o.out.empty() || (o.out.size() < 4 || o.out.substr(o.out.size() - 4) != ".mp4"))) {
+      verdict = invalid_argument_error("--out must name an .mp4 file, got '" + o.out + "'");
+    }
+    if (verdict.ok() && !dist::parse_backend(o.backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
+    if (verdict.ok()) {
+      if (o.model.empty()) {
+        auto builtin = pipeline::ensure_builtin_model();
+        verdict = builtin.status();
+        if (builtin.ok()) model_dir = *builtin;
+      } else if (!fs::is_regular_file(fs::path(o.model) / "model_index.json")) {
+        verdict = not_found_error("--model " + o.model + ": not a model folder (no readable model_index.json)");
+      } else {
+        model_dir = o.model;
+      }
+    }
+  }
+  verdict = broadcast_status(world, verdict, &model_dir);
+  if (!verdict.ok()) {
+    if (world.is_root()) std::fprintf(stderr, "ltx-worker generate: %s\n", verdict.message().c_str());
+    return verdict.code() == StatusCode::kInvalidArgument || verdict.code() == StatusCode::kNotFound ? 2 : 1;
+  }
+
+  // One thread per rank when ranks share a node, unless the user chose.
+  if (std::getenv("OMP_NUM_THREADS") == nullptr && world.info().local_size > 1) {
+    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.info().local_size));
+  }
+  Status done = catch_to_status([&]() -> Status {
+    LTX_ASSIGN_OR_RETURN(auto comm, dist::make_communicator(world, *dist::parse_backend(o.backend)));
+    LTX_ASSIGN_OR_RETURN(auto model, pipeline::LtxVideoModel::load(model_dir, *comm, at::kFloat));
+    std::optional<pipeline::TextEncoder> encoder = std::move(model.text_encoder);
+    model.text_encoder.reset();
+    pipeline::PromptEncoder prompts(*comm, std::move(encoder));
+    pipeline::TextToVideo t2v(model, *comm, prompts);
+    if (world.is_root()) {
+      LTX_LOG(kInfo) << "generating " << r.width << "x" << r.height << ", " << r.num_frames << " frames, "
+                     << r.num_steps << " steps on " << comm->size() << " rank(s) (" << comm->backend_name()
+                     << "), model " << model_dir;
+    }
+    auto video = t2v.generate(r, [&](int64_t i, int64_t n, double s) {
+      if (world.is_root()) std::fprintf(stderr, "step %lld/%lld  %.2fs\n", static_cast<long long>(i + 1), static_cast<long long>(n), s);
+    });
+    LTX_RETURN_IF_ERROR(video.status());
+    if (!world.is_root()) return Status();
+    LTX_RETURN_IF_ERROR(pipeline::write_mp4(o.out, video->frames, r.fps));
+    if (!o.png_dir.empty()) LTX_RETURN_IF_ERROR(pipeline::write_png_frames(o.png_dir, video->frames));
+    LTX_ASSIGN_OR_RETURN(auto info, pipeline::probe_video(o.out));
+    std::printf("wrote %s: %lldx%lld, %lld frames at %.3g fps (%s); denoise %.2fs, decode %.2fs\n", o.out.c_str(),
+                static_cast<long long>(info.width), static_cast<long long>(info.height),
+                static_cast<long long>(info.frames), info.fps, info.codec.c_str(), video->denoise_seconds,
+                video->decode_seconds);
+    return Status();
+  });
+  // Every rank leaves with rank 0's verdict (and its own error if it had one).
+  std::string unused;
+  Status final_status = broadcast_status(world, done, &unused);
+  if (!done.ok()) {
+    std::fprintf(stderr, "ltx-worker generate [rank %d]: %s\n", world.rank(), done.to_string().c_str());
+  } else if (!final_status.ok() && world.is_root()) {
+    std::fprintf(stderr, "ltx-worker generate: %s\n", final_status.to_string().c_str());
+  }
+  return done.ok() && final_status.ok() ? 0 : 1;
+}
+
+}  // namespace ltx::launch

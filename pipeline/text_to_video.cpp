@@ -1,0 +1,158 @@
+#include "pipeline/text_to_video.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "pipeline/video_generation.h"
+
+namespace ltx::pipeline {
+namespace fs = std::filesystem;
+
+Status validate_request(const GenerationRequest& r, const GenerationLimits& l) {
+  auto bad = [](const std::string& m) { return invalid_argument_error(m); };
+  if (r.prompt.empty()) return bad("prompt must not be empty");
+  if (static_cast<int64_t>(r.prompt.size()) > l.max_prompt_bytes ||
+      static_cast<int64_t>(r.negative_prompt.size()) > l.max_prompt_bytes) {
+    return bad("prompt and negative_prompt must be at most " + std::to_string(l.max_prompt_bytes) + " bytes");
+  }
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", r.width}, {"height", r.height}}) {
+    if (v <= 0 || v % 32 != 0) return bad(std::string(name) + " must be a positive multiple of 32, got " + std::to_string(v));
+    if (v > l.max_side) return bad(std::string(name) + " must be at most " + std::to_string(l.max_side) + ", got " + std::to_string(v));
+  }
+  if (r.num_frames < 1 || (r.num_frames - 1) % 8 != 0) {
+    return bad("num_frames must be 8k+1 (1, 9, 17, ...), got " + std::to_string(r.num_frames));
+  }
+  if (r.num_frames > l.max_frames) return bad("num_frames must be at most " + std::to_string(l.max_frames));
+  if (r.num_steps < 1 || r.num_steps > l.max_steps) {
+    return bad("num_inference_steps must be in [1, " + std::to_string(l.max_steps) + "], got " + std::to_string(r.num_steps));
+  }
+  if (!std::isfinite(r.guidance_scale) || r.guidance_scale < 0) {
+    return bad("guidance_scale must be a non-negative number, got " + std::to_string(r.guidance_scale));
+  }
+  if (!(r.guidance_rescale >= 0 && r.guidance_rescale <= 1)) return bad("guidance_rescale must be in [0, 1]");
+  if (!(r.fps > 0 && r.fps <= 240)) return bad("fps must be in (0, 240], got " + std::to_string(r.fps));
+  if (!(r.decode_timestep >= 0 && r.decode_timestep <= 1)) return bad("decode_timestep must be in [0, 1]");
+  if (!(r.decode_noise_scale >= 0 && r.decode_noise_scale <= 1)) return bad("decode_noise_scale must be in [0, 1]");
+  return Status();
+}
+
+namespace {
+
+// Every rank's verdict; true only when all ranks are ok (collective).
+bool all_ranks_ok(dist::Communicator& comm, bool ok) {
+  at::Tensor flag = at::full({1}, ok ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(comm.device()));
+  return comm.all_gather(flag).min().item<int>() == 1;
+}
+
+Result<int64_t> tokenizer_max_length(const fs::path& folder) {
+  auto text = read_text_file((folder / "tokenizer" / "tokenizer_config.json").string());
+  if (!text.ok()) return int64_t{128};
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_object() && j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
+    const int64_t v = j["model_max_length"].get<int64_t>();
+    // Hub files sometimes carry a huge sentinel here; LTXPipeline uses 128.
+    return (v >= 2 && v <= 1024) ? v : int64_t{128};
+  }
+  return int64_t{128};
+}
+
+}  // namespace
+
+Result<LtxVideoModel> LtxVideoModel::load(const std::string& folder, dist::Communicator& comm, at::ScalarType dtype) {
+  LtxVideoModel m;
+  m.folder = folder;
+  const fs::path dir(folder);
+  Status local = catch_to_status([&]() -> Status {
+    LTX_ASSIGN_OR_RETURN(std::string index, read_text_file((dir / "model_index.json").string()));
+    (void)index;
+    LTX_ASSIGN_OR_RETURN(auto t, LtxTransformer::load((dir / "transformer").string(), comm, dtype, comm.device()));
+    m.transformer = std::make_unique<LtxTransformer>(std::move(t));
+    LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
+    m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
+    if (comm.rank() == 0) {
+      LTX_ASSIGN_OR_RETURN(m.vae, LtxVaeDecoder::load((dir / "vae").string(), at::kFloat, at::kCPU));
+      LTX_ASSIGN_OR_RETURN(m.text_max_length, tokenizer_max_length(dir));
+      LTX_ASSIGN_OR_RETURN(auto te_text, read_text_file((dir / "text_encoder" / "config.json").string()));
+      if (te_text.find("gemma3") != std::string::npos) {
+        LTX_ASSIGN_OR_RETURN(auto tok, Tokenizer::load((dir / "tokenizer" / "tokenizer.model").string(), TokenizerRules::gemma(m.text_max_length)));
+        LTX_ASSIGN_OR_RETURN(auto enc, Gemma3TextEncoder::load((dir / "text_encoder").string(), at::kFloat, at::kCPU));
+        m.text_encoder = TextEncoder::gemma3(std::move(tok), std::move(enc));
+      } else {
+        LTX_ASSIGN_OR_RETURN(auto tok, Tokenizer::load((dir / "tokenizer" / "spiece.model").string(), TokenizerRules::t5(m.text_max_length)));
+        LTX_ASSIGN_OR_RETURN(auto enc, T5Encoder::load((dir / "text_encoder").string(), at::kFloat, at::kCPU));
+        // diffusers LTXPipeline does not give T5 the mask.
+        m.text_encoder = TextEncoder::t5(std::move(tok), std::move(enc), /*mask_to_t5=*/false);
+      }
+      if (m.transformer->config().caption_channels <= 0) return invalid_argument_error("bad transformer config");
+    }
+    return Status();
+  });
+  if (!all_ranks_ok(comm, local.ok())) {
+    if (!local.ok()) return local.with_context("loading " + folder);
+    return unavailable_error("loading " + folder + " failed on another rank");
+  }
+  return m;
+}
+
+Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const ProgressFn& progress) {
+  using clock = std::chrono::steady_clock;
+  const LtxTransformer& model = *model_.transformer;
+  const int64_t spatial = 32, temporal = 8;
+  const LatentGrid grid{(r.num_frames - 1) / temporal + 1, r.height / spatial, r.width / spatial, 0};
+  const int64_t channels = model.config().in_channels;
+  const bool cfg = r.guidance_scale > 1.0;
+
+  // 1. Text: rank 0 encodes [negative, positive]; everyone receives them.
+  LTX_ASSIGN_OR_RETURN(EncodedPrompts text, prompts_.encode(comm_.rank() == 0
+                                                                ? std::vector<std::string>{r.negative_prompt, r.prompt}
+                                                                : std::vector<std::string>{}));
+  at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
+  at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
+  TextConditioning cond = model.prepare_text(emb, mask);
+
+  // 2. The same noise on every rank, whatever the group size.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
+  at::Tensor noise = at::randn({1, channels, grid.frames, grid.height, grid.width}, gen);
+  auto shard = parallel::SequenceShard::make(grid.num_tokens(), comm_.size(), comm_.rank());
+  at::Tensor latents = shard.take(pack_latents(noise), 1).to(model.device());
+
+  // 3. Denoise this rank's shard.
+  LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
+  RopeSettings rope;
+  rope.frame_rate = r.fps;
+  DenoiseSettings settings;
+  settings.guidance_scale = r.guidance_scale;
+  settings.guidance_rescale = r.guidance_rescale;
+  auto t0 = clock::now();
+  auto last = t0;
+  StepObserver observer = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
+    auto now = clock::now();
+    if (progress) progress(i, schedule.steps(), std::chrono::duration<double>(now - last).count());
+    last = now;
+  };
+  at::Tensor local = denoise(model, *model_.scheduler, schedule, cond, grid, rope, shard, latents, settings, observer);
+
+  // 4. Rank 0 gathers and decodes.
+  GeneratedVideo out;
+  out.denoise_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  at::Tensor gathered = comm_.gather(local.contiguous(), 0);
+  if (comm_.rank() != 0) return out;
+  // gather concatenates along dim 0: [N * 1, shard_len, C] -> [1, N * shard_len, C]
+  at::Tensor packed = gathered.reshape({1, -1, channels});
+  out.latents = shard.unpad(packed, 1).cpu();
+  auto t1 = clock::now();
+  DecodeSettings ds;
+  ds.decode_timestep = r.decode_timestep;
+  ds.decode_noise_scale = r.decode_noise_scale;
+  auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
+  LTX_INTERNAL_ASSERT(model_.vae.has_value(), "rank 0 has no VAE");
+  out.frames = decode_video(*model_.vae, out.latents, grid, ds, decode_gen)[0];
+  out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return out;
+}
+
+}  // namespace ltx::pipeline

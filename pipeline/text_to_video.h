@@ -1,0 +1,92 @@
+// TextToVideo: one text-to-video generation on the whole group.
+//
+// LtxVideoModel is a loaded model folder (diffusers layout): the transformer
+// and scheduler on every rank, the tokenizer + text encoder and the VAE on
+// rank 0 only. TextToVideo::generate() is collective: rank 0 encodes the
+// prompts and broadcasts the embeddings, every rank denoises its token shard
+// (the same seeded noise on every rank, whatever the group size), rank 0
+// gathers the latents and decodes them. Requests are validated on rank 0
+// before any collective (validate_request). One generation at a time per
+// group, driven by the thread that owns the communicator.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "dist/communicator.h"
+#include "pipeline/flow_match_scheduler.h"
+#include "pipeline/ltx_transformer.h"
+#include "pipeline/ltx_vae_decoder.h"
+#include "pipeline/prompt_encoder.h"
+
+namespace ltx::pipeline {
+
+struct GenerationRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  int64_t width = 256;        // multiple of 32
+  int64_t height = 192;       // multiple of 32
+  int64_t num_frames = 17;    // 8k + 1
+  int64_t num_steps = 8;
+  double guidance_scale = 3.0;   // >= 0; classifier-free guidance when > 1
+  double guidance_rescale = 0.0; // in [0, 1]
+  uint64_t seed = 0;
+  double fps = 25.0;
+  double decode_timestep = 0.05;
+  double decode_noise_scale = 0.025;
+};
+
+// Limits that keep one request within reason for the server.
+struct GenerationLimits {
+  int64_t max_side = 2048;
+  int64_t max_frames = 257;
+  int64_t max_steps = 200;
+  int64_t max_prompt_bytes = 8192;
+};
+
+// Every problem names the field ("width must be a multiple of 32, got 100").
+Status validate_request(const GenerationRequest& request, const GenerationLimits& limits = {});
+
+struct LtxVideoModel {
+  std::string folder;
+  std::unique_ptr<LtxTransformer> transformer;  // every rank
+  std::unique_ptr<FlowMatchScheduler> scheduler;  // every rank
+  std::optional<LtxVaeDecoder> vae;              // rank 0
+  std::optional<TextEncoder> text_encoder;       // rank 0 (moved into a PromptEncoder)
+  int64_t text_max_length = 128;
+
+  // Collective: every rank loads its parts; if any rank fails, every rank
+  // returns an error (the first failing rank's message on that rank).
+  static Result<LtxVideoModel> load(const std::string& folder, dist::Communicator& comm, at::ScalarType dtype);
+};
+
+struct GeneratedVideo {
+  at::Tensor frames;   // [F, 3, H, W] in [0, 1] (rank 0 only)
+  at::Tensor latents;  // normalised packed latents [1, N, C] (rank 0 only)
+  double denoise_seconds = 0;
+  double decode_seconds = 0;
+};
+
+// step (0-based), steps, seconds of that step.
+using ProgressFn = std::function<void(int64_t, int64_t, double)>;
+
+class TextToVideo {
+ public:
+  TextToVideo(LtxVideoModel& model, dist::Communicator& comm, PromptEncoder& prompts)
+      : model_(model), comm_(comm), prompts_(prompts) {}
+
+  // Collective; every rank passes the same (already validated) request.
+  Result<GeneratedVideo> generate(const GenerationRequest& request, const ProgressFn& progress = nullptr);
+
+ private:
+  LtxVideoModel& model_;
+  dist::Communicator& comm_;
+  PromptEncoder& prompts_;
+};
+
+}  // namespace ltx::pipeline

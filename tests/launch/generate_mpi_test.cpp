@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/check.h"
+#include "dist/local_communicator.h"
+#include "dist/world.h"
+#include "launch/generate_command.h"
+#include "pipeline/small_model.h"
+#include "pipeline/text_to_video.h"
+#include "pipeline/video_file.h"
+#include "tests/test_util.h"
+
+namespace ltx::launch {
+namespace {
+
+dist::World& world() {
+  static dist::World w(nullptr, nullptr);
+  return w;
+}
+
+std::string model_dir() {
+  static std::string dir = [] {
+    std::string d;
+    if (world().is_root()) d = value_or_throw(pipeline::ensure_builtin_model());
+    int64_t n = static_cast<int64_t>(d.size());
+    MPI_Bcast(&n, 1, MPI_INT64_T, 0, world().comm());
+    d.resize(n);
+    MPI_Bcast(d.data(), static_cast<int>(n), MPI_CHAR, 0, world().comm());
+    return d;
+  }();
+  return dir;
+}
+
+pipeline::GenerationRequest request() {
+  pipeline::GenerationRequest r;
+  r.prompt = "A golden retriever catches a frisbee in a sunny park";
+  r.negative_prompt = "blurry";
+  r.width = 96;
+  r.height = 64;
+  r.num_frames = 9;
+  r.num_steps = 3;
+  r.guidance_scale = 3.0;
+  r.seed = 42;
+  return r;
+}
+
+// The same video from this group and from a single process.
+TEST(Generation, SameVideoForEveryGroupSize) {
+  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
+  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
+  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
+  pipeline::PromptEncoder prompts(*comm, std::move(enc));
+  pipeline::TextToVideo group(model, *comm, prompts);
+  int steps_seen = 0;
+  auto video = group.generate(request(), [&](int64_t, int64_t, double) { ++steps_seen; });
+  ASSERT_TRUE(video.ok()) << video.status();
+  EXPECT_EQ(steps_seen, 3) << "progress once per step on every rank";
+  if (!world().is_root()) {
+    EXPECT_FALSE(video->frames.defined());
+    return;
+  }
+  ASSERT_EQ(video->frames.sizes(), (std::vector<int64_t>{9, 3, 64, 96}));
+
+  dist::LocalCommunicator alone;
+  auto single_model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), alone, at::kFloat));
+  std::optional<pipeline::TextEncoder> single_enc = std::move(single_model.text_encoder);
+  pipeline::PromptEncoder single_prompts(alone, std::move(single_enc));
+  pipeline::TextToVideo single(single_model, alone, single_prompts);
+  auto want = single.generate(request());
+  ASSERT_TRUE(want.ok()) << want.status();
+
+  auto d = testing::difference(video->latents, want->latents);
+  at::Tensor a = pipeline::frames_to_rgb8(video->frames).to(at::kInt);
+  at::Tensor b = pipeline::frames_to_rgb8(want->frames).to(at::kInt);
+  const int levels = (a - b).abs().max().item<int>();
+  std::printf("  N=%d vs 1: latents %s, frames differ by at most %d level(s)\n", comm->size(),
+              testing::describe(d).c_str(), levels);
+  EXPECT_LT(d.rel_l2, 1e-5);
+  EXPECT_LE(levels, 1);
+}
+
+TEST(GenerateCommand, WritesAPlayableMp4) {
+  std::string out = testing::scratch_dir("gen") + "/video.mp4";
+  // Every rank writes under its own scratch name, but only rank 0's argument is used.
+  MPI_Bcast(out.data(), static_cast<int>(out.size()), MPI_CHAR, 0, world().comm());
+  int rc = run_generate(world(), {"--prompt", "Waves crash against black rocks", "--model", model_dir(), "--width",
+                                  "64", "--height", "64", "--frames", "9", "--steps", "2", "--out", out});
+  EXPECT_EQ(rc, 0);
+  if (world().is_root()) {
+    auto info = pipeline::probe_video(out);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->frames, 9);
+    EXPECT_EQ(info->width, 64);
+    EXPECT_EQ(info->codec, "h264");
+  }
+}
+
+TEST(GenerateCommand, BadInputEndsEveryRankWithAClearError) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--prompt", "x", "--width", "100"},
+      {"--prompt", "x", "--frames", "10"},
+      {"--prompt", "x", "--steps", "0"},
+      {"--prompt", "x", "--guidance", "-1"},
+      {"--prompt", "x", "--model", "/nonexistent/model"},
+      {"--width", "64"},  // no prompt
+      {"--prompt", "x", "--out", "video.avi"},
+      {"--prompt", "x", "--no-such-flag"},
+  };
+  for (const auto& args : bad) {
+    ::testing::internal::CaptureStderr();
+    int rc = run_generate(world(), args);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(rc, 2) << args[args.size() - 1];
+    if (world().is_root()) {
+      EXPECT_NE(err.find("ltx-worker generate:"), std::string::npos) << err;
+    }
+  }
+  MPI_Barrier(world().comm());  // and nobody is stuck in a collective
+}
+
+}  // namespace
+}  // namespace ltx::launch

@@ -1,0 +1,88 @@
+#include "pipeline/video_file.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "pipeline/small_model.h"
+#include "pipeline/text_to_video.h"
+#include "dist/local_communicator.h"
+#include "tests/test_util.h"
+
+namespace ltx::pipeline {
+namespace {
+
+at::Tensor gradient_frames(int64_t n, int64_t h, int64_t w) {
+  at::Tensor t = at::linspace(0, 1, w).view({1, 1, 1, w}).expand({n, 3, h, w}).clone();
+  for (int64_t i = 0; i < n; ++i) t[i][0].fill_(static_cast<double>(i) / n);
+  return t;
+}
+
+TEST(VideoFile, Mp4DecodesBackWithTheRightShapeAndRate) {
+  std::string path = testing::scratch_dir("mp4") + "/v.mp4";
+  ASSERT_TRUE(write_mp4(path, gradient_frames(9, 64, 96), 24.0).ok());
+  auto info = probe_video(path);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->frames, 9);
+  EXPECT_EQ(info->width, 96);
+  EXPECT_EQ(info->height, 64);
+  EXPECT_NEAR(info->fps, 24.0, 1e-6);
+  EXPECT_EQ(info->codec, "h264");
+  auto bytes = encode_mp4(gradient_frames(3, 32, 32), 25.0);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(bytes->substr(4, 4), "ftyp");
+}
+
+TEST(VideoFile, PngFramesAndErrors) {
+  std::string dir = testing::scratch_dir("png");
+  ASSERT_TRUE(write_png_frames(dir, gradient_frames(2, 16, 24)).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/frame_00001.png"));
+  auto png = encode_png(gradient_frames(1, 8, 8)[0]);
+  ASSERT_TRUE(png.ok());
+  EXPECT_EQ(png->substr(1, 3), "PNG");
+  EXPECT_FALSE(write_mp4(dir + "/odd.mp4", gradient_frames(2, 15, 16), 25).ok()) << "odd height";
+  EXPECT_FALSE(write_mp4(dir + "/x.mp4", at::zeros({2, 4, 16, 16}), 25).ok()) << "4 channels";
+  EXPECT_FALSE(write_mp4(dir + "/x.mp4", gradient_frames(2, 16, 16), 0).ok()) << "fps 0";
+  EXPECT_FALSE(write_mp4("/nonexistent/dir/x.mp4", gradient_frames(2, 16, 16), 25).ok());
+  EXPECT_FALSE(probe_video(dir + "/frame_00001.png.missing").ok());
+}
+
+TEST(SmallModel, WritesThePublicLayoutAndLoadsThroughTheSameCode) {
+  std::string dir = testing::scratch_dir("small") + "/model";
+  ASSERT_TRUE(write_small_model(dir, 3).ok());
+  for (const char* f : {"model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
+                        "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
+                        "text_encoder/model.safetensors", "tokenizer/spiece.model", "scheduler/scheduler_config.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
+  }
+  dist::LocalCommunicator alone;
+  auto model = LtxVideoModel::load(dir, alone, at::kFloat);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->transformer->config().num_attention_heads, 4);
+  EXPECT_FALSE(write_small_model(dir).ok()) << "refuses a non-empty folder";
+}
+
+TEST(GenerationRequest, ValidationNamesTheField) {
+  GenerationRequest r;
+  r.prompt = "x";
+  EXPECT_TRUE(validate_request(r).ok());
+  auto field = [&](auto edit, const std::string& name) {
+    GenerationRequest bad = r;
+    edit(bad);
+    Status st = validate_request(bad);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(st.message().find(name), std::string::npos) << st;
+  };
+  field([](auto& b) { b.width = 100; }, "width");
+  field([](auto& b) { b.height = 0; }, "height");
+  field([](auto& b) { b.width = 4096; }, "width");
+  field([](auto& b) { b.num_frames = 10; }, "num_frames");
+  field([](auto& b) { b.num_steps = 0; }, "num_inference_steps");
+  field([](auto& b) { b.guidance_scale = -1; }, "guidance_scale");
+  field([](auto& b) { b.fps = 0; }, "fps");
+  field([](auto& b) { b.prompt = ""; }, "prompt");
+}
+
+}  // namespace
+}  // namespace ltx::pipeline
