@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "dist/communicator.h"
 #include "pipeline/prompt_encoder.h"
 #include "pipeline/small_model.h"
+#include "pipeline/stream_session.h"
 #include "pipeline/text_to_video.h"
 #include "pipeline/video_file.h"
 
@@ -23,6 +25,10 @@ namespace {
 
 struct GenerateOptions {
   pipeline::GenerationRequest request;
+  bool stream = false;
+  int64_t chunks = 3;
+  int64_t chunk_frames = 2;
+  int64_t window = 4;
   std::string model;
   std::string out = "video.mp4";
   std::string png_dir;
@@ -41,6 +47,21 @@ Status broadcast_status(dist::World& world, const Status& local, std::string* pa
   if (code != 0) return Status(is_known_status_code(code) ? static_cast<StatusCode>(code) : StatusCode::kInternal, text);
   *payload = text;
   return Status();
+}
+
+pipeline::StreamSettings stream_settings(const GenerateOptions& o) {
+  pipeline::StreamSettings s;
+  s.prompt = o.request.prompt;
+  s.negative_prompt = o.request.negative_prompt;
+  s.width = o.request.width;
+  s.height = o.request.height;
+  s.num_steps = o.request.num_steps;
+  s.guidance_scale = o.request.guidance_scale;
+  s.seed = o.request.seed;
+  s.fps = o.request.fps;
+  s.chunk_frames = o.chunk_frames;
+  s.window_chunks = o.window;
+  return s;
 }
 
 }  // namespace
@@ -62,7 +83,11 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       ("fps", po::value(&r.fps)->default_value(r.fps), "frames per second")
       ("out", po::value(&o.out)->default_value(o.out), "MP4 file to write")
       ("png-dir", po::value(&o.png_dir), "also write every frame as PNG into this folder")
-      ("backend", po::value(&o.backend)->default_value(o.backend), "mpi|nccl|auto");
+      ("backend", po::value(&o.backend)->default_value(o.backend), "mpi|nccl|auto")
+      ("stream", po::bool_switch(&o.stream), "make the video chunk by chunk with the KV cache (--frames is ignored)")
+      ("chunks", po::value(&o.chunks)->default_value(o.chunks), "chunks to make with --stream")
+      ("chunk-frames", po::value(&o.chunk_frames)->default_value(o.chunk_frames), "latent frames per chunk (8 video frames each)")
+      ("window", po::value(&o.window)->default_value(o.window), "chunks the KV cache keeps");
   po::variables_map vm;
   Status parsed;
   try {
@@ -81,6 +106,10 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   Status verdict = parsed;
   if (world.is_root() && verdict.ok()) {
     verdict = pipeline::validate_request(r);
+    if (verdict.ok() && o.stream) verdict = pipeline::validate_stream_settings(stream_settings(o));
+    if (verdict.ok() && o.stream && (o.chunks < 1 || o.chunks > 1000)) {
+      verdict = invalid_argument_error("--chunks must be in [1, 1000], got " + std::to_string(o.chunks));
+    }
     if (verdict.ok() && (o.out.empty() || (o.out.size() < 4 || o.out.substr(o.out.size() - 4) != ".mp4"))) {
       verdict = invalid_argument_error("--out must name an .mp4 file, got '" + o.out + "'");
     }
@@ -119,9 +148,34 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
                      << r.num_steps << " steps on " << comm->size() << " rank(s) (" << comm->backend_name()
                      << "), model " << model_dir;
     }
-    auto video = t2v.generate(r, [&](int64_t i, int64_t n, double s) {
+    auto progress = [&](int64_t i, int64_t n, double s) {
       if (world.is_root()) std::fprintf(stderr, "step %lld/%lld  %.2fs\n", static_cast<long long>(i + 1), static_cast<long long>(n), s);
-    });
+    };
+    Result<pipeline::GeneratedVideo> video = internal_error("not generated");
+    if (o.stream) {
+      pipeline::KvBudget budget;
+      LTX_ASSIGN_OR_RETURN(auto session, pipeline::StreamSession::create("cli", stream_settings(o), model, *comm, prompts, &budget));
+      pipeline::GeneratedVideo out;
+      std::vector<at::Tensor> parts;
+      for (int64_t c = 0; c < o.chunks; ++c) {
+        auto t0 = std::chrono::steady_clock::now();
+        LTX_ASSIGN_OR_RETURN(auto chunk, session->next_chunk(c, progress));
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        out.denoise_seconds += secs;
+        if (world.is_root()) {
+          parts.push_back(chunk.frames);
+          std::fprintf(stderr, "chunk %lld/%lld: frames %lld..%lld, %.2fs, KV %lld bytes on rank 0\n",
+                       static_cast<long long>(c + 1), static_cast<long long>(o.chunks),
+                       static_cast<long long>(chunk.first_frame),
+                       static_cast<long long>(chunk.first_frame + chunk.frames.size(0) - 1), secs,
+                       static_cast<long long>(session->cache().bytes()));
+        }
+      }
+      if (world.is_root()) out.frames = at::cat(parts, 0);
+      video = out;
+    } else {
+      video = t2v.generate(r, progress);
+    }
     LTX_RETURN_IF_ERROR(video.status());
     if (!world.is_root()) return Status();
     LTX_RETURN_IF_ERROR(pipeline::write_mp4(o.out, video->frames, r.fps));

@@ -34,11 +34,21 @@ at::Tensor rope_positions(const LatentGrid& g, const RopeSettings& s) {
 
 RopeTables rope_tables(const LatentGrid& grid, const RopeSettings& s, int64_t dim,
                        const at::Device& device) {
+  return rope_tables_from_positions(rope_positions(grid, s), s, dim, device);
+}
+
+double rope_frame_step(const RopeSettings& s, int64_t frames) {
+  return static_cast<double>(frames * s.temporal_compression) / s.frame_rate / s.base_frames;
+}
+
+RopeTables rope_tables_from_positions(const at::Tensor& positions, const RopeSettings& s, int64_t dim,
+                                      const at::Device& device) {
   LTX_CHECK(dim >= 6 && dim % 2 == 0, "RoPE width must be even and at least 6, got ", dim);
+  LTX_CHECK(positions.dim() == 2 && positions.size(1) == 3, "positions must be [N, 3], got ", positions.sizes());
   const int64_t k = dim / 6;
   const int64_t pad = dim % 6;
   auto f32 = at::TensorOptions().dtype(at::kFloat);
-  at::Tensor pos = rope_positions(grid, s);  // [N, 3]
+  at::Tensor pos = positions.to(at::kCPU, at::kFloat);
   // omega_k = theta ** linspace(0, 1, K) * pi / 2, in fp32 as the reference.
   at::Tensor omega = at::pow(s.theta, at::linspace(0.0, 1.0, k, f32)) * (M_PI / 2.0);
   // [N, 3, K] -> frequency-major, axis-minor [N, K*3]

@@ -45,6 +45,13 @@ at::Tensor rope_positions(const LatentGrid& grid, const RopeSettings& settings);
 RopeTables rope_tables(const LatentGrid& grid, const RopeSettings& settings, int64_t dim,
                        const at::Device& device);
 
+// The same from explicit normalised positions [N, 3] (frame, height, width).
+RopeTables rope_tables_from_positions(const at::Tensor& positions, const RopeSettings& settings, int64_t dim,
+                                      const at::Device& device);
+
+// Normalised frame-position step of `frames` latent frames (away from frame 0).
+double rope_frame_step(const RopeSettings& settings, int64_t frames);
+
 // Rotates interleaved channel pairs of x [..., N, dim] by the tables (fp32
 // arithmetic, result in x's dtype).
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);

@@ -21,7 +21,7 @@ at::Tensor unpack_latents(const at::Tensor& packed, const LatentGrid& g) {
 at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& scheduler, const SigmaSchedule& schedule,
                    const TextConditioning& text, const LatentGrid& grid, const RopeSettings& rope,
                    const parallel::SequenceShard& shard, at::Tensor latents, const DenoiseSettings& settings,
-                   const StepObserver& observer) {
+                   const StepObserver& observer, const std::vector<LayerKv>* kv_prefix) {
   const int64_t b = latents.size(0);
   const bool cfg = settings.do_cfg();
   LTX_CHECK(text.bias.size(0) == (cfg ? 2 * b : b), "text conditioning has batch ", text.bias.size(0), ", expected ",
@@ -32,6 +32,7 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
   args.rope_cos = shard.take(tables.cos, 0);
   args.rope_sin = shard.take(tables.sin, 0);
   args.text = &text;
+  args.kv_prefix = kv_prefix != nullptr && !kv_prefix->empty() ? kv_prefix : nullptr;
   latents = latents.to(model.device(), at::kFloat);
   for (int64_t i = 0; i < schedule.steps(); ++i) {
     at::Tensor x = cfg ? at::cat({latents, latents}, 0) : latents;

@@ -36,11 +36,13 @@ using StepObserver = std::function<void(int64_t step, const at::Tensor& model_ou
 
 // Runs the whole scheduler loop on this rank's shard `latents` [B, shard_len,
 // C] (fp32). `text` must hold the [negative; positive] batch when CFG is on,
-// else the positive batch.
+// else the positive batch. `kv_prefix` (streaming) is the cached K/V of earlier
+// chunks for this rank's heads, with the same batch as the model input.
 at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& scheduler,
                    const SigmaSchedule& schedule, const TextConditioning& text, const LatentGrid& grid,
                    const RopeSettings& rope, const parallel::SequenceShard& shard, at::Tensor latents,
-                   const DenoiseSettings& settings, const StepObserver& observer = nullptr);
+                   const DenoiseSettings& settings, const StepObserver& observer = nullptr,
+                   const std::vector<LayerKv>* kv_prefix = nullptr);
 
 struct DecodeSettings {
   double decode_timestep = 0.05;     // for timestep-conditioned VAEs

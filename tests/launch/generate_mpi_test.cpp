@@ -96,6 +96,20 @@ TEST(GenerateCommand, WritesAPlayableMp4) {
   }
 }
 
+TEST(GenerateCommand, StreamModeWritesAVideoMadeChunkByChunk) {
+  std::string out = testing::scratch_dir("gen") + "/stream.mp4";
+  MPI_Bcast(out.data(), static_cast<int>(out.size()), MPI_CHAR, 0, world().comm());
+  int rc = run_generate(world(), {"--prompt", "Northern lights", "--model", model_dir(), "--width", "64", "--height",
+                                  "64", "--steps", "2", "--stream", "--chunks", "3", "--chunk-frames", "2",
+                                  "--window", "2", "--out", out});
+  EXPECT_EQ(rc, 0);
+  if (world().is_root()) {
+    auto info = pipeline::probe_video(out);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->frames, 9 + 16 + 16) << "chunk 0: 8n-7 frames, later chunks 8n";
+  }
+}
+
 TEST(GenerateCommand, BadInputEndsEveryRankWithAClearError) {
   const std::vector<std::vector<std::string>> bad = {
       {"--prompt", "x", "--width", "100"},
@@ -106,6 +120,8 @@ TEST(GenerateCommand, BadInputEndsEveryRankWithAClearError) {
       {"--width", "64"},  // no prompt
       {"--prompt", "x", "--out", "video.avi"},
       {"--prompt", "x", "--no-such-flag"},
+      {"--prompt", "x", "--stream", "--chunks", "0"},
+      {"--prompt", "x", "--stream", "--window", "0"},
   };
   for (const auto& args : bad) {
     ::testing::internal::CaptureStderr();

@@ -1,0 +1,196 @@
+#include "pipeline/stream_session.h"
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "pipeline/video_generation.h"
+
+namespace ltx::pipeline {
+
+Status validate_stream_settings(const StreamSettings& s, const GenerationLimits& l) {
+  GenerationRequest r;
+  r.prompt = s.prompt;
+  r.negative_prompt = s.negative_prompt;
+  r.width = s.width;
+  r.height = s.height;
+  r.num_steps = s.num_steps;
+  r.guidance_scale = s.guidance_scale;
+  r.fps = s.fps;
+  r.decode_timestep = s.decode_timestep;
+  r.decode_noise_scale = s.decode_noise_scale;
+  r.num_frames = 1;
+  LTX_RETURN_IF_ERROR(validate_request(r, l));
+  auto bad = [](const std::string& m) { return invalid_argument_error(m); };
+  if (s.chunk_frames < 1 || s.chunk_frames > 32) return bad("chunk_frames must be in [1, 32] latent frames, got " + std::to_string(s.chunk_frames));
+  if (s.window_chunks < 1 || s.window_chunks > 64) return bad("window must be in [1, 64] chunks, got " + std::to_string(s.window_chunks));
+  if (s.max_kv_bytes < 0) return bad("max_kv_bytes must be non-negative");
+  if (s.decode_context < 0 || s.decode_context > 8) return bad("decode_context must be in [0, 8] latent frames");
+  return Status();
+}
+
+StreamSession::StreamSession(std::string id, StreamSettings settings, LtxVideoModel& model, dist::Communicator& comm,
+                             KvBudget* budget)
+    : id_(std::move(id)),
+      settings_(std::move(settings)),
+      model_(model),
+      comm_(comm),
+      cache_(model.transformer->config().num_layers,
+             KvCacheLimits{settings_.window_chunks, settings_.sink, settings_.max_kv_bytes}, budget),
+      last_used_(std::chrono::steady_clock::now()) {}
+
+Result<std::unique_ptr<StreamSession>> StreamSession::create(const std::string& id, const StreamSettings& settings,
+                                                             LtxVideoModel& model, dist::Communicator& comm,
+                                                             PromptEncoder& prompts, KvBudget* budget) {
+  std::unique_ptr<StreamSession> s(new StreamSession(id, settings, model, comm, budget));
+  const bool cfg = settings.guidance_scale > 1.0;
+  LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
+                       prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
+                                                       : std::vector<std::string>{}));
+  s->text_ = model.transformer->prepare_text(cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1),
+                                             cfg ? text.mask : text.mask.narrow(0, 1, 1));
+  return s;
+}
+
+LatentGrid StreamSession::chunk_grid(int64_t index) const {
+  return LatentGrid{settings_.chunk_frames, settings_.height / 32, settings_.width / 32,
+                    index * settings_.chunk_frames - base_frame_};
+}
+
+at::Tensor StreamSession::chunk_noise(int64_t index) const {
+  // One generator per (seed, chunk): the same noise on every rank and group size.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(index));
+  const LatentGrid g = chunk_grid(index);
+  return pack_latents(at::randn({1, model_.transformer->config().in_channels, g.frames, g.height, g.width}, gen));
+}
+
+Status StreamSession::append_clean(int64_t index, const at::Tensor& clean) {
+  const LtxTransformer& model = *model_.transformer;
+  const LatentGrid g = chunk_grid(index);
+  const bool cfg = settings_.guidance_scale > 1.0;
+  RopeSettings rope;
+  rope.frame_rate = settings_.fps;
+  RopeTables tables = rope_tables(g, rope, model.inner_dim(), model.device());
+  LtxForwardArgs args;
+  args.shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
+  at::Tensor x = cfg ? at::cat({clean, clean}, 0) : clean;
+  args.hidden_states = x.to(model.dtype());
+  args.timestep = at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kFloat).device(model.device()));
+  args.rope_cos = args.shard.take(tables.cos, 0);
+  args.rope_sin = args.shard.take(tables.sin, 0);
+  args.text = &text_;
+  const auto& prefix = cache_.prefix();
+  args.kv_prefix = prefix.empty() ? nullptr : &prefix;
+  std::vector<LayerKv> own;
+  args.kv_out = &own;
+  (void)model.forward(args);  // the clean pass: only its own K/V are kept
+  return cache_.append(index, g.frames, std::move(own));
+}
+
+Status StreamSession::rebuild_cache() {
+  cache_.clear();
+  for (const auto& [index, clean] : clean_shards_) LTX_RETURN_IF_ERROR(append_clean(index, clean));
+  return Status();
+}
+
+Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& progress) {
+  last_used_ = std::chrono::steady_clock::now();
+  if (index == last_chunk_ && index >= 0) {
+    StreamChunk again = last_;
+    again.repeated = true;
+    return again;
+  }
+  if (index != last_chunk_ + 1) {
+    return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) + " requested; the next chunk is " +
+                                     std::to_string(last_chunk_ + 1) +
+                                     (last_chunk_ >= 0 ? " (or " + std::to_string(last_chunk_) + " to repeat the last one)" : ""));
+  }
+  if (recompute_past_) LTX_RETURN_IF_ERROR(rebuild_cache());
+  const LtxTransformer& model = *model_.transformer;
+  const LatentGrid g = chunk_grid(index);
+  auto shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
+  LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(settings_.num_steps, g.num_tokens()));
+  RopeSettings rope;
+  rope.frame_rate = settings_.fps;
+  DenoiseSettings ds;
+  ds.guidance_scale = settings_.guidance_scale;
+  auto last = std::chrono::steady_clock::now();
+  StepObserver observer = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
+    auto now = std::chrono::steady_clock::now();
+    if (progress) progress(i, schedule.steps(), std::chrono::duration<double>(now - last).count());
+    last = now;
+  };
+  const auto& prefix = cache_.prefix();
+  at::Tensor clean = denoise(model, *model_.scheduler, schedule, text_, g, rope, shard,
+                             shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix);
+
+  // The chunk's clean timestep-0 pass feeds the cache; then slide the window.
+  LTX_RETURN_IF_ERROR(append_clean(index, clean));
+  clean_shards_[index] = clean;
+  for (auto it = clean_shards_.begin(); it != clean_shards_.end();) {
+    bool cached = false;
+    for (const auto& c : cache_.chunks()) cached = cached || c.index == it->first;
+    it = cached ? std::next(it) : clean_shards_.erase(it);
+  }
+  if (!settings_.sink && !cache_.chunks().empty()) {
+    const int64_t new_base = cache_.chunks().front().index * settings_.chunk_frames;
+    if (new_base != base_frame_) {
+      const int64_t local_heads = model.num_heads() / comm_.size();
+      cache_.rebase(new_base - base_frame_, rope, model.inner_dim(), comm_.rank() * local_heads * model.head_dim());
+      base_frame_ = new_base;
+    }
+  }
+
+  // Rank 0 decodes the chunk with left context and drops the context's frames.
+  at::Tensor gathered = comm_.gather(clean.contiguous(), 0);
+  StreamChunk out;
+  out.index = index;
+  const int64_t n = settings_.chunk_frames;
+  out.first_frame = index == 0 ? 0 : (8 * n - 7) + 8 * n * (index - 1);
+  if (comm_.rank() == 0) {
+    const int64_t channels = model.config().in_channels;
+    out.latents = shard.unpad(gathered.reshape({1, -1, channels}), 1).cpu();
+    at::Tensor z = unpack_latents(out.latents, LatentGrid{n, g.height, g.width, 0});
+    const int64_t k = decode_context_.defined() ? decode_context_.size(2) : 0;
+    at::Tensor with_context = k > 0 ? at::cat({decode_context_, z}, 2) : z;
+    DecodeSettings dec;
+    dec.decode_timestep = settings_.decode_timestep;
+    dec.decode_noise_scale = settings_.decode_noise_scale;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(index) + 7919ull);
+    LTX_INTERNAL_ASSERT(model_.vae.has_value(), "rank 0 has no VAE");
+    at::Tensor frames = decode_video(*model_.vae, pack_latents(with_context),
+                                     LatentGrid{k + n, g.height, g.width, 0}, dec, gen)[0];
+    out.frames = k > 0 ? frames.narrow(0, 8 * k - 7, frames.size(0) - (8 * k - 7)).contiguous() : frames;
+    const int64_t keep = std::min<int64_t>(settings_.decode_context, with_context.size(2));
+    decode_context_ = keep > 0 ? with_context.narrow(2, with_context.size(2) - keep, keep).contiguous() : at::Tensor();
+  }
+  last_ = out;
+  last_chunk_ = index;
+  return out;
+}
+
+Status SessionTable::add(std::unique_ptr<StreamSession> session) {
+  const std::string id = session->id();
+  if (sessions_.count(id)) return failed_precondition_error("session " + id + " already exists");
+  sessions_.emplace(id, std::move(session));
+  return Status();
+}
+
+StreamSession* SessionTable::find(const std::string& id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+Status SessionTable::erase(const std::string& id) {
+  if (sessions_.erase(id) == 0) return not_found_error("no session " + id);
+  return Status();
+}
+
+std::vector<std::string> SessionTable::idle(std::chrono::seconds timeout) const {
+  std::vector<std::string> out;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, s] : sessions_) {
+    if (now - s->last_used() > timeout) out.push_back(id);
+  }
+  return out;
+}
+
+}  // namespace ltx::pipeline
