@@ -2,6 +2,7 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "pipeline/continuation_state.h"
 #include "pipeline/video_generation.h"
 
 namespace ltx::pipeline {
@@ -45,8 +46,9 @@ Result<std::unique_ptr<StreamSession>> StreamSession::create(const std::string& 
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
                        prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
                                                        : std::vector<std::string>{}));
-  s->text_ = model.transformer->prepare_text(cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1),
-                                             cfg ? text.mask : text.mask.narrow(0, 1, 1));
+  s->text_embeddings_ = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1).contiguous();
+  s->text_mask_ = cfg ? text.mask : text.mask.narrow(0, 1, 1).contiguous();
+  s->text_ = model.transformer->prepare_text(s->text_embeddings_, s->text_mask_);
   return s;
 }
 
@@ -94,6 +96,11 @@ Status StreamSession::rebuild_cache() {
 Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& progress) {
   last_used_ = std::chrono::steady_clock::now();
   if (index == last_chunk_ && index >= 0) {
+    if (!can_repeat_) {
+      return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
+                                       " was made before the import and cannot be repeated; ask for chunk " +
+                                       std::to_string(index + 1));
+    }
     StreamChunk again = last_;
     again.repeated = true;
     return again;
@@ -164,7 +171,62 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   }
   last_ = out;
   last_chunk_ = index;
+  can_repeat_ = true;
   return out;
+}
+
+Result<ContinuationState> StreamSession::export_state() {
+  ContinuationState state;
+  const int64_t channels = model_.transformer->config().in_channels;
+  for (const auto& [index, clean] : clean_shards_) {
+    const LatentGrid g = chunk_grid(index);
+    auto shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
+    at::Tensor all = comm_.gather(clean.contiguous(), 0);
+    if (comm_.rank() == 0) state.window[index] = shard.unpad(all.reshape({1, -1, channels}), 1).cpu();
+  }
+  if (comm_.rank() != 0) return state;
+  state.settings = settings_;
+  state.last_chunk = last_chunk_;
+  state.base_frame = base_frame_;
+  state.text_embeddings = text_embeddings_.cpu();
+  state.text_mask = text_mask_.cpu();
+  if (decode_context_.defined()) state.decode_context = decode_context_.cpu();
+  return state;
+}
+
+Result<std::unique_ptr<StreamSession>> StreamSession::import_state(const std::string& id, const ContinuationState* state,
+                                                                   LtxVideoModel& model, dist::Communicator& comm,
+                                                                   KvBudget* budget) {
+  // Rank 0 re-serialises the validated state; every rank parses the same bytes.
+  const StateModelInfo info{model.transformer->config().in_channels, model.transformer->config().caption_channels};
+  std::string bytes;
+  if (comm.rank() == 0) {
+    LTX_CHECK(state != nullptr, "rank 0 imports a state");
+    LTX_ASSIGN_OR_RETURN(bytes, to_json(*state, info, nullptr));
+  }
+  at::Tensor n = at::full({1}, static_cast<int64_t>(bytes.size()), at::TensorOptions().dtype(at::kLong).device(comm.device()));
+  comm.broadcast(n, 0);
+  at::Tensor buf = at::empty({n.cpu().item<int64_t>()}, at::TensorOptions().dtype(at::kByte).device(comm.device()));
+  if (comm.rank() == 0) buf.copy_(at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte));
+  comm.broadcast(buf, 0);
+  at::Tensor cpu = buf.cpu();
+  LTX_ASSIGN_OR_RETURN(ContinuationState st, from_json(std::string(reinterpret_cast<const char*>(cpu.data_ptr()), cpu.numel()), info, nullptr));
+
+  std::unique_ptr<StreamSession> s(new StreamSession(id, st.settings, model, comm, budget));
+  s->text_embeddings_ = st.text_embeddings.to(model.transformer->device());
+  s->text_mask_ = st.text_mask.to(model.transformer->device());
+  s->text_ = model.transformer->prepare_text(s->text_embeddings_, s->text_mask_);
+  s->base_frame_ = st.base_frame;
+  s->last_chunk_ = st.last_chunk;
+  s->can_repeat_ = false;
+  for (const auto& [index, latents] : st.window) {
+    const LatentGrid g = s->chunk_grid(index);
+    auto shard = parallel::SequenceShard::make(g.num_tokens(), comm.size(), comm.rank());
+    s->clean_shards_[index] = shard.take(latents.to(model.transformer->device()), 1);
+  }
+  if (comm.rank() == 0 && st.decode_context.defined()) s->decode_context_ = st.decode_context;
+  LTX_RETURN_IF_ERROR(s->rebuild_cache());
+  return s;
 }
 
 Status SessionTable::add(std::unique_ptr<StreamSession> session) {

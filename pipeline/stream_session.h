@@ -57,6 +57,8 @@ struct StreamChunk {
   bool repeated = false;    // true when the request repeated the last chunk
 };
 
+struct ContinuationState;
+
 class StreamSession {
  public:
   // Collective (rank 0 encodes the prompts). `settings` must be validated.
@@ -66,6 +68,17 @@ class StreamSession {
 
   // Collective. See the header comment for the numbering rule.
   Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr);
+
+  // Collective: rank 0 receives the session's continuation state (every
+  // window chunk's clean latents gathered); other ranks get an empty state.
+  Result<ContinuationState> export_state();
+  // Collective: rank 0 passes a parsed, validated state, other ranks nullptr.
+  // Rank 0 broadcasts it; every rank rebuilds its KV shards by replaying the
+  // timestep-0 passes over the window (any group size). A repeat of the last
+  // chunk is not available right after an import (its frames are not stored).
+  static Result<std::unique_ptr<StreamSession>> import_state(const std::string& id, const ContinuationState* state,
+                                                             LtxVideoModel& model, dist::Communicator& comm,
+                                                             KvBudget* budget);
 
   // Test and import hook (collective): rebuild this rank's KV shards from the
   // window's clean latents by replaying the timestep-0 passes chunk by chunk.
@@ -92,6 +105,8 @@ class StreamSession {
   LtxVideoModel& model_;
   dist::Communicator& comm_;
   TextConditioning text_;
+  at::Tensor text_embeddings_, text_mask_;  // what text_ was made from (for export)
+  bool can_repeat_ = true;
   KvCache cache_;
   int64_t base_frame_ = 0;  // global latent frame at the cache's position 0
   int64_t last_chunk_ = -1;

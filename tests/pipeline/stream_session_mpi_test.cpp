@@ -5,6 +5,8 @@
 #include "common/check.h"
 #include "dist/local_communicator.h"
 #include "dist/world.h"
+#include "dist/mpi_communicator.h"
+#include "pipeline/continuation_state.h"
 #include "pipeline/small_model.h"
 #include "tests/test_util.h"
 
@@ -197,6 +199,108 @@ TEST(StreamSession, KvBudgetRefusesAndChangesNothing) {
   EXPECT_EQ(s->cache().bytes(), 0);
   EXPECT_EQ(s->last_chunk(), -1);
   EXPECT_EQ(tiny.used(), 0);
+}
+
+// (d) Export after chunk 2 in a group of 2 (or 1), import into this whole
+// group and into a single process: chunk 3 equals continuing in the original.
+TEST(ContinuationState, ExportImportAcrossGroupSizes) {
+  const int origin_size = std::min(2, world().size());
+  MPI_Comm sub = MPI_COMM_NULL;
+  MPI_Comm_split(world().comm(), world().rank() < origin_size ? 0 : MPI_UNDEFINED, world().rank(), &sub);
+  std::string json;
+  at::Tensor want;
+  if (sub != MPI_COMM_NULL) {
+    dist::MpiCommunicator origin(sub);
+    Engine e(origin);
+    auto s = value_or_throw(StreamSession::create("orig", settings(21), e.model, origin, *e.prompts, &e.budget));
+    for (int64_t c = 0; c < 3; ++c) throw_if_error(s->next_chunk(c).status());
+    auto state = value_or_throw(s->export_state());
+    if (origin.rank() == 0) {
+      BlobStore store(testing::scratch_dir("blobs"));
+      json = value_or_throw(to_json(state, {16, 32}, &store, /*inline_limit_bytes=*/1u << 20));
+      EXPECT_NE(json.find("\"kind\":\"ltx-worker.stream-state\""), std::string::npos);
+    }
+    want = value_or_throw(s->next_chunk(3)).latents;
+    MPI_Comm_free(&sub);
+  }
+  // Into this whole group.
+  std::optional<ContinuationState> parsed;
+  if (world().is_root()) parsed = value_or_throw(from_json(json, {16, 32}, nullptr));
+  auto imported = value_or_throw(StreamSession::import_state("imported", parsed ? &*parsed : nullptr, engine().model,
+                                                             group(), &engine().budget));
+  EXPECT_EQ(imported->last_chunk(), 2);
+  EXPECT_EQ(imported->cache().tokens(), 3 * 8) << "the KV shards were rebuilt for this group";
+  EXPECT_EQ(imported->next_chunk(2).status().code(), StatusCode::kFailedPrecondition) << "no repeat right after import";
+  at::Tensor got = value_or_throw(imported->next_chunk(3)).latents;
+  if (!world().is_root()) return;
+  auto d = testing::difference(got, want);
+  std::printf("  export from %d rank(s), import into %d: chunk 3 %s\n", origin_size, group().size(),
+              testing::describe(d).c_str());
+  EXPECT_LT(d.rel_l2, 1e-5);
+  // Into a single process.
+  dist::LocalCommunicator alone;
+  Engine single(alone);
+  auto one = value_or_throw(StreamSession::import_state("one", &*parsed, single.model, alone, &single.budget));
+  auto d1 = testing::difference(value_or_throw(one->next_chunk(3)).latents, want);
+  std::printf("  export from %d rank(s), import into 1: chunk 3 %s\n", origin_size, testing::describe(d1).c_str());
+  EXPECT_LT(d1.rel_l2, 1e-5);
+}
+
+// (f) Bad or foreign state is refused with a clear error; nothing changes.
+TEST(ContinuationState, MalformedStatesAreRefused) {
+  if (!world().is_root()) return;
+  dist::LocalCommunicator alone;
+  Engine single(alone);
+  auto s = value_or_throw(StreamSession::create("src", settings(3), single.model, alone, *single.prompts, &single.budget));
+  throw_if_error(s->next_chunk(0).status());
+  throw_if_error(s->next_chunk(1).status());
+  ContinuationState state = value_or_throw(s->export_state());
+  const StateModelInfo info{16, 32};
+  BlobStore store(testing::scratch_dir("blobs"));
+  const std::string good = value_or_throw(to_json(state, info, nullptr));
+  const std::string blobbed = value_or_throw(to_json(state, info, &store, /*inline_limit_bytes=*/16));
+  ASSERT_TRUE(from_json(good, info, nullptr).ok());
+  ASSERT_TRUE(from_json(blobbed, info, &store).ok());
+  SessionTable table;
+  ASSERT_TRUE(table.add(std::move(s)).ok());
+
+  auto edit = [](std::string text, const std::string& from, const std::string& to) {
+    size_t p = text.find(from);
+    EXPECT_NE(p, std::string::npos) << from;
+    if (p != std::string::npos) text.replace(p, from.size(), to);
+    return text;
+  };
+  ContinuationState wrong_shape = state;
+  wrong_shape.window[1] = at::zeros({1, 7, 16});
+  ContinuationState gap = state;
+  gap.window.erase(0);
+  const size_t blob_at = blobbed.find("\"blob\":\"") + 8;
+  struct Bad {
+    const char* what;
+    std::string json;
+    const BlobStore* store;
+    const char* expected;
+  } cases[] = {
+      {"not json", "{", nullptr, "not a JSON object"},
+      {"foreign kind", edit(good, "ltx-worker.stream-state", "something.else"), nullptr, "kind"},
+      {"future version", edit(good, "\"schema_version\":1", "\"schema_version\":2"), nullptr, "schema_version 2"},
+      {"bad base64", edit(good, "\"inline\":\"", "\"inline\":\"!!"), nullptr, "base64"},
+      {"tampered size", edit(good, "\"bytes\":", "\"bytes\":1"), nullptr, "tensors.bytes"},
+      {"wrong shape", value_or_throw(to_json(wrong_shape, info, nullptr)), nullptr, "has shape [1, 7, 16]"},
+      {"window gap", value_or_throw(to_json(gap, info, nullptr)), nullptr, "lacks chunk 0"},
+      {"missing blob", edit(blobbed, blobbed.substr(blob_at, 64), std::string(64, 'a')), &store, "not in the blob store"},
+      {"path escape", edit(blobbed, blobbed.substr(blob_at, 64), "../../etc/passwd"), &store, "not a SHA-256 hex id"},
+      {"no blob store", blobbed, nullptr, "none is configured"},
+      {"bad settings", edit(good, "\"width\":64", "\"width\":65"), nullptr, "width"},
+  };
+  for (const auto& c : cases) {
+    auto r = from_json(c.json, info, c.store);
+    EXPECT_FALSE(r.ok()) << c.what;
+    EXPECT_NE(r.status().message().find(c.expected), std::string::npos) << c.what << ": " << r.status();
+  }
+  EXPECT_EQ(from_json(good, {8, 32}, nullptr).status().code(), StatusCode::kInvalidArgument) << "another model";
+  EXPECT_EQ(table.size(), 1u);
+  EXPECT_EQ(table.find("src")->last_chunk(), 1) << "the table and its session are untouched";
 }
 
 TEST(StreamSettings, ValidationNamesTheField) {
