@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
 
@@ -48,6 +49,7 @@ double median_time(const ltx::dist::World& world, ltx::dist::Communicator& comm,
 }  // namespace
 
 int main(int argc, char** argv) {
+  ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
   std::string backend_name = "auto";
   int64_t min_kib = 64, max_mib = 256;

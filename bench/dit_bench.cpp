@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "dist/communicator.h"
 #include "dist/timed_communicator.h"
 #include "dist/world.h"
@@ -32,6 +33,7 @@ double max_over_ranks(const ltx::dist::World& w, double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
   int64_t tokens = 1024, layers = 28, steps = 3, text_len = 128;
   std::string dtype_name = "f32", backend_name = "auto";

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "common/logging.h"
 #include "dist/world.h"
 #include "launch/generate_command.h"
@@ -28,6 +29,7 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  ltx::tune_host_allocator();
   std::vector<std::string> args(argv + 1, argv + argc);
   // Global flags come before the command.
   while (!args.empty() && args[0].rfind("--", 0) == 0) {

@@ -6,11 +6,13 @@
 #include <memory>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
 #include "launch/parity_runner.h"
 
 int main(int argc, char** argv) {
+  ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
   if (argc < 2) {
     if (world.is_root()) std::fprintf(stderr, "usage: ltx-parity CASE_DIR [CASE_DIR ...]\n");
