@@ -8,6 +8,7 @@
 #include "dist/mpi_communicator.h"
 #include "pipeline/continuation_state.h"
 #include "pipeline/small_model.h"
+#include "pipeline/video_generation.h"
 #include "tests/test_util.h"
 
 namespace ltx::pipeline {
@@ -187,8 +188,11 @@ TEST(StreamSession, ChunkNumberingRepeatsAndErrors) {
   EXPECT_NE(table.find("order"), nullptr);
   EXPECT_EQ(table.find("nope"), nullptr);
   EXPECT_EQ(table.erase("nope").code(), StatusCode::kNotFound);
+  const int64_t used = engine().budget.used();
+  EXPECT_GT(used, 0);
   EXPECT_TRUE(table.erase("order").ok());
   EXPECT_EQ(table.size(), 0u);
+  EXPECT_LT(engine().budget.used(), used) << "closing a session frees its KV memory on this rank";
 }
 
 TEST(StreamSession, KvBudgetRefusesAndChangesNothing) {
@@ -301,6 +305,38 @@ TEST(ContinuationState, MalformedStatesAreRefused) {
   EXPECT_EQ(from_json(good, {8, 32}, nullptr).status().code(), StatusCode::kInvalidArgument) << "another model";
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.find("src")->last_chunk(), 1) << "the table and its session are untouched";
+}
+
+// How far chunk-wise decoding (one latent frame of left context) is from
+// decoding the whole stream's latents at once, without decode noise.
+TEST(StreamSession, ChunkwiseDecodeAgainstWholeVideoDecode) {
+  StreamSettings st = settings(13);
+  st.decode_noise_scale = 0.0;
+  auto s = open("decode", st);
+  std::vector<at::Tensor> frames, latents;
+  for (int64_t c = 0; c < 4; ++c) {
+    auto chunk = value_or_throw(s->next_chunk(c));
+    frames.push_back(chunk.frames);
+    latents.push_back(chunk.latents);
+  }
+  if (!world().is_root()) return;
+  const int64_t n = st.chunk_frames, h = st.height / 32, w = st.width / 32;
+  std::vector<at::Tensor> grids;
+  for (const auto& l : latents) grids.push_back(unpack_latents(l, {n, h, w, 0}));
+  at::Tensor whole_latents = pack_latents(at::cat(grids, 2));
+  DecodeSettings dec;
+  dec.decode_timestep = st.decode_timestep;
+  dec.decode_noise_scale = 0.0;
+  at::Tensor whole = decode_video(*engine().model.vae, whole_latents, {4 * n, h, w, 0}, dec)[0];
+  at::Tensor chunked = at::cat(frames, 0);
+  ASSERT_EQ(chunked.sizes(), whole.sizes());
+  auto d = testing::difference(chunked, whole);
+  auto first = testing::difference(frames[0], whole.narrow(0, 0, frames[0].size(0)));
+  std::printf("  chunk-wise (context 1) vs whole-video decode: %s; chunk 0 alone: %s\n", testing::describe(d).c_str(),
+              testing::describe(first).c_str());
+  EXPECT_TRUE(at::isfinite(chunked).all().item<bool>());
+  EXPECT_GT(d.rel_l2, 0.0) << "the decoder looks ahead, so chunk-wise decoding is approximate";
+  EXPECT_LT(d.rel_l2, 0.5);
 }
 
 TEST(StreamSettings, ValidationNamesTheField) {
