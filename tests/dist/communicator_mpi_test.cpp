@@ -6,21 +6,13 @@
 
 #include "common/check.h"
 #include "dist/world.h"
+#include "tests/mpi_test_util.h"
 
 namespace ltx::dist {
 namespace {
 
 // The backend under test: LTX_TEST_BACKEND=mpi (default) or nccl (on a GPU machine).
-Communicator& comm() {
-  static World world(nullptr, nullptr);
-  static std::unique_ptr<Communicator> c = [] {
-    const char* env = std::getenv("LTX_TEST_BACKEND");
-    auto backend = parse_backend(env ? env : "mpi");
-    LTX_CHECK(backend.has_value(), "LTX_TEST_BACKEND must be mpi, nccl or auto");
-    return value_or_throw(make_communicator(world, *backend));
-  }();
-  return *c;
-}
+Communicator& comm() { return testing::mpi_group(); }
 
 // Rank r's block: values that encode (rank, destination, position) exactly.
 at::Tensor block(int rank, int dest, int64_t rows, at::ScalarType dtype) {

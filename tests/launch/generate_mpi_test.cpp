@@ -9,28 +9,14 @@
 #include "pipeline/small_model.h"
 #include "pipeline/text_to_video.h"
 #include "pipeline/video_file.h"
+#include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
 namespace ltx::launch {
 namespace {
 
-dist::World& world() {
-  static dist::World w(nullptr, nullptr);
-  return w;
-}
-
-std::string model_dir() {
-  static std::string dir = [] {
-    std::string d;
-    if (world().is_root()) d = value_or_throw(pipeline::ensure_builtin_model());
-    int64_t n = static_cast<int64_t>(d.size());
-    MPI_Bcast(&n, 1, MPI_INT64_T, 0, world().comm());
-    d.resize(n);
-    MPI_Bcast(d.data(), static_cast<int>(n), MPI_CHAR, 0, world().comm());
-    return d;
-  }();
-  return dir;
-}
+dist::World& world() { return testing::mpi_world(); }
+std::string model_dir() { return testing::builtin_model_dir(); }
 
 pipeline::GenerationRequest request() {
   pipeline::GenerationRequest r;

@@ -6,21 +6,13 @@
 
 #include "common/check.h"
 #include "dist/world.h"
+#include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
 namespace ltx::parallel {
 namespace {
 
-dist::Communicator& comm() {
-  static dist::World world(nullptr, nullptr);
-  static std::unique_ptr<dist::Communicator> c = [] {
-    const char* env = std::getenv("LTX_TEST_BACKEND");
-    auto backend = dist::parse_backend(env ? env : "mpi");
-    LTX_CHECK(backend.has_value(), "LTX_TEST_BACKEND must be mpi, nccl or auto");
-    return value_or_throw(dist::make_communicator(world, *backend));
-  }();
-  return *c;
-}
+dist::Communicator& comm() { return testing::mpi_group(); }
 
 struct Case {
   int64_t batch;

@@ -7,21 +7,13 @@
 #include "dist/world.h"
 #include "pipeline/ltx_transformer.h"
 #include "tests/pipeline/ltx_test_models.h"
+#include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
 namespace ltx::pipeline {
 namespace {
 
-dist::World& world() {
-  static dist::World w(nullptr, nullptr);
-  return w;
-}
-
-dist::Communicator& group() {
-  static std::unique_ptr<dist::Communicator> c =
-      value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  return *c;
-}
+dist::Communicator& group() { return testing::mpi_group(); }
 
 dist::LocalCommunicator& alone() {
   static dist::LocalCommunicator c;

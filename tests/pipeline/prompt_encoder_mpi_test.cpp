@@ -7,43 +7,28 @@
 
 #include "common/check.h"
 #include "dist/world.h"
+#include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
 namespace ltx::pipeline {
 namespace {
 
-dist::World& world() {
-  static dist::World w(nullptr, nullptr);
-  return w;
-}
-
-dist::Communicator& group() {
-  static std::unique_ptr<dist::Communicator> c = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  return *c;
-}
+dist::Communicator& group() { return testing::mpi_group(); }
 
 // Rank 0 trains a small tokenizer (ids below the fixtures' vocabulary of 300)
 // and every rank receives the same model bytes.
 const std::string& tokenizer_bytes() {
-  static const std::string bytes = [] {
-    std::string data;
-    if (group().rank() == 0) {
-      std::string dir = testing::scratch_dir("spm");
-      throw_if_error(train_sentencepiece("--input=" + testing::test_data_path("tokenizer_corpus.txt") +
-                                         " --model_prefix=" + dir +
-                                         "/tok --vocab_size=200 --character_coverage=1.0 --pad_id=0 --eos_id=1"
-                                         " --bos_id=2 --unk_id=3 --minloglevel=2 --num_threads=1"));
-      std::ifstream in(dir + "/tok.model", std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      data = ss.str();
-    }
-    int64_t n = static_cast<int64_t>(data.size());
-    MPI_Bcast(&n, 1, MPI_INT64_T, 0, world().comm());
-    data.resize(n);
-    MPI_Bcast(data.data(), static_cast<int>(n), MPI_BYTE, 0, world().comm());
-    return data;
-  }();
+  static const std::string bytes = testing::from_root([] {
+    std::string dir = testing::scratch_dir("spm");
+    throw_if_error(train_sentencepiece("--input=" + testing::test_data_path("tokenizer_corpus.txt") +
+                                       " --model_prefix=" + dir +
+                                       "/tok --vocab_size=200 --character_coverage=1.0 --pad_id=0 --eos_id=1"
+                                       " --bos_id=2 --unk_id=3 --minloglevel=2 --num_threads=1"));
+    std::ifstream in(dir + "/tok.model", std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  });
   return bytes;
 }
 

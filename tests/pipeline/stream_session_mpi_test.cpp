@@ -9,33 +9,15 @@
 #include "pipeline/continuation_state.h"
 #include "pipeline/small_model.h"
 #include "pipeline/video_generation.h"
+#include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
 namespace ltx::pipeline {
 namespace {
 
-dist::World& world() {
-  static dist::World w(nullptr, nullptr);
-  return w;
-}
-
-dist::Communicator& group() {
-  static std::unique_ptr<dist::Communicator> c = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  return *c;
-}
-
-std::string model_dir() {
-  static std::string dir = [] {
-    std::string d;
-    if (world().is_root()) d = value_or_throw(ensure_builtin_model());
-    int64_t n = static_cast<int64_t>(d.size());
-    MPI_Bcast(&n, 1, MPI_INT64_T, 0, world().comm());
-    d.resize(n);
-    MPI_Bcast(d.data(), static_cast<int>(n), MPI_CHAR, 0, world().comm());
-    return d;
-  }();
-  return dir;
-}
+dist::World& world() { return testing::mpi_world(); }
+dist::Communicator& group() { return testing::mpi_group(); }
+std::string model_dir() { return testing::builtin_model_dir(); }
 
 // A model, its prompt encoder and a KV budget on one communicator.
 struct Engine {

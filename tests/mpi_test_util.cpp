@@ -1,0 +1,41 @@
+#include "tests/mpi_test_util.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "common/check.h"
+#include "pipeline/small_model.h"
+
+namespace ltx::testing {
+
+dist::World& mpi_world() {
+  static dist::World w(nullptr, nullptr);  // MPI is already up (mpi_test_main); this reads the group
+  return w;
+}
+
+dist::Communicator& mpi_group() {
+  static std::unique_ptr<dist::Communicator> c = [] {
+    const char* env = std::getenv("LTX_TEST_BACKEND");
+    auto backend = dist::parse_backend(env ? env : "mpi");
+    LTX_CHECK(backend.has_value(), "LTX_TEST_BACKEND must be mpi, nccl or auto");
+    return value_or_throw(dist::make_communicator(mpi_world(), *backend));
+  }();
+  return *c;
+}
+
+std::string from_root(const std::function<std::string()>& make) {
+  std::string s;
+  if (mpi_world().is_root()) s = make();
+  int64_t n = static_cast<int64_t>(s.size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, 0, mpi_world().comm());
+  s.resize(n);
+  MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, 0, mpi_world().comm());
+  return s;
+}
+
+std::string builtin_model_dir() {
+  static const std::string dir = from_root([] { return value_or_throw(pipeline::ensure_builtin_model()); });
+  return dir;
+}
+
+}  // namespace ltx::testing
