@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "service/api_error.h"
+#include "service/video_request_schema.h"
+
+namespace ltx::service {
+namespace {
+
+ApiError error_of(const std::string& body) {
+  auto r = parse_video_request(body);
+  EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
+  return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
+}
+
+TEST(ApiError, MapsEveryCanonicalCode) {
+  EXPECT_EQ(api_error_from_status(invalid_argument_error("x")).http_status, 422);
+  EXPECT_EQ(api_error_from_status(not_found_error("x")).http_status, 404);
+  EXPECT_EQ(api_error_from_status(failed_precondition_error("x")).http_status, 409);
+  EXPECT_EQ(api_error_from_status(resource_exhausted_error("x")).http_status, 429);
+  EXPECT_GT(api_error_from_status(resource_exhausted_error("x")).retry_after_s, 0);
+  EXPECT_EQ(api_error_from_status(unavailable_error("x")).http_status, 503);
+  EXPECT_EQ(api_error_from_status(deadline_exceeded_error("x")).http_status, 504);
+  EXPECT_EQ(api_error_from_status(unimplemented_error("x")).http_status, 501);
+  EXPECT_EQ(api_error_from_status(internal_error("x")).http_status, 500);
+  EXPECT_EQ(bad_json_error("x").http_status, 400);
+  EXPECT_EQ(too_large_error(10).http_status, 413);
+  auto body = nlohmann::json::parse(api_error_from_status(invalid_argument_error("width bad"), "width").body());
+  EXPECT_EQ(body["error"]["code"], "invalid_value");
+  EXPECT_EQ(body["error"]["message"], "width bad");
+  EXPECT_EQ(body["error"]["field"], "width");
+  EXPECT_TRUE(nlohmann::json::parse(bad_json_error("x").body())["error"]["field"].is_null());
+}
+
+TEST(VideoRequestSchema, ParsesAValidRequest) {
+  auto r = parse_video_request(R"({"prompt": "waves", "width": 512, "height": 320, "num_frames": 25,
+      "num_inference_steps": 20, "guidance_scale": 3.5, "seed": 7, "fps": 24})");
+  ASSERT_TRUE(std::holds_alternative<pipeline::GenerationRequest>(r));
+  const auto& g = std::get<pipeline::GenerationRequest>(r);
+  EXPECT_EQ(g.prompt, "waves");
+  EXPECT_EQ(g.width, 512);
+  EXPECT_EQ(g.num_frames, 25);
+  EXPECT_EQ(g.num_steps, 20);
+  EXPECT_DOUBLE_EQ(g.guidance_scale, 3.5);
+  EXPECT_EQ(g.seed, 7u);
+}
+
+TEST(VideoRequestSchema, ErrorsNameTheFieldWithTheRightStatus) {
+  EXPECT_EQ(error_of("{").http_status, 400);
+  EXPECT_EQ(error_of("[1]").http_status, 400);
+  ApiError missing = error_of(R"({"width": 64})");
+  EXPECT_EQ(missing.http_status, 422);
+  EXPECT_EQ(missing.field, "prompt");
+  ApiError typo = error_of(R"({"prompt": "x", "widht": 64})");
+  EXPECT_EQ(typo.field, "widht");
+  ApiError type = error_of(R"({"prompt": "x", "width": "wide"})");
+  EXPECT_EQ(type.field, "width");
+  EXPECT_EQ(type.http_status, 422);
+  ApiError value = error_of(R"({"prompt": "x", "width": 100})");
+  EXPECT_EQ(value.field, "width");
+  EXPECT_NE(value.message.find("multiple of 32"), std::string::npos) << value.message;
+  EXPECT_EQ(error_of(R"({"prompt": "x", "num_frames": 10})").field, "num_frames");
+  EXPECT_EQ(error_of(R"({"prompt": "x", "num_inference_steps": 0})").field, "num_inference_steps");
+  EXPECT_EQ(error_of(R"({"prompt": "x", "guidance_scale": -1})").field, "guidance_scale");
+  EXPECT_EQ(error_of(R"({"prompt": "x", "seed": -5})").field, "seed");
+  EXPECT_EQ(error_of(R"({"prompt": ""})").field, "prompt");
+}
+
+}  // namespace
+}  // namespace ltx::service
