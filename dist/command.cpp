@@ -89,6 +89,8 @@ void write_payload(Writer& w, const BeginRequestCommand& c) {
   w.i64(c.num_steps);
   w.f64(c.guidance_scale);
   w.u64(c.seed);
+  w.f64(c.guidance_rescale);
+  w.f64(c.fps);
 }
 void write_payload(Writer& w, const StepCommand& c) {
   w.str(c.request_id);
@@ -102,7 +104,7 @@ bool read_payload(Reader& r, PingCommand* c) { return r.u64(&c->token); }
 bool read_payload(Reader& r, BeginRequestCommand* c) {
   return r.str(&c->request_id) && r.str(&c->session_id) && r.i64(&c->width) &&
          r.i64(&c->height) && r.i64(&c->num_frames) && r.i64(&c->num_steps) &&
-         r.f64(&c->guidance_scale) && r.u64(&c->seed);
+         r.f64(&c->guidance_scale) && r.u64(&c->seed) && r.f64(&c->guidance_rescale) && r.f64(&c->fps);
 }
 bool read_payload(Reader& r, StepCommand* c) { return r.str(&c->request_id) && r.i64(&c->step); }
 bool read_payload(Reader& r, CancelCommand* c) { return r.str(&c->request_id); }

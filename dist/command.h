@@ -18,7 +18,7 @@
 
 namespace ltx::dist {
 
-constexpr uint16_t kControlProtocolVersion = 1;
+constexpr uint16_t kControlProtocolVersion = 2;
 // Largest encoded command rank 0 will send (and receivers will accept).
 constexpr uint64_t kMaxCommandBytes = 64ull << 20;
 // Largest string field.
@@ -45,6 +45,8 @@ struct BeginRequestCommand {
   int64_t num_steps = 0;
   double guidance_scale = 1.0;
   uint64_t seed = 0;
+  double guidance_rescale = 0.0;
+  double fps = 25.0;
 };
 struct StepCommand {
   std::string request_id;

@@ -17,6 +17,7 @@
 #include "dist/world.h"
 #include "launch/generate_command.h"
 #include "launch/inspect_command.h"
+#include "launch/serve_command.h"
 
 namespace {
 
@@ -24,6 +25,7 @@ constexpr const char* kUsage =
     "usage: ltx-worker [--log-level LEVEL] COMMAND [ARGS]\n"
     "  generate --prompt TEXT [--model DIR] [--width --height --frames --steps --guidance --seed --fps]\n"
     "           [--png-dir DIR] --out video.mp4     make one video (ltx-worker generate --help)\n"
+    "  serve [--model DIR] [--host H] [--port P]   the HTTP service on rank 0, driving the group\n"
     "  inspect PATH                                describe a checkpoint file, index or model folder\n";
 
 }  // namespace
@@ -50,7 +52,7 @@ int main(int argc, char** argv) {
     std::cerr << "ltx-worker: unknown option " << args[0] << "\n" << kUsage;
     return 2;
   }
-  if (args.empty() || (args[0] != "generate" && args[0] != "inspect")) {
+  if (args.empty() || (args[0] != "generate" && args[0] != "inspect" && args[0] != "serve")) {
     std::cerr << kUsage;
     return 2;
   }
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
 
   ltx::dist::World world(&argc, &argv);
   if (command == "generate") return ltx::launch::run_generate(world, args);
+  if (command == "serve") return ltx::launch::run_serve(world, args);
 
   int rc = 0;
   if (world.is_root()) {
