@@ -138,8 +138,11 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       r.seed = begin->seed;
       r.fps = begin->fps;
     }
-    auto video = t2v.generate(r, [&](int64_t i, int64_t n, double) {
-      if (world.is_root()) jobs.step(current_id, i + 1, n);
+    auto video = t2v.generate(r, [&](int64_t i, int64_t n, double seconds) {
+      if (world.is_root()) {
+        jobs.step(current_id, i + 1, n);
+        jobs.metrics().observe_step_seconds(seconds);
+      }
     });
     LTX_RETURN_IF_ERROR(video.status());
     if (world.is_root()) frames = video->frames;

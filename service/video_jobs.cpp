@@ -40,7 +40,28 @@ std::string VideoJobs::job_json(const Job& j) const {
 }
 
 HttpResponse VideoJobs::handle(const HttpRequest& r) {
+  HttpResponse out = route(r);
+  metrics_.count_request(route_template(r.target.substr(0, r.target.find('?'))), out.status);
+  return out;
+}
+
+HttpResponse VideoJobs::route(const HttpRequest& r) {
   const std::string path = r.target.substr(0, r.target.find('?'));
+  if (r.method == "GET" && path == "/metrics") {
+    std::map<std::string, double> gauges;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      int64_t done = 0, failed = 0;
+      for (const auto& [id, j] : jobs_) {
+        done += j.status == "completed";
+        failed += j.status == "failed";
+      }
+      gauges["ltx_videos_completed"] = static_cast<double>(done);
+      gauges["ltx_videos_failed"] = static_cast<double>(failed);
+      gauges["ltx_group_size"] = info_.group_size;
+    }
+    return {200, "text/plain; version=0.0.4", metrics_.render(gauges), {}};
+  }
   if (r.method == "GET" && path == "/healthz") {
     return json_response(200, {{"status", "ok"}, {"ready", true}, {"group_size", info_.group_size}, {"model", info_.model}});
   }
@@ -60,6 +81,7 @@ HttpResponse VideoJobs::handle(const HttpRequest& r) {
     job.request = std::get<pipeline::GenerationRequest>(parsed);
     job.steps = job.request.num_steps;
     queue_.push_back(job.id);
+    metrics_.set_queue_depth(static_cast<int64_t>(queue_.size()));
     auto [it, inserted] = jobs_.emplace(job.id, std::move(job));
     cv_.notify_one();
     return {202, "application/json", job_json(it->second), {}};
@@ -93,6 +115,7 @@ std::optional<std::pair<std::string, pipeline::GenerationRequest>> VideoJobs::ne
   if (shutdown_ || queue_.empty()) return std::nullopt;
   std::string id = queue_.front();
   queue_.pop_front();
+  metrics_.set_queue_depth(static_cast<int64_t>(queue_.size()));
   Job& j = jobs_.at(id);
   j.status = "in_progress";
   return std::make_pair(id, j.request);
@@ -114,6 +137,7 @@ void VideoJobs::complete(const std::string& id, std::string mp4, double seconds)
   j.step = j.steps;
   j.mp4 = std::move(mp4);
   j.seconds = seconds;
+  metrics_.observe_job_seconds(seconds);
 }
 
 void VideoJobs::fail(const std::string& id, const Status& status) {

@@ -17,6 +17,7 @@
 
 #include "pipeline/text_to_video.h"
 #include "service/http_server.h"
+#include "service/metrics.h"
 
 namespace ltx::service {
 
@@ -42,6 +43,7 @@ class VideoJobs {
   void fail(const std::string& id, const Status& status);
   void shutdown();
   bool shutting_down() const;
+  Metrics& metrics() { return metrics_; }
 
  private:
   struct Job {
@@ -55,7 +57,10 @@ class VideoJobs {
   };
   std::string job_json(const Job& job) const;  // holds mu_
 
+  HttpResponse route(const HttpRequest& request);
+
   ServiceInfo info_;
+  Metrics metrics_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Job> jobs_;

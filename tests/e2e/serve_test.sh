@@ -45,6 +45,11 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(code "$url/no/such/route")" = 404 ] || fail "unknown route must be 404"
 curl -s -XPOST "$url/v1/videos" -d '{"prompt":"x","width":100}' | grep -q '"field":"width"' || fail "error names the field"
 
+metrics=$(curl -sf "$url/metrics") || fail "/metrics"
+echo "$metrics" | grep -q 'ltx_http_requests_total{route="/v1/videos",status="202"} 1' || fail "metrics: requests"
+echo "$metrics" | grep -q 'ltx_denoise_step_seconds_count 2' || fail "metrics: steps"
+echo "$metrics" | grep -q 'ltx_videos_completed 1' || fail "metrics: completed"
+
 kill -TERM "$pid"
 wait $mpipid
 rc=$?

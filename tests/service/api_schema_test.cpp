@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "service/api_error.h"
+#include "service/metrics.h"
 #include "service/video_request_schema.h"
 
 namespace ltx::service {
@@ -65,6 +66,24 @@ TEST(VideoRequestSchema, ErrorsNameTheFieldWithTheRightStatus) {
   EXPECT_EQ(error_of(R"({"prompt": "x", "guidance_scale": -1})").field, "guidance_scale");
   EXPECT_EQ(error_of(R"({"prompt": "x", "seed": -5})").field, "seed");
   EXPECT_EQ(error_of(R"({"prompt": ""})").field, "prompt");
+}
+
+TEST(Metrics, RendersPrometheusText) {
+  Metrics m;
+  m.count_request(route_template("/v1/videos/vid_7/content"), 200);
+  m.count_request(route_template("/v1/videos/vid_8/content"), 200);
+  m.count_request(route_template("/evil/../path"), 404);
+  m.observe_step_seconds(0.2);
+  m.observe_step_seconds(3.0);
+  m.set_queue_depth(4);
+  std::string text = m.render({{"ltx_group_size", 2}});
+  EXPECT_NE(text.find("ltx_http_requests_total{route=\"/v1/videos/{id}/content\",status=\"200\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_http_requests_total{route=\"other\",status=\"404\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_denoise_step_seconds_bucket{le=\"0.25\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_denoise_step_seconds_bucket{le=\"+Inf\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_denoise_step_seconds_count 2"), std::string::npos);
+  EXPECT_NE(text.find("ltx_queue_depth 4"), std::string::npos);
+  EXPECT_NE(text.find("ltx_group_size 2"), std::string::npos);
 }
 
 }  // namespace
