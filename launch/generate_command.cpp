@@ -1,25 +1,22 @@
 #include "launch/generate_command.h"
 
-#include <ATen/Parallel.h>
+#include "launch/launch_support.h"
+
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "common/check.h"
 #include "common/logging.h"
 #include "dist/communicator.h"
 #include "pipeline/prompt_encoder.h"
-#include "pipeline/small_model.h"
 #include "pipeline/stream_session.h"
 #include "pipeline/text_to_video.h"
 #include "pipeline/video_file.h"
 
 namespace ltx::launch {
 namespace po = boost::program_options;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -34,20 +31,6 @@ struct GenerateOptions {
   std::string png_dir;
   std::string backend = "auto";
 };
-
-// Rank 0's verdict (code + message + a string payload) reaches every rank.
-Status broadcast_status(dist::World& world, const Status& local, std::string* payload) {
-  int32_t code = static_cast<int32_t>(local.code());
-  MPI_Bcast(&code, 1, MPI_INT32_T, 0, world.comm());
-  std::string text = world.is_root() ? (local.ok() ? *payload : local.message()) : std::string();
-  int64_t n = static_cast<int64_t>(text.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, world.comm());
-  text.resize(n);
-  MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, world.comm());
-  if (code != 0) return Status(is_known_status_code(code) ? static_cast<StatusCode>(code) : StatusCode::kInternal, text);
-  *payload = text;
-  return Status();
-}
 
 pipeline::StreamSettings stream_settings(const GenerateOptions& o) {
   pipeline::StreamSettings s;
@@ -115,27 +98,18 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     }
     if (verdict.ok() && !dist::parse_backend(o.backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {
-      if (o.model.empty()) {
-        auto builtin = pipeline::ensure_builtin_model();
-        verdict = builtin.status();
-        if (builtin.ok()) model_dir = *builtin;
-      } else if (!fs::is_regular_file(fs::path(o.model) / "model_index.json")) {
-        verdict = not_found_error("--model " + o.model + ": not a model folder (no readable model_index.json)");
-      } else {
-        model_dir = o.model;
-      }
+      auto dir = resolve_model_dir(o.model);
+      verdict = dir.status();
+      if (dir.ok()) model_dir = *dir;
     }
   }
-  verdict = broadcast_status(world, verdict, &model_dir);
+  verdict = share_root_verdict(world, verdict, &model_dir);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker generate: %s\n", verdict.message().c_str());
     return verdict.code() == StatusCode::kInvalidArgument || verdict.code() == StatusCode::kNotFound ? 2 : 1;
   }
 
-  // One thread per rank when ranks share a node, unless the user chose.
-  if (std::getenv("OMP_NUM_THREADS") == nullptr && world.info().local_size > 1) {
-    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.info().local_size));
-  }
+  set_rank_threads(world);
   Status done = catch_to_status([&]() -> Status {
     LTX_ASSIGN_OR_RETURN(auto comm, dist::make_communicator(world, *dist::parse_backend(o.backend)));
     LTX_ASSIGN_OR_RETURN(auto model, pipeline::LtxVideoModel::load(model_dir, *comm, at::kFloat));
@@ -189,7 +163,7 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   });
   // Every rank leaves with rank 0's verdict (and its own error if it had one).
   std::string unused;
-  Status final_status = broadcast_status(world, done, &unused);
+  Status final_status = share_root_verdict(world, done, &unused);
   if (!done.ok()) {
     std::fprintf(stderr, "ltx-worker generate [rank %d]: %s\n", world.rank(), done.to_string().c_str());
   } else if (!final_status.ok() && world.is_root()) {

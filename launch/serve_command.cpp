@@ -1,22 +1,20 @@
 #include "launch/serve_command.h"
 
+#include "launch/launch_support.h"
+
 #include <unistd.h>
 
-#include <ATen/Parallel.h>
 #include <atomic>
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "common/check.h"
 #include "common/logging.h"
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
 #include "pipeline/prompt_encoder.h"
-#include "pipeline/small_model.h"
 #include "pipeline/text_to_video.h"
 #include "pipeline/video_file.h"
 #include "service/http_server.h"
@@ -24,26 +22,11 @@
 
 namespace ltx::launch {
 namespace po = boost::program_options;
-namespace fs = std::filesystem;
 
 namespace {
 
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
-
-// Rank 0's verdict and a payload string reach every rank.
-Status share_verdict(dist::World& world, const Status& local, std::string* payload) {
-  int32_t code = static_cast<int32_t>(local.code());
-  MPI_Bcast(&code, 1, MPI_INT32_T, 0, world.comm());
-  std::string text = world.is_root() ? (local.ok() ? *payload : local.message()) : std::string();
-  int64_t n = static_cast<int64_t>(text.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, world.comm());
-  text.resize(n);
-  MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, world.comm());
-  if (code != 0) return Status(is_known_status_code(code) ? static_cast<StatusCode>(code) : StatusCode::kInternal, text);
-  *payload = text;
-  return Status();
-}
 
 }  // namespace
 
@@ -74,24 +57,18 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   if (world.is_root() && verdict.ok()) {
     if (port < 0 || port > 65535) verdict = invalid_argument_error("--port must be in [0, 65535]");
     else if (!dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
-    else if (model.empty()) {
-      auto builtin = pipeline::ensure_builtin_model();
-      verdict = builtin.status();
-      if (builtin.ok()) model_dir = *builtin;
-    } else if (!fs::is_regular_file(fs::path(model) / "model_index.json")) {
-      verdict = not_found_error("--model " + model + ": not a model folder (no readable model_index.json)");
-    } else {
-      model_dir = model;
+    else {
+      auto dir = resolve_model_dir(model);
+      verdict = dir.status();
+      if (dir.ok()) model_dir = *dir;
     }
   }
-  verdict = share_verdict(world, verdict, &model_dir);
+  verdict = share_root_verdict(world, verdict, &model_dir);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
     return 2;
   }
-  if (std::getenv("OMP_NUM_THREADS") == nullptr && world.info().local_size > 1) {
-    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.info().local_size));
-  }
+  set_rank_threads(world);
   if (world.is_root()) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
