@@ -93,7 +93,7 @@ Status StreamSession::rebuild_cache() {
   return Status();
 }
 
-Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& progress) {
+Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& progress, const CancelToken& cancel) {
   last_used_ = std::chrono::steady_clock::now();
   if (index == last_chunk_ && index >= 0) {
     if (!can_repeat_) {
@@ -127,7 +127,9 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   };
   const auto& prefix = cache_.prefix();
   at::Tensor clean = denoise(model, *model_.scheduler, schedule, text_, g, rope, shard,
-                             shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix);
+                             shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix,
+                             group_step_gate(comm_, cancel));
+  if (!clean.defined()) return cancelled_error("session " + id_ + ": chunk " + std::to_string(index) + " cancelled");
 
   // The chunk's clean timestep-0 pass feeds the cache; then slide the window.
   LTX_RETURN_IF_ERROR(append_clean(index, clean));

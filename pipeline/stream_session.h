@@ -66,8 +66,9 @@ class StreamSession {
                                                        LtxVideoModel& model, dist::Communicator& comm,
                                                        PromptEncoder& prompts, KvBudget* budget);
 
-  // Collective. See the header comment for the numbering rule.
-  Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr);
+  // Collective. See the header comment for the numbering rule. A chunk that
+  // `cancel` stops is CANCELLED and leaves the session as it was before it.
+  Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr, const CancelToken& cancel = {});
 
   // Collective: rank 0 receives the session's continuation state (every
   // window chunk's clean latents gathered); other ranks get an empty state.

@@ -98,7 +98,19 @@ Result<LtxVideoModel> LtxVideoModel::load(const std::string& folder, dist::Commu
   return m;
 }
 
-Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const ProgressFn& progress) {
+StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel) {
+  if (!cancel.enabled) return nullptr;
+  return [&comm, cancel](int64_t) {
+    int64_t stop = 0;
+    if (comm.rank() == 0 && cancel.requested) stop = cancel.requested() ? 1 : 0;
+    at::Tensor flag = at::full({1}, stop, at::TensorOptions().dtype(at::kLong).device(comm.device()));
+    comm.broadcast(flag, 0);
+    return flag.item<int64_t>() == 0;
+  };
+}
+
+Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const ProgressFn& progress,
+                                             const CancelToken& cancel) {
   using clock = std::chrono::steady_clock;
   const LtxTransformer& model = *model_.transformer;
   const int64_t spatial = 32, temporal = 8;
@@ -134,7 +146,18 @@ Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const P
     if (progress) progress(i, schedule.steps(), std::chrono::duration<double>(now - last).count());
     last = now;
   };
-  at::Tensor local = denoise(model, *model_.scheduler, schedule, cond, grid, rope, shard, latents, settings, observer);
+  int64_t steps_done = 0;
+  StepGate gate = group_step_gate(comm_, cancel);
+  StepGate counted = [&](int64_t i) {
+    steps_done = i + 1;
+    return !gate || gate(i);
+  };
+  at::Tensor local = denoise(model, *model_.scheduler, schedule, cond, grid, rope, shard, latents, settings, observer,
+                             nullptr, counted);
+  if (!local.defined()) {
+    return cancelled_error("cancelled after step " + std::to_string(steps_done) + " of " +
+                           std::to_string(schedule.steps()));
+  }
 
   // 4. Rank 0 gathers and decodes.
   GeneratedVideo out;

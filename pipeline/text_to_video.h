@@ -23,6 +23,7 @@
 #include "pipeline/ltx_transformer.h"
 #include "pipeline/ltx_vae_decoder.h"
 #include "pipeline/prompt_encoder.h"
+#include "pipeline/video_generation.h"
 
 namespace ltx::pipeline {
 
@@ -75,13 +76,29 @@ struct GeneratedVideo {
 // step (0-based), steps, seconds of that step.
 using ProgressFn = std::function<void(int64_t, int64_t, double)>;
 
+// Cooperative cancellation of one generation on the whole group. `enabled`
+// must be the same on every rank: then after every denoising step rank 0 asks
+// `requested` (any thread may flip what it reads) and broadcasts the answer,
+// so every rank stops at the same step boundary. Costs one 8-byte broadcast
+// per step; disabled, it costs nothing.
+struct CancelToken {
+  bool enabled = false;
+  std::function<bool()> requested;  // read on rank 0 only
+};
+
+// The StepGate of `cancel` on this rank (nullptr when disabled). Collective
+// per call when enabled.
+StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel);
+
 class TextToVideo {
  public:
   TextToVideo(LtxVideoModel& model, dist::Communicator& comm, PromptEncoder& prompts)
       : model_(model), comm_(comm), prompts_(prompts) {}
 
   // Collective; every rank passes the same (already validated) request.
-  Result<GeneratedVideo> generate(const GenerationRequest& request, const ProgressFn& progress = nullptr);
+  // CANCELLED when `cancel` stopped it (on every rank, at the same step).
+  Result<GeneratedVideo> generate(const GenerationRequest& request, const ProgressFn& progress = nullptr,
+                                  const CancelToken& cancel = {});
 
  private:
   LtxVideoModel& model_;

@@ -21,7 +21,7 @@ at::Tensor unpack_latents(const at::Tensor& packed, const LatentGrid& g) {
 at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& scheduler, const SigmaSchedule& schedule,
                    const TextConditioning& text, const LatentGrid& grid, const RopeSettings& rope,
                    const parallel::SequenceShard& shard, at::Tensor latents, const DenoiseSettings& settings,
-                   const StepObserver& observer, const std::vector<LayerKv>* kv_prefix) {
+                   const StepObserver& observer, const std::vector<LayerKv>* kv_prefix, const StepGate& gate) {
   const int64_t b = latents.size(0);
   const bool cfg = settings.do_cfg();
   LTX_CHECK(text.bias.size(0) == (cfg ? 2 * b : b), "text conditioning has batch ", text.bias.size(0), ", expected ",
@@ -44,6 +44,7 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
     if (observer) observer(i, out, latents);
+    if (gate && !gate(i)) return at::Tensor();
   }
   return latents;
 }

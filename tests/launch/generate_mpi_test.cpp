@@ -66,6 +66,26 @@ TEST(Generation, SameVideoForEveryGroupSize) {
   EXPECT_LE(levels, 1);
 }
 
+// A cancel that rank 0 alone asks for stops every rank after the same step.
+TEST(Generation, CancelStopsEveryRankAtTheSameStep) {
+  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
+  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
+  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
+  pipeline::PromptEncoder prompts(*comm, std::move(enc));
+  pipeline::TextToVideo group(model, *comm, prompts);
+  int steps_seen = 0;
+  pipeline::CancelToken cancel;
+  cancel.enabled = true;
+  if (world().is_root()) cancel.requested = [&] { return steps_seen >= 2; };
+  auto video = group.generate(request(), [&](int64_t, int64_t, double) { ++steps_seen; }, cancel);
+  ASSERT_EQ(video.status().code(), StatusCode::kCancelled) << video.status();
+  EXPECT_NE(video.status().message().find("after step 2 of 3"), std::string::npos) << video.status();
+  EXPECT_EQ(steps_seen, 2) << "rank " << world().rank() << " ran past the cancelled step";
+  // The group is in step afterwards: the next request runs to the end.
+  auto next = group.generate(request());
+  ASSERT_TRUE(next.ok()) << next.status();
+}
+
 TEST(GenerateCommand, WritesAPlayableMp4) {
   std::string out = testing::scratch_dir("gen") + "/video.mp4";
   // Every rank writes under its own scratch name, but only rank 0's argument is used.

@@ -177,6 +177,34 @@ TEST(StreamSession, ChunkNumberingRepeatsAndErrors) {
   EXPECT_LT(engine().budget.used(), used) << "closing a session frees its KV memory on this rank";
 }
 
+// Cancellation: rank 0 alone decides (here: after the first step); every rank
+// stops at that step, the session stays as it was, and the same chunk then
+// equals an uncancelled session's.
+TEST(StreamSession, CancelledChunkStopsEveryRankAndChangesNothing) {
+  StreamSettings st = settings(21);
+  st.num_steps = 4;
+  auto s = open("cancel", st);
+  auto reference = open("cancel-ref", st);
+  int64_t steps_seen = 0;
+  CancelToken cancel;
+  cancel.enabled = true;  // the same on every rank
+  if (world().is_root()) cancel.requested = [&] { return steps_seen >= 1; };
+  auto stopped = s->next_chunk(0, [&](int64_t, int64_t, double) { ++steps_seen; }, cancel);
+  ASSERT_EQ(stopped.status().code(), StatusCode::kCancelled) << stopped.status();
+  EXPECT_EQ(steps_seen, 1) << "every rank stops right after the step rank 0 cancelled at";
+  EXPECT_EQ(s->last_chunk(), -1);
+  EXPECT_EQ(s->cache().bytes(), 0) << "a cancelled chunk leaves no K/V behind";
+  // Not cancelled: the token is consulted and says go on.
+  CancelToken go;
+  go.enabled = true;
+  if (world().is_root()) go.requested = [] { return false; };
+  auto made = value_or_throw(s->next_chunk(0, nullptr, go));
+  auto want = value_or_throw(reference->next_chunk(0));
+  if (world().is_root()) {
+    EXPECT_TRUE(at::equal(made.latents, want.latents));
+  }
+}
+
 TEST(StreamSession, KvBudgetRefusesAndChangesNothing) {
   KvBudget tiny(1);  // one byte per rank
   auto s = value_or_throw(StreamSession::create("budget", settings(), engine().model, group(), *engine().prompts, &tiny));
