@@ -99,6 +99,28 @@ void write_payload(Writer& w, const StepCommand& c) {
 void write_payload(Writer& w, const CancelCommand& c) { w.str(c.request_id); }
 void write_payload(Writer& w, const EndSessionCommand& c) { w.str(c.session_id); }
 void write_payload(Writer&, const ShutdownCommand&) {}
+void write_payload(Writer& w, const OpenStreamCommand& c) {
+  w.str(c.session_id);
+  w.u16(c.import_state ? 1 : 0);
+  w.i64(c.width);
+  w.i64(c.height);
+  w.i64(c.chunk_frames);
+  w.i64(c.num_steps);
+  w.f64(c.guidance_scale);
+  w.u64(c.seed);
+  w.f64(c.fps);
+  w.i64(c.window_chunks);
+  w.u16(c.sink ? 1 : 0);
+  w.i64(c.max_kv_bytes);
+  w.i64(c.decode_context);
+  w.f64(c.decode_timestep);
+  w.f64(c.decode_noise_scale);
+}
+void write_payload(Writer& w, const StreamChunkCommand& c) {
+  w.str(c.session_id);
+  w.i64(c.index);
+}
+void write_payload(Writer& w, const ExportStateCommand& c) { w.str(c.session_id); }
 
 bool read_payload(Reader& r, PingCommand* c) { return r.u64(&c->token); }
 bool read_payload(Reader& r, BeginRequestCommand* c) {
@@ -110,6 +132,21 @@ bool read_payload(Reader& r, StepCommand* c) { return r.str(&c->request_id) && r
 bool read_payload(Reader& r, CancelCommand* c) { return r.str(&c->request_id); }
 bool read_payload(Reader& r, EndSessionCommand* c) { return r.str(&c->session_id); }
 bool read_payload(Reader&, ShutdownCommand*) { return true; }
+// A flag travels as u16 0 or 1; anything else is malformed.
+bool read_flag(Reader& r, bool* out) {
+  uint16_t v = 0;
+  if (!r.u16(&v) || v > 1) return false;
+  *out = v == 1;
+  return true;
+}
+bool read_payload(Reader& r, OpenStreamCommand* c) {
+  return r.str(&c->session_id) && read_flag(r, &c->import_state) && r.i64(&c->width) && r.i64(&c->height) &&
+         r.i64(&c->chunk_frames) && r.i64(&c->num_steps) && r.f64(&c->guidance_scale) && r.u64(&c->seed) &&
+         r.f64(&c->fps) && r.i64(&c->window_chunks) && read_flag(r, &c->sink) && r.i64(&c->max_kv_bytes) &&
+         r.i64(&c->decode_context) && r.f64(&c->decode_timestep) && r.f64(&c->decode_noise_scale);
+}
+bool read_payload(Reader& r, StreamChunkCommand* c) { return r.str(&c->session_id) && r.i64(&c->index); }
+bool read_payload(Reader& r, ExportStateCommand* c) { return r.str(&c->session_id); }
 
 template <typename T>
 Result<Command> read_as(Reader& r, CommandType type) {
@@ -137,6 +174,9 @@ CommandType command_type(const Command& command) {
         if constexpr (std::is_same_v<T, CancelCommand>) return CommandType::kCancel;
         if constexpr (std::is_same_v<T, EndSessionCommand>) return CommandType::kEndSession;
         if constexpr (std::is_same_v<T, ShutdownCommand>) return CommandType::kShutdown;
+        if constexpr (std::is_same_v<T, OpenStreamCommand>) return CommandType::kOpenStream;
+        if constexpr (std::is_same_v<T, StreamChunkCommand>) return CommandType::kStreamChunk;
+        if constexpr (std::is_same_v<T, ExportStateCommand>) return CommandType::kExportState;
       },
       command);
 }
@@ -149,6 +189,9 @@ const char* command_type_name(CommandType type) {
     case CommandType::kCancel: return "Cancel";
     case CommandType::kEndSession: return "EndSession";
     case CommandType::kShutdown: return "Shutdown";
+    case CommandType::kOpenStream: return "OpenStream";
+    case CommandType::kStreamChunk: return "StreamChunk";
+    case CommandType::kExportState: return "ExportState";
   }
   return "Unknown";
 }
@@ -206,6 +249,9 @@ Result<DecodedCommand> decode_command(const std::string& bytes) {
     case CommandType::kCancel: cmd = read_as<CancelCommand>(r, CommandType::kCancel); break;
     case CommandType::kEndSession: cmd = read_as<EndSessionCommand>(r, CommandType::kEndSession); break;
     case CommandType::kShutdown: cmd = read_as<ShutdownCommand>(r, CommandType::kShutdown); break;
+    case CommandType::kOpenStream: cmd = read_as<OpenStreamCommand>(r, CommandType::kOpenStream); break;
+    case CommandType::kStreamChunk: cmd = read_as<StreamChunkCommand>(r, CommandType::kStreamChunk); break;
+    case CommandType::kExportState: cmd = read_as<ExportStateCommand>(r, CommandType::kExportState); break;
   }
   if (!cmd.ok()) return cmd.status();
   return DecodedCommand{sequence, std::move(cmd).value()};

@@ -18,7 +18,7 @@
 
 namespace ltx::dist {
 
-constexpr uint16_t kControlProtocolVersion = 2;
+constexpr uint16_t kControlProtocolVersion = 3;
 // Largest encoded command rank 0 will send (and receivers will accept).
 constexpr uint64_t kMaxCommandBytes = 64ull << 20;
 // Largest string field.
@@ -31,6 +31,9 @@ enum class CommandType : uint16_t {
   kCancel = 4,        // stop a request at the next step boundary
   kEndSession = 5,    // free a streaming session's state on every rank
   kShutdown = 6,      // leave the command loop; every rank exits 0
+  kOpenStream = 7,    // create a streaming session, or import one from rank 0's state
+  kStreamChunk = 8,   // make (or repeat) one chunk of a session
+  kExportState = 9,   // gather a session's continuation state to rank 0
 };
 
 struct PingCommand {
@@ -59,9 +62,36 @@ struct EndSessionCommand {
   std::string session_id;
 };
 struct ShutdownCommand {};
+// The numbers of pipeline::StreamSettings (the prompts stay on rank 0, which
+// encodes them). With `import_state` the settings come from the continuation
+// state rank 0 holds and broadcasts; the numbers here are then unused.
+struct OpenStreamCommand {
+  std::string session_id;
+  bool import_state = false;
+  int64_t width = 0;
+  int64_t height = 0;
+  int64_t chunk_frames = 0;
+  int64_t num_steps = 0;
+  double guidance_scale = 1.0;
+  uint64_t seed = 0;
+  double fps = 25.0;
+  int64_t window_chunks = 0;
+  bool sink = false;
+  int64_t max_kv_bytes = 0;
+  int64_t decode_context = 0;
+  double decode_timestep = 0.0;
+  double decode_noise_scale = 0.0;
+};
+struct StreamChunkCommand {
+  std::string session_id;
+  int64_t index = 0;
+};
+struct ExportStateCommand {
+  std::string session_id;
+};
 
-using Command = std::variant<PingCommand, BeginRequestCommand, StepCommand, CancelCommand,
-                             EndSessionCommand, ShutdownCommand>;
+using Command = std::variant<PingCommand, BeginRequestCommand, StepCommand, CancelCommand, EndSessionCommand,
+                             ShutdownCommand, OpenStreamCommand, StreamChunkCommand, ExportStateCommand>;
 
 CommandType command_type(const Command& command);
 const char* command_type_name(CommandType type);
