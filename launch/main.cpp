@@ -22,7 +22,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: ltx-worker [--log-level LEVEL] COMMAND [ARGS]\n"
+    "usage: ltx-worker [--log-level LEVEL] [COMMAND] [ARGS]   (no command: serve)\n"
     "  generate --prompt TEXT [--model DIR] [--width --height --frames --steps --guidance --seed --fps]\n"
     "           [--png-dir DIR] --out video.mp4     make one video (ltx-worker generate --help)\n"
     "  serve [--model DIR] [--host H] [--port P]   the HTTP service on rank 0, driving the group\n"
@@ -49,15 +49,17 @@ int main(int argc, char** argv) {
       args.erase(args.begin(), args.begin() + 2);
       continue;
     }
-    std::cerr << "ltx-worker: unknown option " << args[0] << "\n" << kUsage;
+    break;  // serve's own flags: `ltx-worker --model DIR --port P` serves
+  }
+  std::string command = "serve";
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    command = args[0];
+    args.erase(args.begin());
+  }
+  if (command != "generate" && command != "inspect" && command != "serve") {
+    std::cerr << "ltx-worker: unknown command " << command << "\n" << kUsage;
     return 2;
   }
-  if (args.empty() || (args[0] != "generate" && args[0] != "inspect" && args[0] != "serve")) {
-    std::cerr << kUsage;
-    return 2;
-  }
-  const std::string command = args[0];
-  args.erase(args.begin());
   if (command == "inspect" && args.size() != 1) {
     std::cerr << kUsage;
     return 2;

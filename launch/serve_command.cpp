@@ -1,7 +1,5 @@
 #include "launch/serve_command.h"
 
-#include "launch/launch_support.h"
-
 #include <unistd.h>
 
 #include <atomic>
@@ -14,11 +12,13 @@
 #include "common/logging.h"
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
+#include "launch/launch_support.h"
 #include "pipeline/prompt_encoder.h"
 #include "pipeline/text_to_video.h"
-#include "pipeline/video_file.h"
+#include "service/api_service.h"
+#include "service/group_engine.h"
 #include "service/http_server.h"
-#include "service/video_jobs.h"
+#include "service/service_config.h"
 
 namespace ltx::launch {
 namespace po = boost::program_options;
@@ -31,20 +31,44 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 }  // namespace
 
 int run_serve(dist::World& world, const std::vector<std::string>& args) {
-  std::string model, host = "127.0.0.1", backend = "auto";
-  int port = 8080;
-  size_t max_queue = 16;
+  service::ServiceConfig cfg;
+  std::string model, backend = "auto", config_file;
   po::options_description desc("ltx-worker serve");
   desc.add_options()("help,h", "show this help")
       ("model", po::value(&model), "model folder (diffusers layout); default: the built-in small model")
-      ("host", po::value(&host)->default_value(host), "address to listen on")
-      ("port", po::value(&port)->default_value(port), "port (0 picks a free one)")
-      ("max-queue", po::value(&max_queue)->default_value(max_queue), "queued jobs before 429")
-      ("backend", po::value(&backend)->default_value(backend), "mpi|nccl|auto");
+      ("config", po::value(&config_file), "JSON file of settings (the names below with _ for -); flags win")
+      ("host", po::value(&cfg.host)->default_value(cfg.host), "address to listen on")
+      ("port", po::value(&cfg.port)->default_value(cfg.port), "port (0 picks a free one)")
+      ("backend", po::value(&backend)->default_value(backend), "mpi|nccl|auto")
+      ("io-threads", po::value(&cfg.io_threads)->default_value(cfg.io_threads), "HTTP I/O threads")
+      ("io-timeout", po::value(&cfg.io_timeout_s)->default_value(cfg.io_timeout_s), "seconds to read a request or write a response")
+      ("max-body-bytes", po::value(&cfg.max_body_bytes)->default_value(cfg.max_body_bytes), "larger request bodies get 413")
+      ("max-queue", po::value(&cfg.max_queue)->default_value(cfg.max_queue), "queued work items before 429")
+      ("max-sessions", po::value(&cfg.max_sessions)->default_value(cfg.max_sessions), "open streaming sessions before 429")
+      ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk")
+      ("max-finished-jobs", po::value(&cfg.max_finished_jobs)->default_value(cfg.max_finished_jobs), "finished videos kept for download")
+      ("session-idle", po::value(&cfg.session_idle_s)->default_value(cfg.session_idle_s), "seconds before an unused stream is closed")
+      ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = unlimited)")
+      ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
+      ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
+      ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers");
   po::variables_map vm;
   Status verdict;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
+    if (vm.count("config")) {
+      // The file fills what the flags left at their defaults.
+      config_file = vm["config"].as<std::string>();
+      service::ServiceConfig from_file;
+      Status read = service::merge_service_config_json(config_file, &from_file);
+      if (!read.ok()) throw std::runtime_error(read.message());
+      cfg = from_file;
+      po::variables_map explicit_only;
+      for (const auto& [name, value] : vm) {
+        if (!value.defaulted()) explicit_only.insert({name, value});
+      }
+      vm = std::move(explicit_only);
+    }
     po::notify(vm);
   } catch (const std::exception& e) {
     verdict = invalid_argument_error(e.what());
@@ -55,9 +79,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   }
   std::string model_dir;
   if (world.is_root() && verdict.ok()) {
-    if (port < 0 || port > 65535) verdict = invalid_argument_error("--port must be in [0, 65535]");
-    else if (!dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
-    else {
+    verdict = cfg.validate();
+    if (verdict.ok() && !dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
+    if (verdict.ok()) {
       auto dir = resolve_model_dir(model);
       verdict = dir.status();
       if (dir.ok()) model_dir = *dir;
@@ -92,88 +116,58 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   std::optional<pipeline::TextEncoder> encoder = std::move(m.text_encoder);
   m.text_encoder.reset();
   pipeline::PromptEncoder prompts(comm, std::move(encoder));
-  pipeline::TextToVideo t2v(m, comm, prompts);
   dist::ControlChannel channel(world.comm());
-
-  service::VideoJobs jobs({model_dir, comm.size(), max_queue});
-  // The request rank 0 is running (rank 0 knows the prompt; others get the
-  // numbers from the command) and where its frames go.
-  std::string current_id;
-  pipeline::GenerationRequest current;
-  at::Tensor frames;
-  auto handler = [&](const dist::Command& cmd) -> Status {
-    const auto* begin = std::get_if<dist::BeginRequestCommand>(&cmd);
-    if (begin == nullptr) return Status();
-    pipeline::GenerationRequest r = world.is_root() ? current : pipeline::GenerationRequest{};
-    if (!world.is_root()) {
-      r.width = begin->width;
-      r.height = begin->height;
-      r.num_frames = begin->num_frames;
-      r.num_steps = begin->num_steps;
-      r.guidance_scale = begin->guidance_scale;
-      r.guidance_rescale = begin->guidance_rescale;
-      r.seed = begin->seed;
-      r.fps = begin->fps;
-    }
-    auto video = t2v.generate(r, [&](int64_t i, int64_t n, double seconds) {
-      if (world.is_root()) {
-        jobs.step(current_id, i + 1, n);
-        jobs.metrics().observe_step_seconds(seconds);
-      }
-    });
-    LTX_RETURN_IF_ERROR(video.status());
-    if (world.is_root()) frames = video->frames;
-    return Status();
-  };
+  service::GroupEngineOptions engine_options;
+  engine_options.max_kv_bytes_per_rank = cfg.max_kv_bytes_per_rank;
+  engine_options.state_dir = cfg.state_dir;
+  engine_options.state_inline_bytes = cfg.state_inline_bytes;
+  engine_options.stop_all = &g_stop;
+  service::GroupEngine engine(m, comm, prompts, channel, engine_options);
 
   if (!world.is_root()) {
-    Status served = channel.serve(handler);
+    Status served = engine.serve();
     if (!served.ok()) std::fprintf(stderr, "ltx-worker serve [rank %d]: %s\n", world.rank(), served.to_string().c_str());
     return served.ok() ? 0 : 1;
   }
 
-  service::HttpServerOptions opts;
-  opts.host = host;
-  opts.port = static_cast<uint16_t>(port);
-  service::HttpServer server(opts, [&jobs](const service::HttpRequest& r) { return jobs.handle(r); });
+  service::ApiService api({model_dir, comm.size(), engine.state_model(), engine.blob_store()}, cfg);
+  service::HttpServerOptions http;
+  http.host = cfg.host;
+  http.port = static_cast<uint16_t>(cfg.port);
+  http.body_limit = cfg.max_body_bytes;
+  http.io_threads = cfg.io_threads;
+  http.read_timeout_s = cfg.io_timeout_s;
+  service::HttpServer server(http, [&api](const service::HttpRequest& r) { return api.handle(r); });
   Status listening = server.start();
   if (!listening.ok()) {
     std::fprintf(stderr, "ltx-worker serve: %s\n", listening.to_string().c_str());
-    channel.execute(dist::ShutdownCommand{}, handler);
+    (void)engine.shutdown();  // the listen error is what the user needs to see
     return 1;
   }
-  std::printf("ltx-worker: listening on http://%s:%u (rank 0 pid %d, %d rank(s), model %s)\n", host.c_str(),
+  std::printf("ltx-worker: listening on http://%s:%u (rank 0 pid %d, %d rank(s), model %s)\n", cfg.host.c_str(),
               static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), model_dir.c_str());
   std::fflush(stdout);
+
+  // The inference loop: one work item at a time on the whole group.
   while (!g_stop.load()) {
-    auto job = jobs.next_job(std::chrono::milliseconds(200));
-    if (!job) continue;
-    current_id = job->first;
-    current = job->second;
-    ScopedRequestId tag(current_id);
-    auto t0 = std::chrono::steady_clock::now();
-    dist::BeginRequestCommand cmd{current_id, "", current.width, current.height, current.num_frames,
-                                  current.num_steps, current.guidance_scale, current.seed,
-                                  current.guidance_rescale, current.fps};
-    auto outcome = channel.execute(cmd, handler);
-    if (!outcome.status.ok()) {
-      jobs.fail(current_id, outcome.status);
+    auto work = api.next_work(std::chrono::milliseconds(200));
+    if (!work) {
+      api.tick();
       continue;
     }
-    auto mp4 = pipeline::encode_mp4(frames, current.fps);
-    if (!mp4.ok()) {
-      jobs.fail(current_id, mp4.status());
-      continue;
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    LTX_LOG(kInfo) << "video done in " << secs << " s";
-    jobs.complete(current_id, std::move(*mp4), secs);
+    ScopedRequestId tag(work->id);
+    const service::Work& w = *work;
+    service::WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); });
+    LTX_LOG(kInfo) << service::work_kind_name(w.kind) << (w.kind == service::Work::Kind::kChunk ? " " + std::to_string(w.index) : "")
+                   << (result.status.ok() ? " done in " : " ended in ") << result.seconds << " s";
+    api.on_done(w, std::move(result));
   }
   LTX_LOG(kInfo) << "shutting down: no new requests, stopping the group";
-  jobs.shutdown();
+  api.shutdown();
   server.stop();
-  auto bye = channel.execute(dist::ShutdownCommand{}, handler);
-  return bye.status.ok() ? 0 : 1;
+  Status bye = engine.shutdown();
+  if (!bye.ok()) std::fprintf(stderr, "ltx-worker serve: %s\n", bye.to_string().c_str());
+  return bye.ok() ? 0 : 1;
 }
 
 }  // namespace ltx::launch

@@ -1,6 +1,8 @@
 #include "service/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -18,12 +20,124 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// ResponseChannel
+
+void ResponseChannel::notify(std::unique_lock<std::mutex>& lock) {
+  std::function<void()> wake = wake_;
+  lock.unlock();
+  if (wake) wake();
+}
+
+void ResponseChannel::finish(HttpResponse response) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (finished_ || events_ || closed_) return;
+  finished_ = true;
+  response.later.reset();
+  pending_.whole = std::move(response);
+  notify(lock);
+}
+
+void ResponseChannel::open_events() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (finished_ || events_ || closed_) return;
+  events_ = true;
+  pending_.send_head = true;
+  notify(lock);
+}
+
+void ResponseChannel::send_event(std::string frame) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!events_ || ended_ || closed_) return;
+  if (pending_.frames.size() >= kMaxQueuedEvents) {
+    // The client is not reading: stop feeding it rather than grow without bound.
+    pending_.frames.clear();
+    pending_.end = true;
+    ended_ = true;
+  } else {
+    pending_.frames.push_back(std::move(frame));
+  }
+  notify(lock);
+}
+
+void ResponseChannel::end() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!events_ || ended_ || closed_) return;
+  ended_ = true;
+  pending_.end = true;
+  notify(lock);
+}
+
+bool ResponseChannel::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_ || ended_ || finished_;
+}
+
+void ResponseChannel::attach(std::function<void()> wake) {
+  std::unique_lock<std::mutex> lock(mu_);
+  wake_ = std::move(wake);
+  notify(lock);
+}
+
+ResponseChannel::Pending ResponseChannel::take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Pending out = std::move(pending_);
+  pending_ = Pending{};
+  return out;
+}
+
+void ResponseChannel::mark_closed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  wake_ = nullptr;
+  pending_ = Pending{};
+}
+
 namespace {
+
+constexpr char kEventStreamHead[] =
+    "HTTP/1.1 200 OK\r\nServer: ltx-worker\r\nContent-Type: text/event-stream\r\n"
+    "Cache-Control: no-cache\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+
+// Sessions waiting on a ResponseChannel are held here (the channel's wake-up
+// only holds a weak reference), so stop() can release them while the
+// io_context still exists.
+class WaitingSessions {
+ public:
+  void hold(std::shared_ptr<void> s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(std::move(s));
+  }
+  void release(const void* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (it->get() == s) {
+        held_.erase(it);
+        return;
+      }
+    }
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  void clear() {
+    std::vector<std::shared_ptr<void>> gone;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gone.swap(held_);
+    }
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<void>> held_;
+};
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, const HttpHandler& handler, const HttpServerOptions& options)
-      : stream_(std::move(socket)), handler_(handler), options_(options) {}
+  Session(tcp::socket&& socket, const HttpHandler& handler, const HttpServerOptions& options,
+          WaitingSessions& waiting)
+      : stream_(std::move(socket)), handler_(handler), options_(options), waiting_(waiting) {}
 
   void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this())); }
 
@@ -38,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream) return close();
     HttpResponse out;
-    bool keep_alive = false;
+    keep_alive_ = false;
     if (ec == http::error::body_limit) {
       ApiError e = too_large_error(options_.body_limit);
       out.status = e.http_status;
@@ -47,28 +161,88 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();  // timeout, reset, garbage: nothing to answer
     } else {
       const auto& req = parser_->get();
-      keep_alive = req.keep_alive();
+      keep_alive_ = req.keep_alive();
       HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body()};
       try {
         out = handler_(r);
       } catch (...) {
         ApiError e = api_error_from_status(status_from_current_exception());
-        out = HttpResponse{e.http_status, "application/json", e.body(), {}};
+        out = HttpResponse{e.http_status, "application/json", e.body(), {}, nullptr};
       }
     }
+    if (out.later) return wait_for(std::move(out.later));
+    write_response(std::move(out));
+  }
+
+  void write_response(HttpResponse out) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(out.status), 11);
     res->set(http::field::server, "ltx-worker");
     res->set(http::field::content_type, out.content_type);
     for (const auto& [k, v] : out.headers) res->set(k, v);
-    res->keep_alive(keep_alive);
+    res->keep_alive(keep_alive_);
     res->body() = std::move(out.body);
     res->prepare_payload();
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code wec, std::size_t) {
-                        if (wec || !keep_alive) return self->close();
-                        self->read();
-                      });
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code wec, std::size_t) {
+      if (wec || !self->keep_alive_) return self->close();
+      self->read();
+    });
+  }
+
+  // The answer comes later through `channel`; until then no timer runs (the
+  // work may be queued for minutes), and nothing here blocks a thread.
+  void wait_for(std::shared_ptr<ResponseChannel> channel) {
+    channel_ = std::move(channel);
+    stream_.expires_never();
+    waiting_.hold(shared_from_this());
+    std::weak_ptr<Session> weak = shared_from_this();
+    channel_->attach([weak] {
+      if (auto self = weak.lock()) net::post(self->stream_.get_executor(), [self] { self->pump(); });
+    });
+  }
+
+  void pump() {
+    if (!channel_) return;
+    ResponseChannel::Pending p = channel_->take();
+    if (p.whole) {
+      done_waiting();
+      return write_response(std::move(*p.whole));
+    }
+    if (p.send_head) outbox_.emplace_back(kEventStreamHead);
+    for (auto& f : p.frames) outbox_.push_back(std::move(f));
+    ending_ = ending_ || p.end;
+    write_next();
+  }
+
+  void write_next() {
+    if (writing_) return;
+    if (outbox_.empty()) {
+      if (ending_) {
+        done_waiting();
+        return close();
+      }
+      stream_.expires_never();
+      return;
+    }
+    writing_ = true;
+    stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
+    net::async_write(stream_, net::buffer(outbox_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) {  // the client went away or stopped reading
+        self->outbox_.clear();
+        self->done_waiting();
+        return self->close();
+      }
+      self->outbox_.pop_front();
+      self->pump();  // takes news and writes the next frame
+    });
+  }
+
+  void done_waiting() {
+    if (!channel_) return;
+    channel_->mark_closed();
+    channel_.reset();
+    waiting_.release(this);
   }
 
   void close() {
@@ -81,6 +255,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   const HttpHandler& handler_;
   const HttpServerOptions& options_;
+  WaitingSessions& waiting_;
+  bool keep_alive_ = false;
+  std::shared_ptr<ResponseChannel> channel_;
+  std::deque<std::string> outbox_;
+  bool writing_ = false, ending_ = false;
 };
 
 }  // namespace
@@ -89,6 +268,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
   net::io_context ioc;
+  WaitingSessions waiting;  // after ioc: released before it is destroyed
   tcp::acceptor acceptor{net::make_strand(ioc)};
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -99,7 +279,7 @@ struct HttpServer::Impl {
         if (ec == net::error::operation_aborted) return;
         LTX_LOG(kWarn) << "accept failed: " << ec.message();
       } else {
-        std::make_shared<Session>(std::move(socket), handler, options)->run();
+        std::make_shared<Session>(std::move(socket), handler, options, waiting)->run();
       }
       if (acceptor.is_open()) accept();
     });
@@ -111,7 +291,10 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler) : impl_(s
   impl_->handler = std::move(handler);
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+  if (impl_) impl_->waiting.clear();
+}
 
 Status HttpServer::start() {
   beast::error_code ec;
@@ -133,16 +316,25 @@ Status HttpServer::start() {
   return Status();
 }
 
-void HttpServer::stop() {
+void HttpServer::stop_accepting() {
   if (!impl_ || impl_->threads.empty()) return;
   net::post(impl_->acceptor.get_executor(), [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->threads.empty()) return;
+  stop_accepting();
+  // Let answers already handed to channels (errors for cancelled work, the
+  // end of event streams) reach their clients, briefly.
+  for (int i = 0; i < 100 && impl_->waiting.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  impl_->waiting.clear();
 }
 
 }  // namespace ltx::service

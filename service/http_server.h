@@ -4,14 +4,19 @@
 // timeouts, a request body limit (413 beyond it) and keep-alive. Handlers run
 // on the I/O threads and must be quick: they parse, enqueue and answer from
 // tables; the engine runs elsewhere (the inference thread), so a slow or
-// vanished client never stalls the group. stop() stops accepting, closes the
-// listener and joins the I/O threads. Exceptions never leave a handler: an
-// escaping one becomes a 500.
+// vanished client never stalls the group. A handler that cannot answer at
+// once returns a ResponseChannel that another thread fills later: one whole
+// response (a finished chunk) or a server-sent event stream. stop() stops
+// accepting, closes the listener and joins the I/O threads. Exceptions never
+// leave a handler: an escaping one becomes a 500.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -27,11 +32,52 @@ struct HttpRequest {
   std::string body;
 };
 
+class ResponseChannel;
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the connection waits for this channel instead of writing the
+  // fields above.
+  std::shared_ptr<ResponseChannel> later;
+};
+
+// A response produced after the handler returned, from any thread. Either
+// finish() once (a whole response; the connection then stays keep-alive), or
+// open_events() and then send_event()... and end() (text/event-stream; the
+// connection closes after it). Thread-safe. A channel whose client went away,
+// or fell more than kMaxQueuedEvents behind, reports closed() and drops what
+// it is given, so a producer never blocks on a client.
+class ResponseChannel {
+ public:
+  static constexpr size_t kMaxQueuedEvents = 4096;
+
+  void finish(HttpResponse response);
+  void open_events();
+  void send_event(std::string frame);  // one SSE frame, "event: ...\ndata: ...\n\n"
+  void end();
+  bool closed() const;
+
+  // For the connection (server side only).
+  struct Pending {
+    std::optional<HttpResponse> whole;
+    bool send_head = false;
+    std::deque<std::string> frames;
+    bool end = false;
+  };
+  // `wake` is called (from the producer's thread) whenever there is news.
+  void attach(std::function<void()> wake);
+  Pending take();
+  void mark_closed();  // the client went away: release the connection
+
+ private:
+  void notify(std::unique_lock<std::mutex>& lock);
+  mutable std::mutex mu_;
+  std::function<void()> wake_;
+  Pending pending_;
+  bool events_ = false, head_taken_ = false, finished_ = false, ended_ = false, closed_ = false;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -41,7 +87,7 @@ struct HttpServerOptions {
   uint16_t port = 8080;        // 0 picks a free port (see HttpServer::port())
   size_t body_limit = 8 << 20;
   int io_threads = 2;
-  int read_timeout_s = 30;
+  int read_timeout_s = 30;     // reading a request, and writing any response
 };
 
 class HttpServer {
@@ -55,6 +101,9 @@ class HttpServer {
   // when it cannot bind.
   Status start();
   uint16_t port() const { return bound_port_; }
+  // Stops accepting and closes the listener; open connections may still finish
+  // their responses until stop().
+  void stop_accepting();
   void stop();
 
  private:

@@ -13,10 +13,24 @@ void Metrics::Histogram::observe(double v) {
 }
 
 Metrics::Metrics() {
-  step_.bounds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-  step_.counts.assign(step_.bounds.size() + 1, 0);
-  job_.bounds = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
-  job_.counts.assign(job_.bounds.size() + 1, 0);
+  auto add = [this](Series s, const char* name, const char* help, std::vector<double> bounds) {
+    Histogram h;
+    h.name = name;
+    h.help = help;
+    h.bounds = std::move(bounds);
+    h.counts.assign(h.bounds.size() + 1, 0);
+    histograms_[s] = h;
+  };
+  add(Series::kStepSeconds, "ltx_denoise_step_seconds", "Seconds per denoising step (rank 0).",
+      {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  add(Series::kChunkSeconds, "ltx_stream_chunk_seconds", "Seconds per streamed chunk, on the group.",
+      {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120});
+  add(Series::kFirstChunkSeconds, "ltx_stream_first_chunk_seconds",
+      "Seconds from creating a stream to its first chunk being ready.", {0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300});
+  add(Series::kJobSeconds, "ltx_video_job_seconds", "Seconds per finished video job, on the group.",
+      {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600});
+  add(Series::kQueueWaitSeconds, "ltx_queue_wait_seconds", "Seconds a work item waited in the queue.",
+      {0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300});
 }
 
 void Metrics::count_request(const std::string& route, int status) {
@@ -24,19 +38,14 @@ void Metrics::count_request(const std::string& route, int status) {
   ++requests_[{route, status}];
 }
 
-void Metrics::observe_step_seconds(double s) {
+void Metrics::observe(Series series, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  step_.observe(s);
+  histograms_.at(series).observe(seconds);
 }
 
-void Metrics::observe_job_seconds(double s) {
+void Metrics::set_gauge(const std::string& name, double value, const std::string& help) {
   std::lock_guard<std::mutex> lock(mu_);
-  job_.observe(s);
-}
-
-void Metrics::set_queue_depth(int64_t d) {
-  std::lock_guard<std::mutex> lock(mu_);
-  queue_depth_ = d;
+  gauges_[name] = {value, help};
 }
 
 std::string Metrics::render(const std::map<std::string, double>& extra) const {
@@ -47,32 +56,51 @@ std::string Metrics::render(const std::map<std::string, double>& extra) const {
   for (const auto& [key, n] : requests_) {
     os << "ltx_http_requests_total{route=\"" << key.first << "\",status=\"" << key.second << "\"} " << n << "\n";
   }
-  os << "# HELP ltx_queue_depth Video jobs waiting.\n# TYPE ltx_queue_depth gauge\nltx_queue_depth " << queue_depth_ << "\n";
-  auto histogram = [&os](const char* name, const char* help, const Histogram& h) {
-    os << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  for (const auto& [series, h] : histograms_) {
+    os << "# HELP " << h.name << " " << h.help << "\n# TYPE " << h.name << " histogram\n";
     int64_t cumulative = 0;
     for (size_t i = 0; i < h.bounds.size(); ++i) {
       cumulative += h.counts[i];
-      os << name << "_bucket{le=\"" << h.bounds[i] << "\"} " << cumulative << "\n";
+      os << h.name << "_bucket{le=\"" << h.bounds[i] << "\"} " << cumulative << "\n";
     }
     cumulative += h.counts.back();
-    os << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n" << name << "_sum " << h.sum << "\n"
-       << name << "_count " << h.count << "\n";
-  };
-  histogram("ltx_denoise_step_seconds", "Seconds per denoising step (rank 0).", step_);
-  histogram("ltx_video_job_seconds", "Seconds per finished video job.", job_);
-  for (const auto& [name, value] : extra) os << "# TYPE " << name << " gauge\n" << name << " " << value << "\n";
+    os << h.name << "_bucket{le=\"+Inf\"} " << cumulative << "\n" << h.name << "_sum " << h.sum << "\n"
+       << h.name << "_count " << h.count << "\n";
+  }
+  // One TYPE line per metric family (labels stripped).
+  std::map<std::string, double> all = extra;
+  std::map<std::string, std::string> helps;
+  for (const auto& [name, v] : gauges_) {
+    all[name] = v.first;
+    if (!v.second.empty()) helps[name.substr(0, name.find('{'))] = v.second;
+  }
+  std::string family;
+  for (const auto& [name, value] : all) {
+    const std::string f = name.substr(0, name.find('{'));
+    if (f != family) {
+      family = f;
+      if (helps.count(f)) os << "# HELP " << f << " " << helps[f] << "\n";
+      os << "# TYPE " << f << " gauge\n";
+    }
+    os << name << " " << value << "\n";
+  }
   return os.str();
 }
 
 std::string route_template(const std::string& path) {
-  const std::string videos = "/v1/videos/";
-  if (path.rfind(videos, 0) == 0) {
-    const std::string rest = path.substr(videos.size());
-    const size_t slash = rest.find('/');
-    return slash == std::string::npos ? videos + "{id}" : videos + "{id}" + rest.substr(slash);
+  for (const std::string prefix : {"/v1/videos/", "/v1/streams/"}) {
+    if (path.rfind(prefix, 0) == 0) {
+      const std::string rest = path.substr(prefix.size());
+      const size_t slash = rest.find('/');
+      if (slash == std::string::npos) return prefix + "{id}";
+      const std::string tail = rest.substr(slash);
+      for (const char* known : {"/content", "/events", "/chunks", "/state"}) {
+        if (tail == known) return prefix + "{id}" + tail;
+      }
+      return "other";
+    }
   }
-  for (const char* known : {"/healthz", "/metrics", "/v1/models", "/v1/videos", "/"}) {
+  for (const char* known : {"/healthz", "/metrics", "/v1/models", "/v1/videos", "/v1/streams", "/"}) {
     if (path == known) return path;
   }
   return "other";

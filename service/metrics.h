@@ -1,11 +1,12 @@
-// Metrics: counters and histograms of the service, rendered in the Prometheus
-// text exposition format for GET /metrics.
+// Metrics: counters, gauges and histograms of the service, rendered in the
+// Prometheus text exposition format for GET /metrics.
 //
 // Thread-safe (one mutex): HTTP threads count requests, the inference thread
-// observes step and job times. Label values are fixed route templates, never
-// user input, so the series set stays bounded.
+// observes step, chunk and job times. Label values are fixed route templates
+// and rank numbers, never user input, so the series set stays bounded.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -15,17 +16,21 @@ namespace ltx::service {
 
 class Metrics {
  public:
+  enum class Series { kStepSeconds, kChunkSeconds, kFirstChunkSeconds, kJobSeconds, kQueueWaitSeconds };
+
   Metrics();
   // One HTTP request: route template ("/v1/videos/{id}") and status code.
   void count_request(const std::string& route, int status);
-  void observe_step_seconds(double seconds);
-  void observe_job_seconds(double seconds);
-  void set_queue_depth(int64_t depth);
+  void observe(Series series, double seconds);
+  // A gauge; `name` may carry labels: ltx_kv_cache_bytes{rank="1"}.
+  void set_gauge(const std::string& name, double value, const std::string& help = "");
   // The whole exposition, gauges from `extra` appended ("name value" pairs).
   std::string render(const std::map<std::string, double>& extra_gauges = {}) const;
 
  private:
   struct Histogram {
+    const char* name = "";
+    const char* help = "";
     std::vector<double> bounds;
     std::vector<int64_t> counts;  // per bound, then +Inf
     double sum = 0;
@@ -34,8 +39,8 @@ class Metrics {
   };
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, int64_t> requests_;
-  Histogram step_, job_;
-  int64_t queue_depth_ = 0;
+  std::map<Series, Histogram> histograms_;
+  std::map<std::string, std::pair<double, std::string>> gauges_;  // name -> value, help
 };
 
 // The route template of a request path (bounded label values).

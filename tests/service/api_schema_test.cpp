@@ -73,12 +73,24 @@ TEST(Metrics, RendersPrometheusText) {
   m.count_request(route_template("/v1/videos/vid_7/content"), 200);
   m.count_request(route_template("/v1/videos/vid_8/content"), 200);
   m.count_request(route_template("/evil/../path"), 404);
-  m.observe_step_seconds(0.2);
-  m.observe_step_seconds(3.0);
-  m.set_queue_depth(4);
+  m.count_request(route_template("/v1/streams/str_1/chunks"), 200);
+  m.count_request(route_template("/v1/streams/str_1/bogus"), 404);
+  m.observe(Metrics::Series::kStepSeconds, 0.2);
+  m.observe(Metrics::Series::kStepSeconds, 3.0);
+  m.observe(Metrics::Series::kFirstChunkSeconds, 1.5);
+  m.set_gauge("ltx_queue_depth", 4, "Work items waiting.");
+  m.set_gauge("ltx_kv_cache_bytes{rank=\"0\"}", 100);
+  m.set_gauge("ltx_kv_cache_bytes{rank=\"1\"}", 200);
   std::string text = m.render({{"ltx_group_size", 2}});
   EXPECT_NE(text.find("ltx_http_requests_total{route=\"/v1/videos/{id}/content\",status=\"200\"} 2"), std::string::npos) << text;
-  EXPECT_NE(text.find("ltx_http_requests_total{route=\"other\",status=\"404\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_http_requests_total{route=\"other\",status=\"404\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_http_requests_total{route=\"/v1/streams/{id}/chunks\",status=\"200\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_stream_first_chunk_seconds_count 1"), std::string::npos) << text;
+  // One TYPE line for a labelled family.
+  const std::string type = "# TYPE ltx_kv_cache_bytes gauge\n";
+  ASSERT_NE(text.find(type), std::string::npos) << text;
+  EXPECT_EQ(text.find(type, text.find(type) + 1), std::string::npos) << text;
+  EXPECT_NE(text.find("ltx_kv_cache_bytes{rank=\"1\"} 200"), std::string::npos) << text;
   EXPECT_NE(text.find("ltx_denoise_step_seconds_bucket{le=\"0.25\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("ltx_denoise_step_seconds_bucket{le=\"+Inf\"} 2"), std::string::npos) << text;
   EXPECT_NE(text.find("ltx_denoise_step_seconds_count 2"), std::string::npos);

@@ -1,0 +1,778 @@
+#include "service/api_service.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+#include "service/stream_request_schema.h"
+#include "service/video_request_schema.h"
+#include "service/web_page.h"
+
+namespace ltx::service {
+namespace {
+
+using nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+constexpr const char* kVideoLane = "videos";  // all video jobs share one lane; each stream has its own
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
+
+std::string video_topic(const std::string& id) { return "video:" + id; }
+std::string stream_topic(const std::string& id) { return "stream:" + id; }
+
+bool query_flag(const std::string& query, const std::string& name) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    if (kv == name || kv == name + "=true" || kv == name + "=1") return true;
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return false;
+}
+
+// "/v1/streams/str_1/chunks" with prefix "/v1/streams/" -> {"str_1", "/chunks"}.
+std::pair<std::string, std::string> split_id(const std::string& path, const std::string& prefix) {
+  std::string rest = path.substr(prefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string::npos) return {rest, ""};
+  return {rest.substr(0, slash), rest.substr(slash)};
+}
+
+HttpResponse method_not_allowed(const std::string& method, const std::string& path, const std::string& allow) {
+  ApiError e;
+  e.http_status = 405;
+  e.code = "method_not_allowed";
+  e.message = method + " is not allowed on " + path + " (allowed: " + allow + ")";
+  HttpResponse r;
+  r.status = 405;
+  r.body = e.body();
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+HttpResponse mp4_response(std::string mp4) {
+  HttpResponse r;
+  r.content_type = "video/mp4";
+  r.body = std::move(mp4);
+  return r;
+}
+
+}  // namespace
+
+ApiService::ApiService(ServiceInfo info, ServiceConfig config) : info_(std::move(info)), config_(std::move(config)) {
+  update_gauges();
+}
+
+HttpResponse ApiService::error(const ApiError& e) const {
+  HttpResponse r;
+  r.status = e.http_status;
+  r.body = e.body();
+  if (e.http_status == 429 || e.http_status == 503) {
+    r.headers.emplace_back("Retry-After", std::to_string(config_.retry_after_s));
+  }
+  return r;
+}
+
+HttpResponse ApiService::error(const Status& s, const std::string& field) const {
+  return error(api_error_from_status(s, field));
+}
+
+HttpResponse ApiService::handle(const HttpRequest& r) {
+  const size_t q = r.target.find('?');
+  const std::string path = r.target.substr(0, q);
+  const std::string query = q == std::string::npos ? "" : r.target.substr(q + 1);
+  HttpResponse out = route(r, path, query);
+  // A deferred answer is counted with the status it was accepted with (200).
+  metrics_.count_request(route_template(path), out.later ? 200 : out.status);
+  return out;
+}
+
+HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, const std::string& query) {
+  const std::string& m = r.method;
+  if (path == "/" || path == "/index.html") {
+    if (m != "GET") return method_not_allowed(m, path, "GET");
+    HttpResponse page;
+    page.content_type = "text/html; charset=utf-8";
+    page.body = web_page_html();
+    return page;
+  }
+  if (path == "/healthz") {
+    if (m != "GET") return method_not_allowed(m, path, "GET");
+    std::lock_guard<std::mutex> lock(mu_);
+    json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
+              {"model", info_.model}, {"queue_depth", queue_.size()}, {"sessions", open_sessions()}};
+    return json_response(shutdown_ ? 503 : 200, h);
+  }
+  if (path == "/metrics") {
+    if (m != "GET") return method_not_allowed(m, path, "GET");
+    std::map<std::string, double> gauges;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      int64_t done = 0, failed = 0, cancelled = 0;
+      for (const auto& [id, j] : jobs_) {
+        done += j.status == "completed";
+        failed += j.status == "failed";
+        cancelled += j.status == "cancelled";
+      }
+      gauges["ltx_videos_completed"] = static_cast<double>(done);
+      gauges["ltx_videos_failed"] = static_cast<double>(failed);
+      gauges["ltx_videos_cancelled"] = static_cast<double>(cancelled);
+    }
+    HttpResponse out;
+    out.content_type = "text/plain; version=0.0.4";
+    out.body = metrics_.render(gauges);
+    return out;
+  }
+  if (path == "/v1/models") {
+    if (m != "GET") return method_not_allowed(m, path, "GET");
+    return json_response(200, {{"object", "list"}, {"data", {{{"id", info_.model}, {"object", "model"}, {"group_size", info_.group_size}}}}});
+  }
+
+  if (path == "/v1/videos") {
+    if (m == "POST") return create_video(r, query_flag(query, "wait"));
+    if (m != "GET") return method_not_allowed(m, path, "GET, POST");
+    std::lock_guard<std::mutex> lock(mu_);
+    json data = json::array();
+    for (const auto& [id, j] : jobs_) data.push_back(json::parse(job_json(j)));
+    return json_response(200, {{"object", "list"}, {"data", data}});
+  }
+  const std::string videos = "/v1/videos/";
+  if (path.rfind(videos, 0) == 0) {
+    auto [id, tail] = split_id(path, videos);
+    if (tail.empty() && m == "DELETE") return delete_video(id);
+    if (tail.empty() && m != "GET") return method_not_allowed(m, path, "GET, DELETE");
+    if (!tail.empty() && tail != "/content" && tail != "/events") {
+      return error(not_found_error("no route " + m + " " + path));
+    }
+    if (!tail.empty() && m != "GET") return method_not_allowed(m, path, "GET");
+    if (tail == "/events") {
+      auto channel = events_.subscribe(video_topic(id));
+      if (!channel) return error(not_found_error("no video " + id), "id");
+      HttpResponse later;
+      later.later = channel;
+      return later;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
+    if (tail.empty()) return HttpResponse{200, "application/json", job_json(it->second), {}, nullptr};
+    if (it->second.status != "completed") {
+      return error(failed_precondition_error("video " + id + " is " + it->second.status + ", not completed"));
+    }
+    HttpResponse out = mp4_response(it->second.mp4);
+    out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".mp4\"");
+    return out;
+  }
+
+  if (path == "/v1/streams") {
+    if (m == "POST") return create_stream(r);
+    if (m != "GET") return method_not_allowed(m, path, "GET, POST");
+    std::lock_guard<std::mutex> lock(mu_);
+    json data = json::array();
+    for (const auto& [id, s] : streams_) data.push_back(json::parse(stream_json(s)));
+    return json_response(200, {{"object", "list"}, {"data", data}});
+  }
+  const std::string streams = "/v1/streams/";
+  if (path.rfind(streams, 0) == 0) {
+    auto [id, tail] = split_id(path, streams);
+    if (tail.empty()) {
+      if (m == "DELETE") return delete_stream(id, "deleted");
+      if (m != "GET") return method_not_allowed(m, path, "GET, DELETE");
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = streams_.find(id);
+      if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
+      return HttpResponse{200, "application/json", stream_json(it->second), {}, nullptr};
+    }
+    if (tail == "/chunks") {
+      if (m != "POST") return method_not_allowed(m, path, "POST");
+      return request_chunk(id, r);
+    }
+    if (tail == "/state") {
+      if (m != "GET") return method_not_allowed(m, path, "GET");
+      return export_state(id);
+    }
+    if (tail == "/events") {
+      if (m != "GET") return method_not_allowed(m, path, "GET");
+      auto channel = events_.subscribe(stream_topic(id));
+      if (!channel) return error(not_found_error("no stream " + id), "id");
+      HttpResponse later;
+      later.later = channel;
+      return later;
+    }
+  }
+  return error(not_found_error("no route " + m + " " + path));
+}
+
+// ---- admission and the queue (mu_ held) ----
+
+Status ApiService::admit_work() const {
+  if (shutdown_) return unavailable_error("the worker is shutting down");
+  if (queue_.size() >= config_.max_queue) {
+    return resource_exhausted_error("the queue is full (" + std::to_string(config_.max_queue) + " work items)");
+  }
+  return Status();
+}
+
+uint64_t ApiService::enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply) {
+  work.serial = next_serial_++;
+  work.queued_at = steady::now();
+  const uint64_t serial = work.serial;
+  if (reply) replies_[serial] = std::move(reply);
+  queue_.push(owner, std::move(work));
+  metrics_.set_gauge("ltx_queue_depth", static_cast<double>(queue_.size()), "Work items waiting.");
+  cv_.notify_one();
+  return serial;
+}
+
+void ApiService::answer(uint64_t serial, HttpResponse response) {
+  auto it = replies_.find(serial);
+  if (it == replies_.end()) return;
+  it->second->finish(std::move(response));
+  replies_.erase(it);
+}
+
+void ApiService::answer_error(uint64_t serial, const Status& status) { answer(serial, error(status)); }
+
+size_t ApiService::open_sessions() const {
+  size_t n = 0;
+  for (const auto& [id, s] : streams_) n += s.status != "failed";
+  return n;
+}
+
+void ApiService::update_gauges() {
+  metrics_.set_gauge("ltx_queue_depth", static_cast<double>(queue_.size()), "Work items waiting.");
+  metrics_.set_gauge("ltx_active_sessions", static_cast<double>(open_sessions()), "Open streaming sessions.");
+  metrics_.set_gauge("ltx_group_size", info_.group_size, "Ranks in the serving group.");
+}
+
+// ---- video jobs ----
+
+HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
+  auto parsed = parse_video_request(r.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
+  auto& req = std::get<pipeline::GenerationRequest>(parsed);
+  const int64_t pixel_frames = req.width * req.height * req.num_frames;
+  if (pixel_frames > config_.max_pixel_frames) {
+    return error(invalid_argument_error("num_frames: width * height * num_frames = " + std::to_string(pixel_frames) +
+                                        " exceeds this server's limit of " + std::to_string(config_.max_pixel_frames)),
+                 "num_frames");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Status admitted = admit_work();
+  if (!admitted.ok()) return error(admitted);
+  Job job;
+  job.id = "vid_" + std::to_string(next_video_++);
+  job.request = req;
+  job.steps = req.num_steps;
+  job.created_unix = unix_now();
+  job.created = steady::now();
+  Work w;
+  w.kind = Work::Kind::kVideo;
+  w.id = job.id;
+  w.video = req;
+  job.cancel = w.cancel;
+  std::shared_ptr<ResponseChannel> waiter;
+  if (wait) {
+    waiter = std::make_shared<ResponseChannel>();
+    job.waiters.push_back(waiter);
+  }
+  const std::string id = job.id;
+  jobs_.emplace(id, std::move(job));
+  events_.open(video_topic(id));
+  enqueue(kVideoLane, std::move(w), nullptr);
+  const Job& j = jobs_.at(id);
+  json ev = {{"id", id}, {"status", "queued"}, {"queue_position", json::parse(job_json(j)).value("queue_position", 0)}};
+  events_.publish(video_topic(id), "queued", ev.dump());
+  LTX_LOG(kInfo) << "video " << id << " queued (" << req.width << "x" << req.height << ", " << req.num_frames
+                 << " frames, " << req.num_steps << " steps)";
+  if (wait) {
+    HttpResponse later;
+    later.later = waiter;
+    return later;
+  }
+  return HttpResponse{202, "application/json", job_json(j), {}, nullptr};
+}
+
+HttpResponse ApiService::delete_video(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
+  Job& j = it->second;
+  if (j.status == "queued") {
+    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == id; });
+    j.status = "cancelled";
+    j.error_code = "cancelled";
+    j.error_message = "cancelled before it started";
+    finish_job(j);
+    update_gauges();
+    return HttpResponse{200, "application/json", job_json(j), {}, nullptr};
+  }
+  if (j.status == "in_progress") {
+    j.cancel->store(true);  // every rank stops at the next step boundary
+    json out = json::parse(job_json(j));
+    out["status"] = "cancelling";
+    return json_response(202, out);
+  }
+  json out = {{"id", id}, {"object", "video"}, {"deleted", true}};
+  events_.erase(video_topic(id));
+  jobs_.erase(it);
+  return json_response(200, out);
+}
+
+void ApiService::finish_job(Job& j) {
+  j.finished_order = ++finished_count_;
+  json ev = {{"id", j.id}, {"status", j.status}};
+  if (j.status == "completed") {
+    ev["seconds"] = j.total_s;
+    ev["content_url"] = "/v1/videos/" + j.id + "/content";
+  } else {
+    ev["error"] = {{"code", j.error_code}, {"message", j.error_message}};
+  }
+  events_.publish(video_topic(j.id), j.status, ev.dump());
+  events_.close(video_topic(j.id));
+  for (auto& w : j.waiters) {
+    if (j.status == "completed") {
+      HttpResponse r = mp4_response(j.mp4);
+      r.headers.emplace_back("X-Video-Id", j.id);
+      w->finish(std::move(r));
+    } else {
+      Status s = j.error_code == "unavailable" ? unavailable_error("video " + j.id + ": " + j.error_message)
+                 : j.status == "cancelled"    ? cancelled_error("video " + j.id + ": " + j.error_message)
+                                              : internal_error("video " + j.id + " failed: " + j.error_message);
+      HttpResponse r = error(s);
+      r.headers.emplace_back("X-Video-Id", j.id);
+      w->finish(std::move(r));
+    }
+  }
+  j.waiters.clear();
+  prune_jobs();
+}
+
+void ApiService::prune_jobs() {
+  size_t finished = 0;
+  for (const auto& [id, j] : jobs_) finished += j.finished_order > 0;
+  while (finished > config_.max_finished_jobs) {
+    auto oldest = jobs_.end();
+    for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
+      if (it->second.finished_order > 0 && (oldest == jobs_.end() || it->second.finished_order < oldest->second.finished_order)) {
+        oldest = it;
+      }
+    }
+    events_.erase(video_topic(oldest->first));
+    jobs_.erase(oldest);
+    --finished;
+  }
+}
+
+std::string ApiService::job_json(const Job& j) const {
+  const auto& q = j.request;
+  json out = {{"id", j.id},
+              {"object", "video"},
+              {"status", j.status},
+              {"created_at", j.created_unix},
+              {"progress", {{"step", j.step}, {"steps", j.steps}}},
+              {"request", {{"prompt", q.prompt}, {"negative_prompt", q.negative_prompt}, {"width", q.width},
+                           {"height", q.height}, {"num_frames", q.num_frames}, {"num_inference_steps", q.num_steps},
+                           {"guidance_scale", q.guidance_scale}, {"seed", q.seed}, {"fps", q.fps}}},
+              {"timings", {{"queue_seconds", j.queue_s}, {"denoise_seconds", j.denoise_s}, {"decode_seconds", j.decode_s},
+                           {"encode_seconds", j.encode_s}, {"total_seconds", j.total_s}}},
+              {"events_url", "/v1/videos/" + j.id + "/events"}};
+  if (j.status == "queued") {
+    auto pos = queue_.position([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == j.id; });
+    out["queue_position"] = pos ? static_cast<int64_t>(*pos) : 0;
+  }
+  if (j.status == "completed") {
+    out["content_url"] = "/v1/videos/" + j.id + "/content";
+    out["frames"] = j.frames;
+  }
+  if (j.status == "failed" || j.status == "cancelled") {
+    out["error"] = {{"code", j.error_code}, {"message", j.error_message}};
+  }
+  return out.dump();
+}
+
+// ---- streams ----
+
+HttpResponse ApiService::create_stream(const HttpRequest& r) {
+  auto parsed = parse_stream_request(r.body, info_.state_model, info_.blob_store);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
+  auto& req = std::get<StreamCreateRequest>(parsed);
+  const auto& s = req.settings;
+  const int64_t pixel_frames = s.width * s.height * 8 * s.chunk_frames;
+  if (pixel_frames > config_.max_pixel_frames) {
+    return error(invalid_argument_error("chunk_frames: width * height * 8 * chunk_frames = " + std::to_string(pixel_frames) +
+                                        " exceeds this server's limit of " + std::to_string(config_.max_pixel_frames)),
+                 "chunk_frames");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Status admitted = admit_work();
+  if (!admitted.ok()) return error(admitted);
+  if (open_sessions() >= config_.max_sessions) {
+    return error(resource_exhausted_error("the server holds its limit of " + std::to_string(config_.max_sessions) +
+                                          " streaming sessions; delete one or retry later"));
+  }
+  Stream st;
+  st.id = "str_" + std::to_string(next_stream_++);
+  st.settings = s;
+  st.imported = req.state != nullptr;
+  st.created_unix = unix_now();
+  st.created = st.last_used = steady::now();
+  if (req.state) st.accepted = st.done = req.state->last_chunk;
+  Work w;
+  w.kind = req.state ? Work::Kind::kImportStream : Work::Kind::kOpenStream;
+  w.id = st.id;
+  w.settings = s;
+  w.state = req.state;
+  w.cancel = st.cancel;
+  st.in_flight = 1;
+  const std::string id = st.id;
+  streams_.emplace(id, std::move(st));
+  events_.open(stream_topic(id));
+  events_.publish(stream_topic(id), "created", json({{"id", id}, {"resumed", req.state != nullptr}}).dump());
+  enqueue(id, std::move(w), nullptr);
+  update_gauges();
+  LTX_LOG(kInfo) << "stream " << id << (req.state ? " resumed after chunk " + std::to_string(req.state->last_chunk) : " created");
+  return HttpResponse{201, "application/json", stream_json(streams_.at(id)), {{"Location", "/v1/streams/" + id}}, nullptr};
+}
+
+HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest& r) {
+  auto parsed = parse_chunk_request(r.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
+  Stream& s = it->second;
+  if (s.status == "failed") return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
+  const int64_t index = std::get<std::optional<int64_t>>(parsed).value_or(s.accepted + 1);
+  s.last_used = steady::now();
+  if (index == s.done && index >= 0) {
+    // A repeat of the last chunk: rank 0 still holds it; the group is not involved.
+    if (!s.can_repeat) {
+      return error(failed_precondition_error("stream " + id + ": chunk " + std::to_string(index) +
+                                             " was made before the resume and cannot be repeated; ask for chunk " +
+                                             std::to_string(index + 1)),
+                   "index");
+    }
+    HttpResponse out = mp4_response(s.last_mp4);
+    out.headers = {{"X-Stream-Id", id}, {"X-Chunk-Index", std::to_string(index)},
+                   {"X-First-Frame", std::to_string(s.last_first_frame)}, {"X-Frame-Count", std::to_string(s.last_frames)},
+                   {"X-Repeated", "true"}};
+    return out;
+  }
+  if (index != s.accepted + 1) {
+    std::string msg = "stream " + id + ": chunk " + std::to_string(index) + " requested; the next chunk is " +
+                      std::to_string(s.accepted + 1);
+    if (s.accepted >= 0 && s.accepted == s.done) msg += " (or " + std::to_string(s.done) + " to repeat the last one)";
+    if (s.accepted > s.done) msg += " (chunks up to " + std::to_string(s.accepted) + " are queued)";
+    return error(failed_precondition_error(msg), "index");
+  }
+  Status admitted = admit_work();
+  if (!admitted.ok()) return error(admitted);
+  s.accepted = index;
+  ++s.in_flight;
+  Work w;
+  w.kind = Work::Kind::kChunk;
+  w.id = id;
+  w.index = index;
+  w.settings = s.settings;
+  w.cancel = s.cancel;
+  auto reply = std::make_shared<ResponseChannel>();
+  enqueue(id, std::move(w), reply);
+  events_.publish(stream_topic(id), "chunk_queued", json({{"index", index}}).dump());
+  HttpResponse later;
+  later.later = reply;
+  return later;
+}
+
+HttpResponse ApiService::export_state(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
+  Stream& s = it->second;
+  if (s.status == "failed") return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
+  if (s.accepted < 0) {
+    return error(failed_precondition_error("stream " + id + " has no chunk yet; its state exists after chunk 0"));
+  }
+  Status admitted = admit_work();
+  if (!admitted.ok()) return error(admitted);
+  s.last_used = steady::now();
+  ++s.in_flight;
+  Work w;
+  w.kind = Work::Kind::kExportState;
+  w.id = id;
+  w.settings = s.settings;
+  w.cancel = s.cancel;
+  auto reply = std::make_shared<ResponseChannel>();
+  enqueue(id, std::move(w), reply);  // after the stream's queued chunks: the state includes them
+  HttpResponse later;
+  later.later = reply;
+  return later;
+}
+
+void ApiService::drop_stream_work(const std::string& id, const Status& why) {
+  auto dropped = queue_.remove_if([&](const Work& w) { return w.id == id && w.kind != Work::Kind::kVideo; });
+  for (const auto& w : dropped) answer_error(w.serial, why);
+  auto it = streams_.find(id);
+  if (it != streams_.end()) it->second.in_flight -= static_cast<int64_t>(dropped.size());
+}
+
+void ApiService::close_stream(Stream& s, const std::string& reason) {
+  const std::string id = s.id;
+  s.cancel->store(true);  // a running chunk of it stops at the next step
+  drop_stream_work(id, not_found_error("stream " + id + " was " + reason));
+  const bool on_group = s.on_group && s.status != "failed";
+  events_.publish(stream_topic(id), "closed", json({{"id", id}, {"reason", reason}}).dump());
+  events_.erase(stream_topic(id));
+  streams_.erase(id);
+  if (on_group) {
+    Work w;
+    w.kind = Work::Kind::kCloseStream;
+    w.id = id;
+    enqueue(id, std::move(w), nullptr);  // cleanup is never refused for queue space
+  }
+  update_gauges();
+}
+
+HttpResponse ApiService::delete_stream(const std::string& id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
+  close_stream(it->second, reason);
+  LTX_LOG(kInfo) << "stream " << id << " " << reason;
+  return json_response(200, {{"id", id}, {"object", "stream"}, {"deleted", true}});
+}
+
+std::string ApiService::stream_json(const Stream& s) const {
+  const auto& p = s.settings;
+  json out = {{"id", s.id},
+              {"object", "stream"},
+              {"status", s.status},
+              {"created_at", s.created_unix},
+              {"resumed", s.imported},
+              {"last_chunk", s.done},
+              {"next_chunk", s.accepted + 1},
+              {"queued_chunks", s.accepted - s.done},
+              {"frames_per_chunk", 8 * p.chunk_frames},
+              {"settings", {{"prompt", p.prompt}, {"negative_prompt", p.negative_prompt}, {"width", p.width},
+                            {"height", p.height}, {"chunk_frames", p.chunk_frames}, {"num_inference_steps", p.num_steps},
+                            {"guidance_scale", p.guidance_scale}, {"seed", p.seed}, {"fps", p.fps},
+                            {"window", p.window_chunks}, {"sink", p.sink}, {"decode_context", p.decode_context}}},
+              {"chunks_url", "/v1/streams/" + s.id + "/chunks"},
+              {"events_url", "/v1/streams/" + s.id + "/events"},
+              {"state_url", "/v1/streams/" + s.id + "/state"}};
+  if (s.status == "failed") out["error"] = {{"message", s.error_message}};
+  return out.dump();
+}
+
+// ---- the inference thread ----
+
+std::optional<Work> ApiService::next_work(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return shutdown_ || !queue_.empty(); });
+  if (shutdown_) return std::nullopt;
+  std::optional<Work> w = queue_.pop();
+  if (!w) return std::nullopt;
+  update_gauges();
+  metrics_.observe(Metrics::Series::kQueueWaitSeconds, since(w->queued_at));
+  running_ = *w;
+  switch (w->kind) {
+    case Work::Kind::kVideo: {
+      Job& j = jobs_.at(w->id);
+      j.status = "in_progress";
+      j.queue_s = since(w->queued_at);
+      events_.publish(video_topic(j.id), "in_progress", json({{"id", j.id}, {"queue_seconds", j.queue_s}}).dump());
+      break;
+    }
+    case Work::Kind::kOpenStream:
+    case Work::Kind::kImportStream:
+      if (auto it = streams_.find(w->id); it != streams_.end()) it->second.on_group = true;
+      break;
+    case Work::Kind::kChunk:
+      events_.publish(stream_topic(w->id), "chunk_started", json({{"index", w->index}}).dump());
+      break;
+    default: break;
+  }
+  return w;
+}
+
+void ApiService::on_step(const Work& w, int64_t step, int64_t steps, double seconds) {
+  metrics_.observe(Metrics::Series::kStepSeconds, seconds);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (w.kind == Work::Kind::kVideo) {
+    auto it = jobs_.find(w.id);
+    if (it == jobs_.end()) return;
+    it->second.step = step + 1;
+    it->second.steps = steps;
+    events_.publish(video_topic(w.id), "step", json({{"step", step + 1}, {"steps", steps}, {"seconds", seconds}}).dump());
+    if (step + 1 == steps) events_.publish(video_topic(w.id), "decoding", json({{"id", w.id}}).dump());
+  } else if (w.kind == Work::Kind::kChunk) {
+    events_.publish(stream_topic(w.id), "step",
+                    json({{"index", w.index}, {"step", step + 1}, {"steps", steps}, {"seconds", seconds}}).dump());
+    if (step + 1 == steps) events_.publish(stream_topic(w.id), "decoding", json({{"index", w.index}}).dump());
+  }
+}
+
+void ApiService::on_done(const Work& w, WorkResult res) {
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.reset();
+  for (size_t r = 0; r < res.kv_bytes_per_rank.size(); ++r) {
+    metrics_.set_gauge("ltx_kv_cache_bytes{rank=\"" + std::to_string(r) + "\"}", static_cast<double>(res.kv_bytes_per_rank[r]),
+                       "KV-cache bytes held on each rank, all sessions.");
+  }
+  metrics_.set_gauge("ltx_prompt_cache_hits", static_cast<double>(res.prompt_cache_hits), "Prompt-encoding cache hits (rank 0).");
+  metrics_.set_gauge("ltx_prompt_cache_misses", static_cast<double>(res.prompt_cache_misses), "Prompt-encoding cache misses (rank 0).");
+  metrics_.set_gauge("ltx_group_sessions", static_cast<double>(res.sessions), "Sessions the group holds.");
+  const bool ok = res.status.ok();
+  if (!ok) {
+    LTX_LOG(kWarn) << work_kind_name(w.kind) << " " << w.id << ": " << res.status.to_string();
+  }
+
+  if (w.kind == Work::Kind::kVideo) {
+    auto it = jobs_.find(w.id);
+    if (it == jobs_.end()) return;
+    Job& j = it->second;
+    j.denoise_s = res.denoise_seconds;
+    j.decode_s = res.decode_seconds;
+    j.encode_s = res.encode_seconds;
+    j.total_s = res.seconds;
+    if (ok) {
+      j.status = "completed";
+      j.step = j.steps;
+      j.mp4 = std::move(res.mp4);
+      j.frames = res.frame_count;
+      metrics_.observe(Metrics::Series::kJobSeconds, res.seconds);
+    } else {
+      const bool cancelled = res.status.code() == StatusCode::kCancelled;
+      j.status = cancelled ? "cancelled" : "failed";
+      j.error_code = api_error_from_status(res.status).code;
+      j.error_message = res.status.message();
+    }
+    finish_job(j);
+    update_gauges();
+    return;
+  }
+
+  auto it = streams_.find(w.id);
+  if (it == streams_.end()) {
+    // Deleted while it ran: the client of a chunk or export still gets an answer.
+    answer_error(w.serial, not_found_error("stream " + w.id + " was deleted"));
+    return;
+  }
+  Stream& s = it->second;
+  --s.in_flight;
+  s.last_used = steady::now();
+  const std::string topic = stream_topic(w.id);
+  switch (w.kind) {
+    case Work::Kind::kOpenStream:
+    case Work::Kind::kImportStream:
+      if (ok) {
+        s.status = "ready";
+        events_.publish(topic, "ready", json({{"id", s.id}, {"next_chunk", s.accepted + 1}}).dump());
+      } else {
+        s.status = "failed";
+        s.error_message = res.status.message();
+        drop_stream_work(s.id, failed_precondition_error("stream " + s.id + " failed to open: " + s.error_message));
+        events_.publish(topic, "failed", json({{"id", s.id}, {"error", s.error_message}}).dump());
+      }
+      break;
+    case Work::Kind::kChunk:
+      if (ok) {
+        s.done = w.index;
+        s.can_repeat = true;
+        s.last_mp4 = res.mp4;
+        s.last_first_frame = res.first_frame;
+        s.last_frames = res.frame_count;
+        metrics_.observe(Metrics::Series::kChunkSeconds, res.seconds);
+        if (!s.first_chunk_seen) {
+          s.first_chunk_seen = true;
+          if (!s.imported) metrics_.observe(Metrics::Series::kFirstChunkSeconds, since(s.created));
+        }
+        json ev = {{"index", w.index}, {"first_frame", res.first_frame}, {"frames", res.frame_count},
+                   {"seconds", res.seconds}};
+        events_.publish(topic, "chunk_ready", ev.dump());
+        HttpResponse out = mp4_response(std::move(res.mp4));
+        out.headers = {{"X-Stream-Id", s.id}, {"X-Chunk-Index", std::to_string(w.index)},
+                       {"X-First-Frame", std::to_string(res.first_frame)},
+                       {"X-Frame-Count", std::to_string(res.frame_count)}, {"X-Repeated", "false"},
+                       {"X-Chunk-Seconds", std::to_string(res.seconds)}};
+        answer(w.serial, std::move(out));
+      } else {
+        answer_error(w.serial, res.status);
+        s.accepted = s.done;
+        drop_stream_work(s.id, failed_precondition_error("stream " + s.id + ": chunk " + std::to_string(w.index) +
+                                                         " failed, so later chunks were dropped: " + res.status.message()));
+        events_.publish(topic, "chunk_failed", json({{"index", w.index}, {"error", res.status.message()}}).dump());
+      }
+      break;
+    case Work::Kind::kExportState:
+      if (ok) {
+        HttpResponse out;
+        out.body = std::move(res.state_json);
+        out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + s.id + ".state.json\"");
+        answer(w.serial, std::move(out));
+      } else {
+        answer_error(w.serial, res.status);
+      }
+      break;
+    default: break;
+  }
+  update_gauges();
+}
+
+void ApiService::tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = steady::now();
+  std::vector<std::string> idle;
+  for (const auto& [id, s] : streams_) {
+    if (s.in_flight == 0 && now - s.last_used > std::chrono::seconds(config_.session_idle_s)) idle.push_back(id);
+  }
+  for (const auto& id : idle) {
+    LTX_LOG(kInfo) << "stream " << id << " closed after " << config_.session_idle_s << " s idle";
+    close_stream(streams_.at(id), "closed after " + std::to_string(config_.session_idle_s) + " s idle");
+  }
+  if (now - last_ping_ > std::chrono::seconds(15)) {
+    last_ping_ = now;
+    events_.ping();
+  }
+}
+
+void ApiService::shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_) return;
+  shutdown_ = true;
+  if (running_) running_->cancel->store(true);
+  auto dropped = queue_.remove_if([](const Work&) { return true; });
+  for (const auto& w : dropped) {
+    answer_error(w.serial, unavailable_error("the worker is shutting down"));
+    if (w.kind == Work::Kind::kVideo) {
+      Job& j = jobs_.at(w.id);
+      j.status = "cancelled";
+      j.error_code = "unavailable";
+      j.error_message = "the worker shut down before it started";
+      finish_job(j);
+    }
+  }
+  events_.close_all();
+  update_gauges();
+  cv_.notify_all();
+}
+
+bool ApiService::shutting_down() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return shutdown_;
+}
+
+}  // namespace ltx::service

@@ -1,0 +1,138 @@
+// ApiService: the HTTP API of rank 0 (video jobs, streaming sessions, SSE,
+// health, metrics, the web page) and the fair queue between the HTTP threads
+// and the inference thread.
+//
+// HTTP threads call handle(): parse and validate (every request is checked
+// here, on rank 0, before any collective starts), enqueue, and answer from
+// the tables; work whose answer comes later (a chunk, a state export, a
+// synchronous video) gets a ResponseChannel filled by the inference thread.
+// The inference thread calls next_work(), on_step() and on_done(), and tick()
+// when idle (idle-session sweep, SSE keep-alives). One mutex guards the
+// tables; no call blocks on the engine. JSON lives here and in the schemas:
+// the engine only sees Work.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pipeline/continuation_state.h"
+#include "service/api_error.h"
+#include "service/event_hub.h"
+#include "service/fair_queue.h"
+#include "service/http_server.h"
+#include "service/metrics.h"
+#include "service/service_config.h"
+#include "service/work.h"
+
+namespace ltx::service {
+
+struct ServiceInfo {
+  std::string model;
+  int group_size = 1;
+  pipeline::StateModelInfo state_model;
+  const pipeline::BlobStore* blob_store = nullptr;  // for resuming states with blob tensors
+};
+
+class ApiService {
+ public:
+  ApiService(ServiceInfo info, ServiceConfig config);
+
+  // HTTP threads.
+  HttpResponse handle(const HttpRequest& request);
+
+  // The inference thread: the next work item in round-robin order, or nullopt
+  // when `timeout` passes or shutdown() was called.
+  std::optional<Work> next_work(std::chrono::milliseconds timeout);
+  void on_step(const Work& work, int64_t step, int64_t steps, double seconds);
+  void on_done(const Work& work, WorkResult result);
+  void tick();
+
+  // Stops taking work: queued items are cancelled (their clients answered),
+  // the running one is asked to stop, event streams end. Any thread.
+  void shutdown();
+  bool shutting_down() const;
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  struct Job {
+    std::string id;
+    pipeline::GenerationRequest request;
+    std::string status = "queued";  // queued, in_progress, completed, failed, cancelled
+    int64_t step = 0, steps = 0;
+    std::string mp4;
+    int64_t frames = 0;
+    std::string error_code, error_message;
+    double created_unix = 0;
+    std::chrono::steady_clock::time_point created;
+    double queue_s = 0, denoise_s = 0, decode_s = 0, encode_s = 0, total_s = 0;
+    std::shared_ptr<std::atomic<bool>> cancel;
+    std::vector<std::shared_ptr<ResponseChannel>> waiters;  // POST ?wait=true
+    uint64_t finished_order = 0;
+  };
+  struct Stream {
+    std::string id;
+    pipeline::StreamSettings settings;
+    bool imported = false;
+    std::string status = "opening";  // opening, ready, failed
+    int64_t accepted = -1;           // highest chunk index queued or made
+    int64_t done = -1;               // last chunk made
+    bool can_repeat = false;         // rank 0 holds the last chunk's MP4
+    std::string last_mp4;
+    int64_t last_first_frame = 0, last_frames = 0;
+    int64_t in_flight = 0;           // its queued and running work items
+    bool on_group = false;           // its open work has started: the group may hold it
+    bool first_chunk_seen = false;
+    std::string error_message;
+    double created_unix = 0;
+    std::chrono::steady_clock::time_point created, last_used;
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  };
+
+  HttpResponse route(const HttpRequest& request, const std::string& path, const std::string& query);
+  HttpResponse create_video(const HttpRequest& request, bool wait);
+  HttpResponse delete_video(const std::string& id);
+  HttpResponse create_stream(const HttpRequest& request);
+  HttpResponse request_chunk(const std::string& id, const HttpRequest& request);
+  HttpResponse export_state(const std::string& id);
+  HttpResponse delete_stream(const std::string& id, const std::string& reason);
+  HttpResponse error(const ApiError& e) const;
+  HttpResponse error(const Status& s, const std::string& field = "") const;
+
+  // All below hold mu_.
+  Status admit_work() const;  // queue space, not shutting down
+  uint64_t enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply);
+  void answer(uint64_t serial, HttpResponse response);
+  void answer_error(uint64_t serial, const Status& status);
+  void drop_stream_work(const std::string& id, const Status& why);
+  void close_stream(Stream& s, const std::string& reason);  // erases it; queues the group's cleanup
+  void finish_job(Job& job);
+  void prune_jobs();
+  std::string job_json(const Job& job) const;
+  std::string stream_json(const Stream& stream) const;
+  size_t open_sessions() const;
+  void update_gauges();
+
+  ServiceInfo info_;
+  ServiceConfig config_;
+  Metrics metrics_;
+  EventHub events_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  FairQueue<Work> queue_;
+  std::map<uint64_t, std::shared_ptr<ResponseChannel>> replies_;  // by work serial
+  std::map<std::string, Job> jobs_;
+  std::map<std::string, Stream> streams_;
+  std::optional<Work> running_;
+  int64_t next_video_ = 1, next_stream_ = 1;
+  uint64_t next_serial_ = 1, finished_count_ = 0;
+  bool shutdown_ = false;
+  std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace ltx::service

@@ -1,0 +1,236 @@
+#include "service/group_engine.h"
+
+#include <chrono>
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "pipeline/video_file.h"
+
+namespace ltx::service {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
+
+}  // namespace
+
+const char* work_kind_name(Work::Kind kind) {
+  switch (kind) {
+    case Work::Kind::kVideo: return "video";
+    case Work::Kind::kOpenStream: return "open_stream";
+    case Work::Kind::kImportStream: return "import_stream";
+    case Work::Kind::kChunk: return "chunk";
+    case Work::Kind::kExportState: return "export_state";
+    case Work::Kind::kCloseStream: return "close_stream";
+  }
+  return "unknown";
+}
+
+GroupEngine::GroupEngine(pipeline::LtxVideoModel& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
+                         dist::ControlChannel& channel, GroupEngineOptions options)
+    : model_(model),
+      comm_(comm),
+      prompts_(prompts),
+      channel_(channel),
+      options_(std::move(options)),
+      t2v_(model, comm, prompts),
+      budget_(options_.max_kv_bytes_per_rank) {
+  if (!options_.state_dir.empty()) store_.emplace(options_.state_dir);
+}
+
+pipeline::StateModelInfo GroupEngine::state_model() const {
+  return {model_.transformer->config().in_channels, model_.transformer->config().caption_channels};
+}
+
+pipeline::CancelToken GroupEngine::cancel_token() const {
+  pipeline::CancelToken token;
+  token.enabled = true;  // the same on every rank: the service always runs cancellable work
+  if (comm_.rank() == 0 && current_ != nullptr) {
+    auto flag = current_->cancel;
+    const std::atomic<bool>* stop_all = options_.stop_all;
+    token.requested = [flag, stop_all] { return flag->load() || (stop_all != nullptr && stop_all->load()); };
+  }
+  return token;
+}
+
+WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress) {
+  LTX_INTERNAL_ASSERT(comm_.rank() == 0, "GroupEngine::run is rank 0's");
+  out_ = WorkResult{};
+  frames_ = at::Tensor();
+  current_ = &w;
+  progress_ = &progress;
+  const auto t0 = clock::now();
+  dist::Command cmd;
+  switch (w.kind) {
+    case Work::Kind::kVideo: {
+      const auto& r = w.video;
+      cmd = dist::BeginRequestCommand{w.id, "", r.width, r.height, r.num_frames, r.num_steps,
+                                      r.guidance_scale, r.seed, r.guidance_rescale, r.fps};
+      break;
+    }
+    case Work::Kind::kOpenStream: {
+      const auto& s = w.settings;
+      cmd = dist::OpenStreamCommand{w.id, false, s.width, s.height, s.chunk_frames, s.num_steps,
+                                    s.guidance_scale, s.seed, s.fps, s.window_chunks, s.sink, s.max_kv_bytes,
+                                    s.decode_context, s.decode_timestep, s.decode_noise_scale};
+      break;
+    }
+    case Work::Kind::kImportStream: {
+      dist::OpenStreamCommand c;
+      c.session_id = w.id;
+      c.import_state = true;
+      cmd = c;
+      break;
+    }
+    case Work::Kind::kChunk: cmd = dist::StreamChunkCommand{w.id, w.index}; break;
+    case Work::Kind::kExportState: cmd = dist::ExportStateCommand{w.id}; break;
+    case Work::Kind::kCloseStream: cmd = dist::EndSessionCommand{w.id}; break;
+  }
+  auto outcome = channel_.execute(cmd, [this](const dist::Command& c) { return handle(c); });
+  out_.status = outcome.status;
+  if (out_.status.ok() && frames_.defined()) {
+    const auto te = clock::now();
+    const double fps = w.kind == Work::Kind::kVideo ? w.video.fps : w.settings.fps;
+    auto mp4 = pipeline::encode_mp4(frames_, fps);
+    if (mp4.ok()) {
+      out_.mp4 = std::move(*mp4);
+      out_.frame_count = frames_.size(0);
+    } else {
+      out_.status = mp4.status();
+    }
+    out_.encode_seconds = seconds_since(te);
+  }
+  out_.seconds = seconds_since(t0);
+  const auto stats = prompts_.cache_stats();
+  out_.prompt_cache_hits = stats.hits;
+  out_.prompt_cache_misses = stats.misses;
+  out_.sessions = sessions_.size();
+  current_ = nullptr;
+  progress_ = nullptr;
+  frames_ = at::Tensor();
+  return std::move(out_);
+}
+
+Status GroupEngine::shutdown() {
+  return channel_.execute(dist::ShutdownCommand{}, [this](const dist::Command& c) { return handle(c); }).status;
+}
+
+Status GroupEngine::serve() {
+  return channel_.serve([this](const dist::Command& c) { return handle(c); });
+}
+
+Status GroupEngine::handle(const dist::Command& command) {
+  if (const auto* c = std::get_if<dist::BeginRequestCommand>(&command)) return run_video(*c);
+  if (const auto* c = std::get_if<dist::OpenStreamCommand>(&command)) return open_stream(*c);
+  if (const auto* c = std::get_if<dist::StreamChunkCommand>(&command)) return stream_chunk(*c);
+  if (const auto* c = std::get_if<dist::ExportStateCommand>(&command)) return export_state(*c);
+  if (const auto* c = std::get_if<dist::EndSessionCommand>(&command)) {
+    Status erased = sessions_.erase(c->session_id);
+    if (erased.ok()) LTX_RETURN_IF_ERROR(share_kv_bytes());  // NOT_FOUND is the same on every rank
+    return erased;
+  }
+  if (std::holds_alternative<dist::PingCommand>(command) || std::holds_alternative<dist::ShutdownCommand>(command)) {
+    return Status();
+  }
+  return unimplemented_error(std::string("the service does not run ") +
+                             dist::command_type_name(dist::command_type(command)) + " commands");
+}
+
+Status GroupEngine::run_video(const dist::BeginRequestCommand& c) {
+  pipeline::GenerationRequest r;
+  if (comm_.rank() == 0) {
+    LTX_INTERNAL_ASSERT(current_ != nullptr && current_->kind == Work::Kind::kVideo, "no video work on rank 0");
+    r = current_->video;  // rank 0 alone knows the prompts
+  } else {
+    r.width = c.width;
+    r.height = c.height;
+    r.num_frames = c.num_frames;
+    r.num_steps = c.num_steps;
+    r.guidance_scale = c.guidance_scale;
+    r.guidance_rescale = c.guidance_rescale;
+    r.seed = c.seed;
+    r.fps = c.fps;
+  }
+  pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
+  LTX_ASSIGN_OR_RETURN(auto video, t2v_.generate(r, progress, cancel_token()));
+  if (comm_.rank() == 0) {
+    frames_ = video.frames;
+    out_.denoise_seconds = video.denoise_seconds;
+    out_.decode_seconds = video.decode_seconds;
+  }
+  return Status();
+}
+
+Status GroupEngine::open_stream(const dist::OpenStreamCommand& c) {
+  if (sessions_.find(c.session_id) != nullptr) return failed_precondition_error("session " + c.session_id + " already exists");
+  std::unique_ptr<pipeline::StreamSession> session;
+  if (c.import_state) {
+    const pipeline::ContinuationState* state = nullptr;
+    if (comm_.rank() == 0) {
+      LTX_INTERNAL_ASSERT(current_ != nullptr && current_->state != nullptr, "no state to import on rank 0");
+      state = current_->state.get();
+    }
+    LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
+  } else {
+    pipeline::StreamSettings s;
+    if (comm_.rank() == 0) {
+      LTX_INTERNAL_ASSERT(current_ != nullptr && current_->kind == Work::Kind::kOpenStream, "no stream work on rank 0");
+      s = current_->settings;
+    } else {
+      s.width = c.width;
+      s.height = c.height;
+      s.chunk_frames = c.chunk_frames;
+      s.num_steps = c.num_steps;
+      s.guidance_scale = c.guidance_scale;
+      s.seed = c.seed;
+      s.fps = c.fps;
+      s.window_chunks = c.window_chunks;
+      s.sink = c.sink;
+      s.max_kv_bytes = c.max_kv_bytes;
+      s.decode_context = c.decode_context;
+      s.decode_timestep = c.decode_timestep;
+      s.decode_noise_scale = c.decode_noise_scale;
+    }
+    LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
+  }
+  if (comm_.rank() == 0) out_.last_chunk = session->last_chunk();
+  LTX_RETURN_IF_ERROR(sessions_.add(std::move(session)));
+  return share_kv_bytes();
+}
+
+Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c) {
+  pipeline::StreamSession* s = sessions_.find(c.session_id);
+  if (s == nullptr) return not_found_error("no session " + c.session_id);
+  pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
+  const auto t0 = clock::now();
+  LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress, cancel_token()));
+  if (comm_.rank() == 0) {
+    frames_ = chunk.frames;
+    out_.first_frame = chunk.first_frame;
+    out_.repeated = chunk.repeated;
+    out_.denoise_seconds = seconds_since(t0);
+  }
+  return share_kv_bytes();
+}
+
+Status GroupEngine::export_state(const dist::ExportStateCommand& c) {
+  pipeline::StreamSession* s = sessions_.find(c.session_id);
+  if (s == nullptr) return not_found_error("no session " + c.session_id);
+  LTX_ASSIGN_OR_RETURN(pipeline::ContinuationState state, s->export_state());
+  if (comm_.rank() != 0) return Status();
+  LTX_ASSIGN_OR_RETURN(out_.state_json, pipeline::to_json(state, state_model(), blob_store(), options_.state_inline_bytes));
+  return Status();
+}
+
+Status GroupEngine::share_kv_bytes() {
+  at::Tensor mine = at::full({1}, budget_.used(), at::TensorOptions().dtype(at::kLong).device(comm_.device()));
+  at::Tensor all = comm_.gather(mine, 0);
+  if (comm_.rank() == 0) {
+    at::Tensor cpu = all.cpu().contiguous();
+    out_.kv_bytes_per_rank.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+  }
+  return Status();
+}
+
+}  // namespace ltx::service

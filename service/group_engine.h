@@ -1,0 +1,78 @@
+// GroupEngine: runs the service's work on the whole sequence-parallel group.
+//
+// Every rank owns one GroupEngine with the loaded model, the prompt encoder
+// and its SessionTable (its KV-cache shards of every open stream). Rank 0's
+// inference thread calls run(work): it turns the work into one control
+// command, which every rank (rank 0 too) executes through handle(); rank 0
+// then collects the outputs (frames encoded as MP4, the continuation state
+// as JSON). Other ranks sit in serve() until Shutdown. Work that is cancelled
+// stops at the next denoising step boundary on every rank (the CancelToken
+// broadcast). Only the thread that owns the communicator calls into this.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "dist/communicator.h"
+#include "dist/control_channel.h"
+#include "pipeline/continuation_state.h"
+#include "pipeline/prompt_encoder.h"
+#include "pipeline/stream_session.h"
+#include "pipeline/text_to_video.h"
+#include "service/work.h"
+
+namespace ltx::service {
+
+struct GroupEngineOptions {
+  int64_t max_kv_bytes_per_rank = 0;    // 0 = unlimited
+  std::string state_dir;                // blob store of exported states ("" = inline only)
+  size_t state_inline_bytes = 4u << 20;
+  const std::atomic<bool>* stop_all = nullptr;  // rank 0: when set, running work stops at the next step
+};
+
+class GroupEngine {
+ public:
+  GroupEngine(pipeline::LtxVideoModel& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
+              dist::ControlChannel& channel, GroupEngineOptions options);
+
+  // Rank 0. `progress` gets (step, steps, seconds) of each denoising step.
+  WorkResult run(const Work& work, const pipeline::ProgressFn& progress);
+  // Rank 0: ends every rank's serve(); returns the group's verdict.
+  Status shutdown();
+  // Ranks other than 0: run commands until Shutdown.
+  Status serve();
+
+  // Every rank: one command (the control channel's handler).
+  Status handle(const dist::Command& command);
+
+  pipeline::StateModelInfo state_model() const;
+  const pipeline::BlobStore* blob_store() const { return store_ ? &*store_ : nullptr; }
+
+ private:
+  pipeline::CancelToken cancel_token() const;
+  Status run_video(const dist::BeginRequestCommand& c);
+  Status open_stream(const dist::OpenStreamCommand& c);
+  Status stream_chunk(const dist::StreamChunkCommand& c);
+  Status export_state(const dist::ExportStateCommand& c);
+  Status share_kv_bytes();  // collective: every rank's KV bytes to rank 0
+
+  pipeline::LtxVideoModel& model_;
+  dist::Communicator& comm_;
+  pipeline::PromptEncoder& prompts_;
+  dist::ControlChannel& channel_;
+  GroupEngineOptions options_;
+  pipeline::TextToVideo t2v_;
+  pipeline::KvBudget budget_;
+  pipeline::SessionTable sessions_;
+  std::optional<pipeline::BlobStore> store_;
+
+  // Rank 0: the work being run and what the handler leaves for run().
+  const Work* current_ = nullptr;
+  const pipeline::ProgressFn* progress_ = nullptr;
+  WorkResult out_;
+  at::Tensor frames_;
+};
+
+}  // namespace ltx::service

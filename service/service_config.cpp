@@ -1,0 +1,75 @@
+#include "service/service_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace ltx::service {
+
+Status ServiceConfig::validate() const {
+  auto bad = [](const std::string& what) { return invalid_argument_error(what); };
+  if (port < 0 || port > 65535) return bad("port must be in [0, 65535], got " + std::to_string(port));
+  if (io_threads < 1 || io_threads > 64) return bad("io_threads must be in [1, 64]");
+  if (io_timeout_s < 1) return bad("io_timeout_s must be at least 1");
+  if (max_body_bytes < 1024) return bad("max_body_bytes must be at least 1024");
+  if (max_queue < 1) return bad("max_queue must be at least 1");
+  if (max_sessions < 1) return bad("max_sessions must be at least 1");
+  if (max_pixel_frames < 32 * 32 * 9) return bad("max_pixel_frames must be at least 32*32*9");
+  if (max_finished_jobs < 1) return bad("max_finished_jobs must be at least 1");
+  if (session_idle_s < 1) return bad("session_idle_s must be at least 1");
+  if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
+  if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
+  return Status();
+}
+
+Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
+  std::ifstream in(path);
+  if (!in) return not_found_error("config file " + path + " cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalid_argument_error("config file " + path + " is not a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const auto& v = it.value();
+    auto need = [&](bool ok, const char* type) -> Status {
+      return ok ? Status() : invalid_argument_error("config file " + path + ": " + k + " must be " + type);
+    };
+    Status s;
+    if (k == "host") {
+      if ((s = need(v.is_string(), "a string")).ok()) c->host = v.get<std::string>();
+    } else if (k == "state_dir") {
+      if ((s = need(v.is_string(), "a string")).ok()) c->state_dir = v.get<std::string>();
+    } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s") {
+      if ((s = need(v.is_number_integer(), "an integer")).ok()) {
+        int x = v.get<int>();
+        if (k == "port") c->port = x;
+        if (k == "io_threads") c->io_threads = x;
+        if (k == "io_timeout_s") c->io_timeout_s = x;
+        if (k == "session_idle_s") c->session_idle_s = x;
+        if (k == "retry_after_s") c->retry_after_s = x;
+      }
+    } else if (k == "max_body_bytes" || k == "max_queue" || k == "max_sessions" || k == "max_finished_jobs" ||
+               k == "state_inline_bytes") {
+      if ((s = need(v.is_number_unsigned(), "a non-negative integer")).ok()) {
+        size_t x = v.get<size_t>();
+        if (k == "max_body_bytes") c->max_body_bytes = x;
+        if (k == "max_queue") c->max_queue = x;
+        if (k == "max_sessions") c->max_sessions = x;
+        if (k == "max_finished_jobs") c->max_finished_jobs = x;
+        if (k == "state_inline_bytes") c->state_inline_bytes = x;
+      }
+    } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank") {
+      if ((s = need(v.is_number_integer(), "an integer")).ok()) {
+        if (k == "max_pixel_frames") c->max_pixel_frames = v.get<int64_t>();
+        if (k == "max_kv_bytes_per_rank") c->max_kv_bytes_per_rank = v.get<int64_t>();
+      }
+    } else {
+      s = invalid_argument_error("config file " + path + ": " + k + " is not a known setting");
+    }
+    if (!s.ok()) return s;
+  }
+  return Status();
+}
+
+}  // namespace ltx::service

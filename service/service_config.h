@@ -1,0 +1,39 @@
+// ServiceConfig: every setting of `ltx-worker serve`, with its default, filled
+// from flags (then an optional JSON file) in launch/serve_command.cpp and
+// checked by validate() in one place. Rank 0 reads it; the engine of other
+// ranks only ever sees the plain commands rank 0 derives from requests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace ltx::service {
+
+struct ServiceConfig {
+  std::string host = "127.0.0.1";        // address the HTTP server binds
+  int port = 8080;                       // 0 picks a free port
+  int io_threads = 2;                    // HTTP I/O threads on rank 0
+  int io_timeout_s = 30;                 // reading a request, writing a response
+  size_t max_body_bytes = 8u << 20;      // larger request bodies get 413
+  size_t max_queue = 16;                 // queued work items (jobs, chunks, exports) before 429
+  size_t max_sessions = 8;               // open streaming sessions before 429
+  int64_t max_pixel_frames = 1280ll * 720 * 257;  // width * height * frames of one job (or one chunk)
+  size_t max_finished_jobs = 64;         // finished videos kept for download; the oldest go first
+  int session_idle_s = 600;              // a stream unused this long is closed
+  int64_t max_kv_bytes_per_rank = 0;     // KV cache budget of all sessions on a rank; 0 = unlimited
+  std::string state_dir;                 // blob folder for large continuation-state tensors ("" = inline only)
+  size_t state_inline_bytes = 4u << 20;  // tensors up to this size travel inline (base64) in the state
+  int retry_after_s = 5;                 // the Retry-After of 429 and 503 answers
+
+  // Every problem names the setting.
+  Status validate() const;
+};
+
+// Reads a JSON object of the fields above (same names) over `config`;
+// unknown names and wrong types are errors naming the field.
+Status merge_service_config_json(const std::string& path, ServiceConfig* config);
+
+}  // namespace ltx::service
