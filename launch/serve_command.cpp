@@ -130,7 +130,10 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return served.ok() ? 0 : 1;
   }
 
-  service::ApiService api({model_dir, comm.size(), engine.state_model(), engine.blob_store()}, cfg);
+  service::ServiceInfo info{model_dir, comm.size(), engine.state_model(), engine.blob_store(), nullptr};
+  const pipeline::FlowMatchScheduler* scheduler = m.scheduler.get();  // immutable: safe from HTTP threads
+  info.check_steps = [scheduler](int64_t steps, int64_t tokens) { return scheduler->schedule(steps, tokens).status(); };
+  service::ApiService api(info, cfg);
   service::HttpServerOptions http;
   http.host = cfg.host;
   http.port = static_cast<uint16_t>(cfg.port);

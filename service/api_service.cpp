@@ -264,6 +264,13 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   auto parsed = parse_video_request(r.body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<pipeline::GenerationRequest>(parsed);
+  if (info_.check_steps) {
+    const int64_t tokens = ((req.num_frames - 1) / 8 + 1) * (req.height / 32) * (req.width / 32);
+    Status steps = info_.check_steps(req.num_steps, tokens);
+    if (!steps.ok()) {
+      return error(invalid_argument_error("num_inference_steps: " + steps.message()), "num_inference_steps");
+    }
+  }
   const int64_t pixel_frames = req.width * req.height * req.num_frames;
   if (pixel_frames > config_.max_pixel_frames) {
     return error(invalid_argument_error("num_frames: width * height * num_frames = " + std::to_string(pixel_frames) +
@@ -347,6 +354,8 @@ void ApiService::finish_job(Job& j) {
     if (j.status == "completed") {
       HttpResponse r = mp4_response(j.mp4);
       r.headers.emplace_back("X-Video-Id", j.id);
+      r.headers.emplace_back("X-Video-Seconds", std::to_string(j.total_s));  // on the group
+      r.headers.emplace_back("X-Queue-Seconds", std::to_string(j.queue_s));
       w->finish(std::move(r));
     } else {
       Status s = j.error_code == "unavailable" ? unavailable_error("video " + j.id + ": " + j.error_message)
@@ -411,6 +420,13 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<StreamCreateRequest>(parsed);
   const auto& s = req.settings;
+  if (info_.check_steps) {
+    const int64_t tokens = s.chunk_frames * (s.height / 32) * (s.width / 32);
+    Status steps = info_.check_steps(s.num_steps, tokens);
+    if (!steps.ok()) {
+      return error(invalid_argument_error("num_inference_steps: " + steps.message()), "num_inference_steps");
+    }
+  }
   const int64_t pixel_frames = s.width * s.height * 8 * s.chunk_frames;
   if (pixel_frames > config_.max_pixel_frames) {
     return error(invalid_argument_error("chunk_frames: width * height * 8 * chunk_frames = " + std::to_string(pixel_frames) +

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,10 @@ struct ServiceInfo {
   int group_size = 1;
   pipeline::StateModelInfo state_model;
   const pipeline::BlobStore* blob_store = nullptr;  // for resuming states with blob tensors
+  // The model's own checks of a step count for a token count (its scheduler),
+  // so a request the group would refuse is a 422 here, before any collective.
+  // Called on HTTP threads: must be thread-safe. Optional.
+  std::function<Status(int64_t steps, int64_t tokens)> check_steps;
 };
 
 class ApiService {

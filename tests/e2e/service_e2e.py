@@ -183,6 +183,9 @@ def test_errors(srv):
     error_of(srv, "POST", "/v1/videos", {"prompt": "x", "widht": 64}, 422, "widht")
     error_of(srv, "POST", "/v1/videos", {"prompt": "x", "num_frames": 10}, 422, "num_frames")
     error_of(srv, "POST", "/v1/videos", {"width": 64}, 422, "prompt")
+    # The model's scheduler refuses 1 step (its terminal stretch): a 422 here, not a failed job.
+    error_of(srv, "POST", "/v1/videos", {"prompt": "x", **TINY, "num_frames": 9, "num_inference_steps": 1}, 422,
+             "num_inference_steps")
     # The server's pixel*frame limit (--max-pixel-frames) is checked before anything is queued.
     error_of(srv, "POST", "/v1/videos", {"prompt": "x", "width": 1024, "height": 1024, "num_frames": 257}, 422, "num_frames")
     error_of(srv, "POST", "/v1/streams", {"prompt": "x", "chunk_frames": 0}, 422, "chunk_frames")
