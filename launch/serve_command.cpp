@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "common/check.h"
 #include "common/logging.h"
@@ -56,8 +57,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   Status verdict;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("config")) {
-      // The file fills what the flags left at their defaults.
+    if (vm.count("config") && world.is_root()) {
+      // The file fills what the flags left at their defaults (rank 0 reads it;
+      // the settings other ranks need come from rank 0 below).
       config_file = vm["config"].as<std::string>();
       service::ServiceConfig from_file;
       Status read = service::merge_service_config_json(config_file, &from_file);
@@ -87,10 +89,24 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       if (dir.ok()) model_dir = *dir;
     }
   }
-  verdict = share_root_verdict(world, verdict, &model_dir);
+  // Rank 0's model folder and the settings every rank's engine must share
+  // (the KV budget decides what each rank refuses), one per line.
+  std::string shared = model_dir + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
+                       std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir;
+  verdict = share_root_verdict(world, verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
     return 2;
+  }
+  {
+    std::istringstream lines(shared);
+    std::string kv, inline_bytes;
+    std::getline(lines, model_dir);
+    std::getline(lines, kv);
+    std::getline(lines, inline_bytes);
+    std::getline(lines, cfg.state_dir);
+    cfg.max_kv_bytes_per_rank = std::stoll(kv);
+    cfg.state_inline_bytes = static_cast<size_t>(std::stoull(inline_bytes));
   }
   set_rank_threads(world);
   if (world.is_root()) {
@@ -153,11 +169,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
 
   // The inference loop: one work item at a time on the whole group.
   while (!g_stop.load()) {
+    api.tick();  // idle sessions and SSE keep-alives, also under steady load
     auto work = api.next_work(std::chrono::milliseconds(200));
-    if (!work) {
-      api.tick();
-      continue;
-    }
+    if (!work) continue;
     ScopedRequestId tag(work->id);
     const service::Work& w = *work;
     service::WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); });

@@ -44,7 +44,8 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
     if (observer) observer(i, out, latents);
-    if (gate && !gate(i)) return at::Tensor();
+    // Not after the last step: the result is there, a stop would only waste it.
+    if (gate && i + 1 < schedule.steps() && !gate(i)) return at::Tensor();
   }
   return latents;
 }

@@ -34,7 +34,7 @@ struct DenoiseSettings {
 // CFG batch, or [B]) and its latents after the step; for progress and tests.
 using StepObserver = std::function<void(int64_t step, const at::Tensor& model_output, const at::Tensor& latents)>;
 
-// Asked after each step (after the observer); false ends the loop there and
+// Asked after each step but the last (after the observer); false ends the loop there and
 // denoise() returns an undefined tensor. Every rank's gate must answer the
 // same (see group_step_gate in text_to_video.h), or the ranks' collectives
 // diverge.

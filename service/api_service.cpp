@@ -545,11 +545,27 @@ void ApiService::drop_stream_work(const std::string& id, const Status& why) {
   if (it != streams_.end()) it->second.in_flight -= static_cast<int64_t>(dropped.size());
 }
 
+void ApiService::fail_stream(Stream& s, const std::string& why) {
+  s.status = "failed";
+  s.error_message = why;
+  drop_stream_work(s.id, failed_precondition_error("stream " + s.id + " " + why));
+  events_.publish(stream_topic(s.id), "failed", json({{"id", s.id}, {"error", why}}).dump());
+  if (s.on_group) {
+    // Free whatever the group holds of it (every rank takes part even if its
+    // own table has no such session).
+    Work w;
+    w.kind = Work::Kind::kCloseStream;
+    w.id = s.id;
+    enqueue(s.id, std::move(w), nullptr);
+    s.on_group = false;
+  }
+}
+
 void ApiService::close_stream(Stream& s, const std::string& reason) {
   const std::string id = s.id;
   s.cancel->store(true);  // a running chunk of it stops at the next step
   drop_stream_work(id, not_found_error("stream " + id + " was " + reason));
-  const bool on_group = s.on_group && s.status != "failed";
+  const bool on_group = s.on_group;  // a failed stream was already freed on the group
   events_.publish(stream_topic(id), "closed", json({{"id", id}, {"reason", reason}}).dump());
   events_.erase(stream_topic(id));
   streams_.erase(id);
@@ -681,6 +697,10 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     return;
   }
 
+  if (w.kind == Work::Kind::kCloseStream) {  // cleanup of a deleted or failed stream: nobody waits on it
+    update_gauges();
+    return;
+  }
   auto it = streams_.find(w.id);
   if (it == streams_.end()) {
     // Deleted while it ran: the client of a chunk or export still gets an answer.
@@ -698,10 +718,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
         s.status = "ready";
         events_.publish(topic, "ready", json({{"id", s.id}, {"next_chunk", s.accepted + 1}}).dump());
       } else {
-        s.status = "failed";
-        s.error_message = res.status.message();
-        drop_stream_work(s.id, failed_precondition_error("stream " + s.id + " failed to open: " + s.error_message));
-        events_.publish(topic, "failed", json({{"id", s.id}, {"error", s.error_message}}).dump());
+        fail_stream(s, "failed to open: " + res.status.message());
       }
       break;
     case Work::Kind::kChunk:
@@ -731,6 +748,13 @@ void ApiService::on_done(const Work& w, WorkResult res) {
         drop_stream_work(s.id, failed_precondition_error("stream " + s.id + ": chunk " + std::to_string(w.index) +
                                                          " failed, so later chunks were dropped: " + res.status.message()));
         events_.publish(topic, "chunk_failed", json({{"index", w.index}, {"error", res.status.message()}}).dump());
+        // These leave the session as it was on every rank; anything else may
+        // have left the ranks apart, so the stream ends there.
+        const StatusCode code = res.status.code();
+        if (code != StatusCode::kCancelled && code != StatusCode::kFailedPrecondition &&
+            code != StatusCode::kNotFound && code != StatusCode::kResourceExhausted) {
+          fail_stream(s, "chunk " + std::to_string(w.index) + " failed: " + res.status.message());
+        }
       }
       break;
     case Work::Kind::kExportState:

@@ -116,6 +116,7 @@ class ApiService {
   void answer_error(uint64_t serial, const Status& status);
   void drop_stream_work(const std::string& id, const Status& why);
   void close_stream(Stream& s, const std::string& reason);  // erases it; queues the group's cleanup
+  void fail_stream(Stream& s, const std::string& why);      // keeps it as failed; frees it on the group
   void finish_job(Job& job);
   void prune_jobs();
   std::string job_json(const Job& job) const;

@@ -19,7 +19,8 @@ void EventHub::publish(const std::string& topic, const std::string& event, const
   if (it == topics_.end() || it->second.closed) return;
   Topic& t = it->second;
   std::string f = frame(t.next_id++, event, data_json);
-  if (t.history.size() < history_limit_) t.history.push_back(f);
+  t.history.push_back(f);
+  if (t.history.size() > history_limit_) t.history.pop_front();
   auto& subs = t.subscribers;
   subs.erase(std::remove_if(subs.begin(), subs.end(), [](const auto& c) { return c->closed(); }), subs.end());
   for (const auto& c : subs) c->send_event(f);

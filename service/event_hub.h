@@ -1,13 +1,13 @@
 // EventHub: server-sent event topics, one per video job or streaming session.
 //
-// Each topic keeps its history (bounded), so a client that subscribes late
-// still receives every event from the first, in order, then follows live
-// ones; a closed topic replays its history and ends the stream. Publishing
+// Each topic keeps its history (the last `history_limit` events), so a client
+// that subscribes late still receives them in order, then follows live ones; a closed topic replays its history and ends the stream. Publishing
 // never blocks on a client (ResponseChannel queues and drops laggards).
 // Thread-safe (one mutex): the inference thread publishes, HTTP threads
 // subscribe.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,7 +20,8 @@ namespace ltx::service {
 
 class EventHub {
  public:
-  explicit EventHub(size_t history_limit = 4096) : history_limit_(history_limit) {}
+  // The history stays below ResponseChannel::kMaxQueuedEvents, so a replay always fits.
+  explicit EventHub(size_t history_limit = 1024) : history_limit_(history_limit) {}
 
   void open(const std::string& topic);
   // `data_json` is one line of JSON (the SSE data field).
@@ -39,7 +40,7 @@ class EventHub {
 
  private:
   struct Topic {
-    std::vector<std::string> history;
+    std::deque<std::string> history;
     int64_t next_id = 1;
     bool closed = false;
     std::vector<std::shared_ptr<ResponseChannel>> subscribers;

@@ -126,9 +126,11 @@ Status GroupEngine::handle(const dist::Command& command) {
   if (const auto* c = std::get_if<dist::StreamChunkCommand>(&command)) return stream_chunk(*c);
   if (const auto* c = std::get_if<dist::ExportStateCommand>(&command)) return export_state(*c);
   if (const auto* c = std::get_if<dist::EndSessionCommand>(&command)) {
+    // Every rank gathers even when it holds no such session, so closing is
+    // safe after a failure that left the ranks' tables apart.
     Status erased = sessions_.erase(c->session_id);
-    if (erased.ok()) LTX_RETURN_IF_ERROR(share_kv_bytes());  // NOT_FOUND is the same on every rank
-    return erased;
+    Status kv = share_kv_bytes();
+    return erased.ok() ? kv : erased;
   }
   if (std::holds_alternative<dist::PingCommand>(command) || std::holds_alternative<dist::ShutdownCommand>(command)) {
     return Status();
@@ -164,6 +166,15 @@ Status GroupEngine::run_video(const dist::BeginRequestCommand& c) {
 
 Status GroupEngine::open_stream(const dist::OpenStreamCommand& c) {
   if (sessions_.find(c.session_id) != nullptr) return failed_precondition_error("session " + c.session_id + " already exists");
+  // Whatever happens on this rank, every rank meets in share_kv_bytes(), so a
+  // failure on one rank after the last collective cannot leave the others
+  // waiting in a gather while it reports.
+  Status opened = catch_to_status([&]() -> Status { return open_stream_locally(c); });
+  Status kv = share_kv_bytes();
+  return opened.ok() ? kv : opened;
+}
+
+Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c) {
   std::unique_ptr<pipeline::StreamSession> session;
   if (c.import_state) {
     const pipeline::ContinuationState* state = nullptr;
@@ -195,8 +206,7 @@ Status GroupEngine::open_stream(const dist::OpenStreamCommand& c) {
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
   }
   if (comm_.rank() == 0) out_.last_chunk = session->last_chunk();
-  LTX_RETURN_IF_ERROR(sessions_.add(std::move(session)));
-  return share_kv_bytes();
+  return sessions_.add(std::move(session));
 }
 
 Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c) {
@@ -204,14 +214,20 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c) {
   if (s == nullptr) return not_found_error("no session " + c.session_id);
   pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
   const auto t0 = clock::now();
-  LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress, cancel_token()));
-  if (comm_.rank() == 0) {
-    frames_ = chunk.frames;
-    out_.first_frame = chunk.first_frame;
-    out_.repeated = chunk.repeated;
-    out_.denoise_seconds = seconds_since(t0);
-  }
-  return share_kv_bytes();
+  // As in open_stream: every rank reaches share_kv_bytes() whatever its own
+  // chunk did (rank 0's VAE decode runs after the last collective).
+  Status made = catch_to_status([&]() -> Status {
+    LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress, cancel_token()));
+    if (comm_.rank() == 0) {
+      frames_ = chunk.frames;
+      out_.first_frame = chunk.first_frame;
+      out_.repeated = chunk.repeated;
+      out_.denoise_seconds = seconds_since(t0);
+    }
+    return Status();
+  });
+  Status kv = share_kv_bytes();
+  return made.ok() ? kv : made;
 }
 
 Status GroupEngine::export_state(const dist::ExportStateCommand& c) {

@@ -54,6 +54,7 @@ class GroupEngine {
   pipeline::CancelToken cancel_token() const;
   Status run_video(const dist::BeginRequestCommand& c);
   Status open_stream(const dist::OpenStreamCommand& c);
+  Status open_stream_locally(const dist::OpenStreamCommand& c);
   Status stream_chunk(const dist::StreamChunkCommand& c);
   Status export_state(const dist::ExportStateCommand& c);
   Status share_kv_bytes();  // collective: every rank's KV bytes to rank 0

@@ -137,7 +137,11 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, const HttpHandler& handler, const HttpServerOptions& options,
           WaitingSessions& waiting)
-      : stream_(std::move(socket)), handler_(handler), options_(options), waiting_(waiting) {}
+      : stream_(std::move(socket)),
+        executor_(stream_.get_executor()),
+        handler_(handler),
+        options_(options),
+        waiting_(waiting) {}
 
   void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this())); }
 
@@ -146,6 +150,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for large bodies)
+  // waits for a go-ahead before the body; a body over the limit was already
+  // refused by the parser (413).
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec) return on_read(ec, 0);
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code wec, std::size_t) {
+        if (wec) return self->close();
+        self->read_body();
+      });
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
@@ -196,8 +220,8 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     waiting_.hold(shared_from_this());
     std::weak_ptr<Session> weak = shared_from_this();
-    channel_->attach([weak] {
-      if (auto self = weak.lock()) net::post(self->stream_.get_executor(), [self] { self->pump(); });
+    channel_->attach([weak, executor = executor_] {
+      if (auto self = weak.lock()) net::post(executor, [self] { self->pump(); });
     });
   }
 
@@ -211,6 +235,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (p.send_head) outbox_.emplace_back(kEventStreamHead);
     for (auto& f : p.frames) outbox_.push_back(std::move(f));
     ending_ = ending_ || p.end;
+    if (outbox_.size() > ResponseChannel::kMaxQueuedEvents) {
+      // The client does not keep up: stop feeding it (keep the frame being written).
+      while (outbox_.size() > (writing_ ? 1u : 0u)) outbox_.pop_back();
+      ending_ = true;
+      done_waiting();
+    }
     write_next();
   }
 
@@ -234,7 +264,8 @@ class Session : public std::enable_shared_from_this<Session> {
         return self->close();
       }
       self->outbox_.pop_front();
-      self->pump();  // takes news and writes the next frame
+      if (self->channel_) return self->pump();  // takes news and writes the next frame
+      self->write_next();
     });
   }
 
@@ -251,6 +282,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  beast::tcp_stream::executor_type executor_;  // a copy: producers post to it without touching stream_
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const HttpHandler& handler_;

@@ -1,5 +1,6 @@
 #include "service/service_config.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -8,6 +9,9 @@ namespace ltx::service {
 
 Status ServiceConfig::validate() const {
   auto bad = [](const std::string& what) { return invalid_argument_error(what); };
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (ec) return bad("host must be an IP address, got '" + host + "' (" + ec.message() + ")");
   if (port < 0 || port > 65535) return bad("port must be in [0, 65535], got " + std::to_string(port));
   if (io_threads < 1 || io_threads > 64) return bad("io_threads must be in [1, 64]");
   if (io_timeout_s < 1) return bad("io_timeout_s must be at least 1");

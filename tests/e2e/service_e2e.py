@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -338,6 +339,49 @@ def test_eight_concurrent_clients(srv):
     print("  8 clients finished in %.1f s" % (time.time() - t0))
 
 
+def send_and_vanish(srv, method, path, body=""):
+    """Sends a request and closes the connection without reading the answer."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(("%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (method, path, len(body), body)).encode())
+    s.close()
+
+
+def test_expect_100_continue(srv):
+    """A client that waits for "100 Continue" before its body (curl does for large bodies)."""
+    body = json.dumps({"prompt": "x", "width": 100}).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    interim = s.recv(100)
+    assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
+    s.sendall(body)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"}}"):
+        part = s.recv(4096)
+        if not part:
+            break
+        answer += part
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 422") and b'"field":"width"' in answer, answer[:300]
+
+
+def test_vanished_clients_do_not_stall_the_group(srv):
+    st = make_stream(srv)
+    sid = st["id"]
+    send_and_vanish(srv, "POST", "/v1/streams/%s/chunks" % sid, json.dumps({"index": 0}))
+    send_and_vanish(srv, "GET", "/v1/streams/%s/events" % sid)
+    send_and_vanish(srv, "POST", "/v1/videos?wait=true", json.dumps({"prompt": "gone", **TINY, "num_frames": 9}))
+    deadline = time.time() + 60
+    while srv.json("GET", "/v1/streams/" + sid)["last_chunk"] < 0:
+        assert time.time() < deadline, "the chunk of a vanished client was never made"
+        time.sleep(0.05)
+    h, _ = chunk(srv, sid, 1)  # the group went on, and the stream is where it should be
+    assert int(h["x-first-frame"]) == 9, h
+    gone = [v for v in srv.json("GET", "/v1/videos")["data"] if v["request"]["prompt"] == "gone"]
+    assert gone, "the vanished client's video was not queued"
+    assert wait_video(srv, gone[0]["id"])["status"] == "completed"
+    srv.json("DELETE", "/v1/streams/" + sid)
+
+
 def test_cancel_running_job(srv):
     created = srv.json("POST", "/v1/videos", SLOW, expect=202)
     vid = created["id"]
@@ -454,7 +498,8 @@ def test_shutdown_cancels_running_work(srv):
 
 def main():
     tests_main = [test_health_models_page, test_errors, test_video_job_and_events, test_stream_chunks_events_state,
-                  test_eight_concurrent_clients, test_cancel_running_job]
+                  test_eight_concurrent_clients, test_expect_100_continue,
+                  test_vanished_clients_do_not_stall_the_group, test_cancel_running_job]
     passed, failed = 0, 0
     srv = other = None
 

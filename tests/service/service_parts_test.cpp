@@ -90,6 +90,14 @@ TEST(EventHub, LateSubscribersGetTheHistoryInOrderThenLiveEvents) {
   EXPECT_EQ(hub.subscribe("t"), nullptr);
 }
 
+TEST(EventHub, HistoryKeepsTheLatestEvents) {
+  EventHub hub(2);
+  hub.open("t");
+  for (int i = 1; i <= 3; ++i) hub.publish("t", "e", std::to_string(i));
+  auto c = hub.subscribe("t");
+  EXPECT_EQ(drain(*c), "HEAD\nid: 2\nevent: e\ndata: 2\n\nid: 3\nevent: e\ndata: 3\n\n");
+}
+
 TEST(ResponseChannel, DropsALaggingClientInsteadOfGrowing) {
   ResponseChannel c;
   c.open_events();
@@ -161,6 +169,11 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
   EXPECT_TRUE(c.validate().ok());
   c.port = 70000;
   EXPECT_NE(c.validate().message().find("port"), std::string::npos);
+  c = ServiceConfig{};
+  c.host = "999.1.1.1";
+  EXPECT_NE(c.validate().message().find("host"), std::string::npos);
+  c.host = "::1";
+  EXPECT_TRUE(c.validate().ok());
   c = ServiceConfig{};
   c.max_queue = 0;
   EXPECT_NE(c.validate().message().find("max_queue"), std::string::npos);
