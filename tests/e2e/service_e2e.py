@@ -489,11 +489,15 @@ def test_shutdown_cancels_running_work(srv):
     time.sleep(1.0)
     t0 = time.time()
     rc = srv.stop(timeout=120)
+    ended_after = time.time() - t0
     t.join(timeout=30)
     assert rc == 0, "mpirun exited %d after SIGTERM to rank 0:\n%s" % (rc, srv.text())
     assert "shutting down" in srv.text()
     assert waiting.get("answer") and waiting["answer"][0] == 503, waiting.get("answer")
-    print("  group ended %.2f s after SIGTERM, every rank exit 0" % (time.time() - t0))
+    # The running job (60 slow steps) was stopped at a step boundary, not finished.
+    m = re.findall(r"CANCELLED: cancelled after step (\d+) of 60", srv.text())
+    assert m, "the running job was not cancelled by the shutdown:\n" + srv.text()[-2000:]
+    print("  group ended %.2f s after SIGTERM, every rank exit 0" % ended_after)
 
 
 def main():
