@@ -478,7 +478,7 @@ def test_metrics(srv):
 
 
 def test_shutdown_cancels_running_work(srv):
-    srv.json("POST", "/v1/videos", SLOW, expect=202)
+    slow = srv.json("POST", "/v1/videos", SLOW, expect=202)["id"]
     waiting = {}
 
     def wait_sync():
@@ -495,7 +495,7 @@ def test_shutdown_cancels_running_work(srv):
     assert "shutting down" in srv.text()
     assert waiting.get("answer") and waiting["answer"][0] == 503, waiting.get("answer")
     # The running job (60 slow steps) was stopped at a step boundary, not finished.
-    m = re.findall(r"CANCELLED: cancelled after step (\d+) of 60", srv.text())
+    m = re.findall(r"video %s: CANCELLED: cancelled after step (\d+) of 60" % slow, srv.text())
     assert m, "the running job was not cancelled by the shutdown:\n" + srv.text()[-2000:]
     print("  group ended %.2f s after SIGTERM, every rank exit 0" % ended_after)
 
