@@ -146,7 +146,12 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return served.ok() ? 0 : 1;
   }
 
-  service::ServiceInfo info{model_dir, comm.size(), engine.state_model(), engine.blob_store(), nullptr};
+  service::ServiceInfo info;
+  info.model = model_dir;
+  info.group_size = comm.size();
+  info.builtin_model = model.empty();
+  info.state_model = engine.state_model();
+  info.blob_store = engine.blob_store();
   const pipeline::FlowMatchScheduler* scheduler = m.scheduler.get();  // immutable: safe from HTTP threads
   info.check_steps = [scheduler](int64_t steps, int64_t tokens) { return scheduler->schedule(steps, tokens).status(); };
   service::ApiService api(info, cfg);

@@ -113,7 +113,8 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     if (m != "GET") return method_not_allowed(m, path, "GET");
     std::lock_guard<std::mutex> lock(mu_);
     json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
-              {"model", info_.model}, {"queue_depth", queue_.size()}, {"sessions", open_sessions()}};
+              {"model", info_.model}, {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
+              {"sessions", open_sessions()}};
     return json_response(shutdown_ ? 503 : 200, h);
   }
   if (path == "/metrics") {

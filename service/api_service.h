@@ -36,6 +36,7 @@ namespace ltx::service {
 struct ServiceInfo {
   std::string model;
   int group_size = 1;
+  bool builtin_model = false;  // the random-weight stand-in (its videos are noise)
   pipeline::StateModelInfo state_model;
   const pipeline::BlobStore* blob_store = nullptr;  // for resuming states with blob tensors
   // The model's own checks of a step count for a token count (its scheduler),

@@ -170,7 +170,7 @@ def chunk(srv, sid, index):
 
 def test_health_models_page(srv):
     h = srv.json("GET", "/healthz")
-    assert h["group_size"] == 2 and h["ready"] is True and h["model"], h
+    assert h["group_size"] == 2 and h["ready"] is True and h["model"] and h["builtin_model"] is True, h
     models = srv.json("GET", "/v1/models")
     assert models["data"][0]["id"] == h["model"], models
     status, hdrs, page = srv.request("GET", "/")
@@ -452,6 +452,25 @@ def test_resume_in_another_group(srv, other):
     srv.json("DELETE", "/v1/streams/" + sid)
 
 
+def test_session_limit(other):
+    # `other` allows 3 open streams.
+    open_ids = [s["id"] for s in other.json("GET", "/v1/streams")["data"]]
+    made = []
+    for _ in range(4 - len(open_ids)):
+        status, hdrs, body = other.request("POST", "/v1/streams", {"prompt": "limit", **TINY})
+        if status == 429:
+            assert int(hdrs["retry-after"]) > 0 and b"streaming sessions" in body, (hdrs, body)
+            break
+        assert status == 201, (status, body)
+        made.append(json.loads(body)["id"])
+    else:
+        raise AssertionError("the session limit was never reached")
+    assert len(open_ids) + len(made) == 3, (open_ids, made)
+    for sid in made:
+        other.json("DELETE", "/v1/streams/" + sid)
+    assert other.json("POST", "/v1/streams", {"prompt": "again", **TINY}, expect=201)["id"]
+
+
 def test_idle_session_closed(other):
     # `other` runs with --session-idle 2.
     s = make_stream(other)
@@ -522,8 +541,9 @@ def main():
         srv = Server(2, "--max-queue", "12", "--max-body-bytes", "65536", "--max-pixel-frames", str(512 * 512 * 65))
         for fn in tests_main:
             run(fn.__name__, fn, srv)
-        other = Server(1, "--session-idle", "2")
+        other = Server(1, "--session-idle", "2", "--max-sessions", "3")
         run("test_resume_in_another_group", test_resume_in_another_group, srv, other)
+        run("test_session_limit", test_session_limit, other)
         run("test_idle_session_closed", test_idle_session_closed, other)
         run("test_metrics", test_metrics, srv)
         run("test_shutdown_cancels_running_work", test_shutdown_cancels_running_work, srv)

@@ -40,7 +40,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="ltx-chromium-")
         cmd = [find_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--no-first-run", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
-               "--window-size=1000,900", "--remote-debugging-port=0", "--user-data-dir=" + self.profile, "about:blank"]
+               "--window-size=1000,1000", "--remote-debugging-port=0", "--user-data-dir=" + self.profile, "about:blank"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         deadline = time.time() + 60
@@ -99,6 +99,7 @@ def main():
         browser.call("Page.navigate", url="http://127.0.0.1:%d/" % srv.port)
         browser.wait_for("document.readyState === 'complete' && !!document.getElementById('start')", 30, "the page")
         browser.wait_for("document.getElementById('health').textContent.includes('rank(s)')", 30, "the health line")
+        assert "random weights" in browser.eval("document.getElementById('health').textContent"), "no built-in model note"
         browser.eval("""(() => {
             const set = (id, v) => { document.getElementById(id).value = v; };
             set('prompt', 'a paper boat on a pond'); set('width', 128); set('height', 96);
@@ -110,7 +111,7 @@ def main():
         browser.wait_for("document.getElementById('player').currentTime > 0", 30, "playback to advance")
         browser.wait_for("document.body.dataset.state === 'done'", 120, "the stream to finish")
         assert browser.eval("document.body.dataset.state") != "error"
-        assert browser.eval("document.querySelectorAll('#chunks a').length") == 3
+        assert browser.eval("document.querySelectorAll('#chunk-links a').length") == 3
         assert browser.eval("document.getElementById('player').videoWidth") == 128
         png = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
         os.makedirs(os.path.dirname(os.path.abspath(SHOT)), exist_ok=True)
