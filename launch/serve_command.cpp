@@ -52,7 +52,8 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = unlimited)")
       ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
       ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
-      ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers");
+      ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers")
+      ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)");
   po::variables_map vm;
   Status verdict;
   try {
@@ -138,6 +139,8 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   engine_options.state_dir = cfg.state_dir;
   engine_options.state_inline_bytes = cfg.state_inline_bytes;
   engine_options.stop_all = &g_stop;
+  service::ApiService* api_for_engine = nullptr;  // rank 0's, set below
+  engine_options.should_yield = [&api_for_engine] { return api_for_engine != nullptr && api_for_engine->should_yield(); };
   service::GroupEngine engine(m, comm, prompts, channel, engine_options);
 
   if (!world.is_root()) {
@@ -146,6 +149,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return served.ok() ? 0 : 1;
   }
 
+  // From here on rank 0 only (other ranks returned from engine.serve()).
   service::ServiceInfo info;
   info.model = model_dir;
   info.group_size = comm.size();
@@ -155,6 +159,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   const pipeline::FlowMatchScheduler* scheduler = m.scheduler.get();  // immutable: safe from HTTP threads
   info.check_steps = [scheduler](int64_t steps, int64_t tokens) { return scheduler->schedule(steps, tokens).status(); };
   service::ApiService api(info, cfg);
+  api_for_engine = &api;
   service::HttpServerOptions http;
   http.host = cfg.host;
   http.port = static_cast<uint16_t>(cfg.port);

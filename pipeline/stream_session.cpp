@@ -126,10 +126,14 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
     last = now;
   };
   const auto& prefix = cache_.prefix();
+  int64_t end_step = 0;
   at::Tensor clean = denoise(model, *model_.scheduler, schedule, text_, g, rope, shard,
                              shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix,
-                             group_step_gate(comm_, cancel));
-  if (!clean.defined()) return cancelled_error("session " + id_ + ": chunk " + std::to_string(index) + " cancelled");
+                             group_step_gate(comm_, cancel), 0, &end_step);
+  if (end_step < schedule.steps()) {
+    return cancelled_error("session " + id_ + ": chunk " + std::to_string(index) + " cancelled after step " +
+                           std::to_string(end_step));
+  }
 
   // The chunk's clean timestep-0 pass feeds the cache; then slide the window.
   LTX_RETURN_IF_ERROR(append_clean(index, clean));

@@ -111,10 +111,20 @@ StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel) {
 
 Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const ProgressFn& progress,
                                              const CancelToken& cancel) {
-  using clock = std::chrono::steady_clock;
+  CancelToken no_yield = cancel;
+  no_yield.yield_requested = nullptr;
+  LTX_ASSIGN_OR_RETURN(auto job, start(r));
+  LTX_RETURN_IF_ERROR(advance(*job, progress, no_yield));
+  return finish(*job);
+}
+
+Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const GenerationRequest& r) {
   const LtxTransformer& model = *model_.transformer;
   const int64_t spatial = 32, temporal = 8;
-  const LatentGrid grid{(r.num_frames - 1) / temporal + 1, r.height / spatial, r.width / spatial, 0};
+  auto job = std::make_unique<GenerationInProgress>();
+  job->request_ = r;
+  job->grid_ = LatentGrid{(r.num_frames - 1) / temporal + 1, r.height / spatial, r.width / spatial, 0};
+  const LatentGrid& grid = job->grid_;
   const int64_t channels = model.config().in_channels;
   const bool cfg = r.guidance_scale > 1.0;
 
@@ -124,56 +134,83 @@ Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const P
                                                                 : std::vector<std::string>{}));
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
-  TextConditioning cond = model.prepare_text(emb, mask);
+  job->text_ = model.prepare_text(emb, mask);
 
   // 2. The same noise on every rank, whatever the group size.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
   at::Tensor noise = at::randn({1, channels, grid.frames, grid.height, grid.width}, gen);
-  auto shard = parallel::SequenceShard::make(grid.num_tokens(), comm_.size(), comm_.rank());
-  at::Tensor latents = shard.take(pack_latents(noise), 1).to(model.device());
+  job->shard_ = parallel::SequenceShard::make(grid.num_tokens(), comm_.size(), comm_.rank());
+  job->latents_ = job->shard_.take(pack_latents(noise), 1).to(model.device());
 
-  // 3. Denoise this rank's shard.
-  LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
-  RopeSettings rope;
-  rope.frame_rate = r.fps;
-  DenoiseSettings settings;
-  settings.guidance_scale = r.guidance_scale;
-  settings.guidance_rescale = r.guidance_rescale;
+  LTX_ASSIGN_OR_RETURN(job->schedule_, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
+  job->rope_.frame_rate = r.fps;
+  job->settings_.guidance_scale = r.guidance_scale;
+  job->settings_.guidance_rescale = r.guidance_rescale;
+  return job;
+}
+
+Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progress, const CancelToken& cancel) {
+  using clock = std::chrono::steady_clock;
+  const LtxTransformer& model = *model_.transformer;
+  const int64_t steps = job.schedule_.steps();
+  if (job.denoised()) return Status();
   auto t0 = clock::now();
   auto last = t0;
   StepObserver observer = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
     auto now = clock::now();
-    if (progress) progress(i, schedule.steps(), std::chrono::duration<double>(now - last).count());
+    if (progress) progress(i, steps, std::chrono::duration<double>(now - last).count());
     last = now;
   };
-  int64_t steps_done = 0;
-  StepGate gate = group_step_gate(comm_, cancel);
-  StepGate counted = [&](int64_t i) {
-    steps_done = i + 1;
-    return !gate || gate(i);
-  };
-  at::Tensor local = denoise(model, *model_.scheduler, schedule, cond, grid, rope, shard, latents, settings, observer,
-                             nullptr, counted);
-  if (!local.defined()) {
-    return cancelled_error("cancelled after step " + std::to_string(steps_done) + " of " +
-                           std::to_string(schedule.steps()));
+  // After each step rank 0 says go on (0), stop (1) or pause here (2); every
+  // rank hears the same.
+  int64_t verdict = 0;
+  StepGate gate;
+  if (cancel.enabled) {
+    gate = [&](int64_t) {
+      int64_t v = 0;
+      if (comm_.rank() == 0) {
+        if (cancel.requested && cancel.requested()) v = 1;
+        else if (cancel.yield_requested && cancel.yield_requested()) v = 2;
+      }
+      at::Tensor flag = at::full({1}, v, at::TensorOptions().dtype(at::kLong).device(comm_.device()));
+      comm_.broadcast(flag, 0);
+      verdict = flag.item<int64_t>();
+      return verdict == 0;
+    };
   }
+  int64_t end_step = job.next_step_;
+  job.latents_ = denoise(model, *model_.scheduler, job.schedule_, job.text_, job.grid_, job.rope_, job.shard_,
+                         job.latents_, job.settings_, observer, nullptr, gate, job.next_step_, &end_step);
+  job.next_step_ = end_step;
+  job.denoise_seconds_ += std::chrono::duration<double>(clock::now() - t0).count();
+  if (!job.denoised() && verdict == 1) {
+    return cancelled_error("cancelled after step " + std::to_string(end_step) + " of " + std::to_string(steps));
+  }
+  return Status();
+}
 
-  // 4. Rank 0 gathers and decodes.
+Result<GeneratedVideo> TextToVideo::finish(GenerationInProgress& job) {
+  using clock = std::chrono::steady_clock;
+  LTX_CHECK(job.denoised(), "finish() needs a denoised generation, this one is at step ", job.next_step_, " of ",
+            job.steps());
+  const GenerationRequest& r = job.request_;
+  const int64_t channels = model_.transformer->config().in_channels;
+
+  // Rank 0 gathers and decodes.
   GeneratedVideo out;
-  out.denoise_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-  at::Tensor gathered = comm_.gather(local.contiguous(), 0);
+  out.denoise_seconds = job.denoise_seconds_;
+  at::Tensor gathered = comm_.gather(job.latents_.contiguous(), 0);
   if (comm_.rank() != 0) return out;
   // gather concatenates along dim 0: [N * 1, shard_len, C] -> [1, N * shard_len, C]
   at::Tensor packed = gathered.reshape({1, -1, channels});
-  out.latents = shard.unpad(packed, 1).cpu();
+  out.latents = job.shard_.unpad(packed, 1).cpu();
   auto t1 = clock::now();
   DecodeSettings ds;
   ds.decode_timestep = r.decode_timestep;
   ds.decode_noise_scale = r.decode_noise_scale;
   auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
   LTX_INTERNAL_ASSERT(model_.vae.has_value(), "rank 0 has no VAE");
-  out.frames = decode_video(*model_.vae, out.latents, grid, ds, decode_gen)[0];
+  out.frames = decode_video(*model_.vae, out.latents, job.grid_, ds, decode_gen)[0];
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return out;
 }

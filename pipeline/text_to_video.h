@@ -84,11 +84,38 @@ using ProgressFn = std::function<void(int64_t, int64_t, double)>;
 struct CancelToken {
   bool enabled = false;
   std::function<bool()> requested;  // read on rank 0 only
+  // Rank 0 only, for resumable generations (TextToVideo::advance): pause
+  // after this step so other work can run; advance() later goes on from it.
+  std::function<bool()> yield_requested;
 };
 
 // The StepGate of `cancel` on this rank (nullptr when disabled). Collective
 // per call when enabled.
 StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel);
+
+// One generation between its start and its decode, on one rank: its shard of
+// the latents, the text conditioning, the schedule and the next step. The
+// service keeps one per running video job on every rank, so a long job can
+// pause between steps while a stream's chunk runs (TextToVideo::advance).
+class GenerationInProgress {
+ public:
+  int64_t next_step() const { return next_step_; }
+  int64_t steps() const { return schedule_.steps(); }
+  bool denoised() const { return next_step_ == schedule_.steps(); }
+
+ private:
+  friend class TextToVideo;
+  GenerationRequest request_;
+  LatentGrid grid_;
+  TextConditioning text_;
+  SigmaSchedule schedule_;
+  RopeSettings rope_;
+  DenoiseSettings settings_;
+  parallel::SequenceShard shard_;
+  at::Tensor latents_;  // this rank's shard after next_step_ steps
+  int64_t next_step_ = 0;
+  double denoise_seconds_ = 0;
+};
 
 class TextToVideo {
  public:
@@ -99,6 +126,15 @@ class TextToVideo {
   // CANCELLED when `cancel` stopped it (on every rank, at the same step).
   Result<GeneratedVideo> generate(const GenerationRequest& request, const ProgressFn& progress = nullptr,
                                   const CancelToken& cancel = {});
+
+  // generate() in parts, all collective: start() encodes the prompts and
+  // draws the noise; advance() runs steps until the last, or until `cancel`
+  // stops it (CANCELLED) or rank 0 asks to yield (OK, not denoised yet; call
+  // advance() again later, other generations may run in between); finish()
+  // gathers and decodes a denoised one. The result equals generate()'s.
+  Result<std::unique_ptr<GenerationInProgress>> start(const GenerationRequest& request);
+  Status advance(GenerationInProgress& job, const ProgressFn& progress = nullptr, const CancelToken& cancel = {});
+  Result<GeneratedVideo> finish(GenerationInProgress& job);
 
  private:
   LtxVideoModel& model_;

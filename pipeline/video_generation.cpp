@@ -21,7 +21,10 @@ at::Tensor unpack_latents(const at::Tensor& packed, const LatentGrid& g) {
 at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& scheduler, const SigmaSchedule& schedule,
                    const TextConditioning& text, const LatentGrid& grid, const RopeSettings& rope,
                    const parallel::SequenceShard& shard, at::Tensor latents, const DenoiseSettings& settings,
-                   const StepObserver& observer, const std::vector<LayerKv>* kv_prefix, const StepGate& gate) {
+                   const StepObserver& observer, const std::vector<LayerKv>* kv_prefix, const StepGate& gate,
+                   int64_t begin_step, int64_t* end_step) {
+  LTX_CHECK(begin_step >= 0 && begin_step <= schedule.steps(), "begin_step ", begin_step, " is outside [0, ",
+            schedule.steps(), "]");
   const int64_t b = latents.size(0);
   const bool cfg = settings.do_cfg();
   LTX_CHECK(text.bias.size(0) == (cfg ? 2 * b : b), "text conditioning has batch ", text.bias.size(0), ", expected ",
@@ -34,7 +37,8 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
   args.text = &text;
   args.kv_prefix = kv_prefix != nullptr && !kv_prefix->empty() ? kv_prefix : nullptr;
   latents = latents.to(model.device(), at::kFloat);
-  for (int64_t i = 0; i < schedule.steps(); ++i) {
+  if (end_step != nullptr) *end_step = begin_step;
+  for (int64_t i = begin_step; i < schedule.steps(); ++i) {
     at::Tensor x = cfg ? at::cat({latents, latents}, 0) : latents;
     args.hidden_states = x.to(model.dtype());
     args.timestep = at::full({x.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(model.device()));
@@ -44,8 +48,9 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
     if (observer) observer(i, out, latents);
+    if (end_step != nullptr) *end_step = i + 1;
     // Not after the last step: the result is there, a stop would only waste it.
-    if (gate && i + 1 < schedule.steps() && !gate(i)) return at::Tensor();
+    if (gate && i + 1 < schedule.steps() && !gate(i)) break;
   }
   return latents;
 }

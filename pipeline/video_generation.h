@@ -34,22 +34,25 @@ struct DenoiseSettings {
 // CFG batch, or [B]) and its latents after the step; for progress and tests.
 using StepObserver = std::function<void(int64_t step, const at::Tensor& model_output, const at::Tensor& latents)>;
 
-// Asked after each step but the last (after the observer); false ends the loop there and
-// denoise() returns an undefined tensor. Every rank's gate must answer the
-// same (see group_step_gate in text_to_video.h), or the ranks' collectives
-// diverge.
+// Asked after each step but the last (after the observer); false ends the
+// loop there. Every rank's gate must answer the same (see group_step_gate in
+// text_to_video.h), or the ranks' collectives diverge.
 using StepGate = std::function<bool(int64_t step)>;
 
 // Runs the whole scheduler loop on this rank's shard `latents` [B, shard_len,
 // C] (fp32). `text` must hold the [negative; positive] batch when CFG is on,
 // else the positive batch. `kv_prefix` (streaming) is the cached K/V of earlier
 // chunks for this rank's heads, with the same batch as the model input.
-// Returns an undefined tensor when `gate` stopped the loop.
+// Runs steps [begin_step, steps) and returns the latents after the last one
+// it ran; `end_step` (when given) receives the step it stopped before, which
+// is less than schedule.steps() when `gate` stopped the loop. Resuming with
+// begin_step = that value continues exactly where it stopped.
 at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& scheduler,
                    const SigmaSchedule& schedule, const TextConditioning& text, const LatentGrid& grid,
                    const RopeSettings& rope, const parallel::SequenceShard& shard, at::Tensor latents,
                    const DenoiseSettings& settings, const StepObserver& observer = nullptr,
-                   const std::vector<LayerKv>* kv_prefix = nullptr, const StepGate& gate = nullptr);
+                   const std::vector<LayerKv>* kv_prefix = nullptr, const StepGate& gate = nullptr,
+                   int64_t begin_step = 0, int64_t* end_step = nullptr);
 
 struct DecodeSettings {
   double decode_timestep = 0.05;     // for timestep-conditioned VAEs

@@ -328,6 +328,23 @@ HttpResponse ApiService::delete_video(const std::string& id) {
     update_gauges();
     return HttpResponse{200, "application/json", job_json(j), {}, nullptr};
   }
+  const bool running = running_ && running_->id == id &&
+                       (running_->kind == Work::Kind::kVideo || running_->kind == Work::Kind::kVideoSlice);
+  if (j.status == "in_progress" && !running) {
+    // Paused between slices: drop its queued slice and free it on the group.
+    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideoSlice && w.id == id; });
+    Work drop;
+    drop.kind = Work::Kind::kVideoDrop;
+    drop.id = id;
+    queue_.push_front(kVideoLane, std::move(drop));
+    cv_.notify_one();
+    j.status = "cancelled";
+    j.error_code = "cancelled";
+    j.error_message = "cancelled after step " + std::to_string(j.step) + " of " + std::to_string(j.steps);
+    finish_job(j);
+    update_gauges();
+    return HttpResponse{200, "application/json", job_json(j), {}, nullptr};
+  }
   if (j.status == "in_progress") {
     j.cancel->store(true);  // every rank stops at the next step boundary
     json out = json::parse(job_json(j));
@@ -621,6 +638,7 @@ std::optional<Work> ApiService::next_work(std::chrono::milliseconds timeout) {
   update_gauges();
   metrics_.observe(Metrics::Series::kQueueWaitSeconds, since(w->queued_at));
   running_ = *w;
+  running_since_ = steady::now();
   switch (w->kind) {
     case Work::Kind::kVideo: {
       Job& j = jobs_.at(w->id);
@@ -673,14 +691,31 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     LTX_LOG(kWarn) << work_kind_name(w.kind) << " " << w.id << ": " << res.status.to_string();
   }
 
-  if (w.kind == Work::Kind::kVideo) {
+  if (w.kind == Work::Kind::kVideoDrop) return;
+  if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
     auto it = jobs_.find(w.id);
     if (it == jobs_.end()) return;
     Job& j = it->second;
+    j.total_s += res.seconds;
+    if (j.status != "in_progress") return;  // cancelled while it ran its last slice's bookkeeping
+    if (ok && !res.finished) {
+      // It yielded to waiting stream work: it resumes first in the video lane
+      // once the other lanes had their turn.
+      j.step = res.next_step;
+      Work next = w;
+      next.kind = Work::Kind::kVideoSlice;
+      next.index = res.next_step;
+      next.serial = next_serial_++;
+      next.queued_at = steady::now();
+      queue_.push_front(kVideoLane, std::move(next));
+      events_.publish(video_topic(j.id), "paused", json({{"id", j.id}, {"next_step", res.next_step}}).dump());
+      cv_.notify_one();
+      update_gauges();
+      return;
+    }
     j.denoise_s = res.denoise_seconds;
     j.decode_s = res.decode_seconds;
     j.encode_s = res.encode_seconds;
-    j.total_s = res.seconds;
     if (ok) {
       j.status = "completed";
       j.step = j.steps;
@@ -773,6 +808,13 @@ void ApiService::on_done(const Work& w, WorkResult res) {
   update_gauges();
 }
 
+bool ApiService::should_yield() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (config_.job_slice_s <= 0 || !running_) return false;
+  if (running_->kind != Work::Kind::kVideo && running_->kind != Work::Kind::kVideoSlice) return false;
+  return since(running_since_) >= config_.job_slice_s && queue_.has_other_than(kVideoLane);
+}
+
 void ApiService::tick() {
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = steady::now();
@@ -798,7 +840,7 @@ void ApiService::shutdown() {
   auto dropped = queue_.remove_if([](const Work&) { return true; });
   for (const auto& w : dropped) {
     answer_error(w.serial, unavailable_error("the worker is shutting down"));
-    if (w.kind == Work::Kind::kVideo) {
+    if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
       Job& j = jobs_.at(w.id);
       j.status = "cancelled";
       j.error_code = "unavailable";

@@ -58,6 +58,10 @@ class ApiService {
   void on_step(const Work& work, int64_t step, int64_t steps, double seconds);
   void on_done(const Work& work, WorkResult result);
   void tick();
+  // The inference thread, after each step of a video job: true when the job
+  // has run job_slice_s since it (re)started and a stream's work is waiting,
+  // so the job pauses and the stream goes first (round-robin at step level).
+  bool should_yield() const;
 
   // Stops taking work: queued items are cancelled (their clients answered),
   // the running one is asked to stop, event streams end. Any thread.
@@ -136,6 +140,7 @@ class ApiService {
   std::map<std::string, Job> jobs_;
   std::map<std::string, Stream> streams_;
   std::optional<Work> running_;
+  std::chrono::steady_clock::time_point running_since_;
   int64_t next_video_ = 1, next_stream_ = 1;
   uint64_t next_serial_ = 1, finished_count_ = 0;
   bool shutdown_ = false;

@@ -26,6 +26,23 @@ class FairQueue {
     ++size_;
   }
 
+  // Puts `item` first in its owner's lane (a paused job resuming before the
+  // lane's later jobs); a lane that was empty joins the rotation last.
+  void push_front(const std::string& owner, T item) {
+    auto& q = items_[owner];
+    if (q.empty()) order_.push_back(owner);
+    q.push_front(std::move(item));
+    ++size_;
+  }
+
+  // Whether a lane other than `owner` holds an item.
+  bool has_other_than(const std::string& owner) const {
+    for (const auto& o : order_) {
+      if (o != owner) return true;
+    }
+    return false;
+  }
+
   // The next item in round-robin order, or nullopt when empty.
   std::optional<T> pop() {
     if (order_.empty()) return std::nullopt;

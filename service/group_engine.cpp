@@ -18,6 +18,8 @@ double seconds_since(clock::time_point t0) { return std::chrono::duration<double
 const char* work_kind_name(Work::Kind kind) {
   switch (kind) {
     case Work::Kind::kVideo: return "video";
+    case Work::Kind::kVideoSlice: return "video_slice";
+    case Work::Kind::kVideoDrop: return "video_drop";
     case Work::Kind::kOpenStream: return "open_stream";
     case Work::Kind::kImportStream: return "import_stream";
     case Work::Kind::kChunk: return "chunk";
@@ -50,6 +52,7 @@ pipeline::CancelToken GroupEngine::cancel_token() const {
     auto flag = current_->cancel;
     const std::atomic<bool>* stop_all = options_.stop_all;
     token.requested = [flag, stop_all] { return flag->load() || (stop_all != nullptr && stop_all->load()); };
+    token.yield_requested = options_.should_yield;
   }
   return token;
 }
@@ -69,6 +72,8 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
                                       r.guidance_scale, r.seed, r.guidance_rescale, r.fps};
       break;
     }
+    case Work::Kind::kVideoSlice: cmd = dist::StepCommand{w.id, w.index}; break;
+    case Work::Kind::kVideoDrop: cmd = dist::CancelCommand{w.id}; break;
     case Work::Kind::kOpenStream: {
       const auto& s = w.settings;
       cmd = dist::OpenStreamCommand{w.id, false, s.width, s.height, s.chunk_frames, s.num_steps,
@@ -91,7 +96,8 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
   out_.status = outcome.status;
   if (out_.status.ok() && frames_.defined()) {
     const auto te = clock::now();
-    const double fps = w.kind == Work::Kind::kVideo ? w.video.fps : w.settings.fps;
+    const bool video = w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice;
+    const double fps = video ? w.video.fps : w.settings.fps;
     auto mp4 = pipeline::encode_mp4(frames_, fps);
     if (mp4.ok()) {
       out_.mp4 = std::move(*mp4);
@@ -122,6 +128,11 @@ Status GroupEngine::serve() {
 
 Status GroupEngine::handle(const dist::Command& command) {
   if (const auto* c = std::get_if<dist::BeginRequestCommand>(&command)) return run_video(*c);
+  if (const auto* c = std::get_if<dist::StepCommand>(&command)) return continue_video(*c);
+  if (const auto* c = std::get_if<dist::CancelCommand>(&command)) {
+    if (videos_.erase(c->request_id) == 0) return not_found_error("no paused video " + c->request_id);
+    return Status();
+  }
   if (const auto* c = std::get_if<dist::OpenStreamCommand>(&command)) return open_stream(*c);
   if (const auto* c = std::get_if<dist::StreamChunkCommand>(&command)) return stream_chunk(*c);
   if (const auto* c = std::get_if<dist::ExportStateCommand>(&command)) return export_state(*c);
@@ -154,12 +165,43 @@ Status GroupEngine::run_video(const dist::BeginRequestCommand& c) {
     r.seed = c.seed;
     r.fps = c.fps;
   }
+  if (videos_.count(c.request_id)) return failed_precondition_error("video " + c.request_id + " is already running");
+  LTX_ASSIGN_OR_RETURN(videos_[c.request_id], t2v_.start(r));
+  return advance_video(c.request_id);
+}
+
+Status GroupEngine::continue_video(const dist::StepCommand& c) {
+  auto it = videos_.find(c.request_id);
+  if (it == videos_.end()) return not_found_error("no paused video " + c.request_id);
+  if (it->second->next_step() != c.step) {
+    return failed_precondition_error("video " + c.request_id + " is at step " + std::to_string(it->second->next_step()) +
+                                     " here, rank 0 resumes it at " + std::to_string(c.step));
+  }
+  return advance_video(c.request_id);
+}
+
+// Runs a job's steps until it ends, fails or yields; a job that ends or fails
+// leaves the table (on every rank alike: the verdicts are broadcast).
+Status GroupEngine::advance_video(const std::string& id) {
+  pipeline::GenerationInProgress& job = *videos_.at(id);
   pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
-  LTX_ASSIGN_OR_RETURN(auto video, t2v_.generate(r, progress, cancel_token()));
+  Status advanced = t2v_.advance(job, progress, cancel_token());
+  if (!advanced.ok()) {
+    videos_.erase(id);
+    return advanced;
+  }
+  if (!job.denoised()) {
+    out_.finished = false;
+    out_.next_step = job.next_step();
+    return Status();
+  }
+  auto video = t2v_.finish(job);
+  videos_.erase(id);
+  LTX_RETURN_IF_ERROR(video.status());
   if (comm_.rank() == 0) {
-    frames_ = video.frames;
-    out_.denoise_seconds = video.denoise_seconds;
-    out_.decode_seconds = video.decode_seconds;
+    frames_ = video->frames;
+    out_.denoise_seconds = video->denoise_seconds;
+    out_.decode_seconds = video->decode_seconds;
   }
   return Status();
 }

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +32,9 @@ struct GroupEngineOptions {
   std::string state_dir;                // blob store of exported states ("" = inline only)
   size_t state_inline_bytes = 4u << 20;
   const std::atomic<bool>* stop_all = nullptr;  // rank 0: when set, running work stops at the next step
+  // Rank 0, asked after each step of a video job: pause it here so other
+  // work can run (the job resumes with a kVideoSlice). Optional.
+  std::function<bool()> should_yield;
 };
 
 class GroupEngine {
@@ -53,6 +58,8 @@ class GroupEngine {
  private:
   pipeline::CancelToken cancel_token() const;
   Status run_video(const dist::BeginRequestCommand& c);
+  Status continue_video(const dist::StepCommand& c);
+  Status advance_video(const std::string& id);
   Status open_stream(const dist::OpenStreamCommand& c);
   Status open_stream_locally(const dist::OpenStreamCommand& c);
   Status stream_chunk(const dist::StreamChunkCommand& c);
@@ -67,6 +74,8 @@ class GroupEngine {
   pipeline::TextToVideo t2v_;
   pipeline::KvBudget budget_;
   pipeline::SessionTable sessions_;
+  // Video jobs that yielded between steps, by request id (every rank).
+  std::map<std::string, std::unique_ptr<pipeline::GenerationInProgress>> videos_;
   std::optional<pipeline::BlobStore> store_;
 
   // Rank 0: the work being run and what the handler leaves for run().

@@ -23,6 +23,7 @@ Status ServiceConfig::validate() const {
   if (session_idle_s < 1) return bad("session_idle_s must be at least 1");
   if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
+  if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
   return Status();
 }
 
@@ -63,6 +64,8 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
         if (k == "max_finished_jobs") c->max_finished_jobs = x;
         if (k == "state_inline_bytes") c->state_inline_bytes = x;
       }
+    } else if (k == "job_slice_s") {
+      if ((s = need(v.is_number(), "a number")).ok()) c->job_slice_s = v.get<double>();
     } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank") {
       if ((s = need(v.is_number_integer(), "an integer")).ok()) {
         if (k == "max_pixel_frames") c->max_pixel_frames = v.get<int64_t>();

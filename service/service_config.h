@@ -27,6 +27,7 @@ struct ServiceConfig {
   std::string state_dir;                 // blob folder for large continuation-state tensors ("" = inline only)
   size_t state_inline_bytes = 4u << 20;  // tensors up to this size travel inline (base64) in the state
   int retry_after_s = 5;                 // the Retry-After of 429 and 503 answers
+  double job_slice_s = 1.0;              // a video job pauses after this long when a stream waits (0 = never)
 
   // Every problem names the setting.
   Status validate() const;

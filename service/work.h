@@ -22,10 +22,13 @@
 namespace ltx::service {
 
 struct Work {
-  enum class Kind { kVideo, kOpenStream, kImportStream, kChunk, kExportState, kCloseStream };
+  // kVideo starts a job and runs it until it ends or yields; kVideoSlice
+  // resumes a yielded job at step `index`; kVideoDrop frees a yielded job
+  // that was cancelled between slices.
+  enum class Kind { kVideo, kVideoSlice, kVideoDrop, kOpenStream, kImportStream, kChunk, kExportState, kCloseStream };
   Kind kind = Kind::kVideo;
   std::string id;       // video job or stream id
-  int64_t index = 0;    // kChunk
+  int64_t index = 0;    // kChunk: the chunk; kVideoSlice: the step it resumes at
   pipeline::GenerationRequest video;                    // kVideo
   pipeline::StreamSettings settings;                    // kOpenStream
   std::shared_ptr<const pipeline::ContinuationState> state;  // kImportStream
@@ -36,6 +39,8 @@ struct Work {
 
 struct WorkResult {
   Status status;
+  bool finished = true;       // kVideo/kVideoSlice: false when the job yielded before its last step
+  int64_t next_step = 0;      // ... and the step it will resume at
   std::string mp4;            // kVideo, kChunk
   int64_t first_frame = 0;    // kChunk
   int64_t frame_count = 0;    // kVideo, kChunk

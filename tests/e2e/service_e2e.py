@@ -382,6 +382,24 @@ def test_vanished_clients_do_not_stall_the_group(srv):
     srv.json("DELETE", "/v1/streams/" + sid)
 
 
+def test_long_job_yields_to_a_stream(srv):
+    """A stream's chunk does not wait for a long job: the job pauses between steps."""
+    vid = srv.json("POST", "/v1/videos", SLOW, expect=202)["id"]
+    srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "step")
+    s = make_stream(srv)
+    h, _ = chunk(srv, s["id"], 0)
+    job = srv.json("GET", "/v1/videos/" + vid)
+    assert job["status"] == "in_progress" and job["progress"]["step"] < SLOW["num_inference_steps"], job
+    paused = [d for e, d in srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "paused")]
+    assert paused and paused[-1]["next_step"] > 0, paused[-3:]
+    print("  chunk 0 came back while the job was at step %d of %d" % (job["progress"]["step"], SLOW["num_inference_steps"]))
+    # Cancelled while paused or running: either way it ends cancelled and frees the group.
+    srv.request("DELETE", "/v1/videos/" + vid)
+    assert wait_video(srv, vid)["status"] == "cancelled"
+    chunk(srv, s["id"], 1)
+    srv.json("DELETE", "/v1/streams/" + s["id"])
+
+
 def test_cancel_running_job(srv):
     created = srv.json("POST", "/v1/videos", SLOW, expect=202)
     vid = created["id"]
@@ -490,7 +508,7 @@ def test_metrics(srv):
                    "ltx_queue_depth ", "ltx_active_sessions ", "ltx_denoise_step_seconds_count",
                    "ltx_stream_chunk_seconds_bucket", "ltx_stream_first_chunk_seconds_count",
                    'ltx_kv_cache_bytes{rank="0"}', 'ltx_kv_cache_bytes{rank="1"}', "ltx_prompt_cache_hits ",
-                   "ltx_videos_completed ", "ltx_videos_cancelled 2"):
+                   "ltx_videos_completed ", "ltx_videos_cancelled 3"):
         assert needle in text, needle + " missing from /metrics:\n" + text
     assert int(re.search(r"ltx_stream_chunk_seconds_count (\d+)", text).group(1)) >= 12, text
     assert int(re.search(r"ltx_prompt_cache_hits (\d+)", text).group(1)) > 0, text
@@ -522,7 +540,8 @@ def test_shutdown_cancels_running_work(srv):
 def main():
     tests_main = [test_health_models_page, test_errors, test_video_job_and_events, test_stream_chunks_events_state,
                   test_eight_concurrent_clients, test_expect_100_continue,
-                  test_vanished_clients_do_not_stall_the_group, test_cancel_running_job]
+                  test_vanished_clients_do_not_stall_the_group, test_long_job_yields_to_a_stream,
+                  test_cancel_running_job]
     passed, failed = 0, 0
     srv = other = None
 

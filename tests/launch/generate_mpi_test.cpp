@@ -86,6 +86,42 @@ TEST(Generation, CancelStopsEveryRankAtTheSameStep) {
   ASSERT_TRUE(next.ok()) << next.status();
 }
 
+// A job that yields every other step, with another job run in its pauses,
+// ends with exactly the video it makes in one go.
+TEST(Generation, PausedJobResumesToTheSameVideo) {
+  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
+  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
+  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
+  pipeline::PromptEncoder prompts(*comm, std::move(enc));
+  pipeline::TextToVideo group(model, *comm, prompts);
+  pipeline::GenerationRequest r = request();
+  r.num_steps = 5;
+  auto whole = value_or_throw(group.generate(r));
+
+  int64_t steps_since_yield = 0;
+  pipeline::CancelToken token;
+  token.enabled = true;
+  if (world().is_root()) {
+    token.requested = [] { return false; };
+    token.yield_requested = [&] { return ++steps_since_yield % 2 == 0; };
+  }
+  auto job = value_or_throw(group.start(r));
+  std::vector<int64_t> pauses;
+  while (!job->denoised()) {
+    ASSERT_TRUE(group.advance(*job, nullptr, token).ok());
+    pauses.push_back(job->next_step());
+    pipeline::GenerationRequest other = request();
+    other.seed = 77;
+    ASSERT_TRUE(group.generate(other).ok());  // other work between the slices
+  }
+  EXPECT_EQ(pauses, (std::vector<int64_t>{2, 4, 5})) << "rank " << world().rank();
+  auto resumed = value_or_throw(group.finish(*job));
+  if (world().is_root()) {
+    EXPECT_TRUE(at::equal(resumed.latents, whole.latents));
+    EXPECT_TRUE(at::equal(resumed.frames, whole.frames));
+  }
+}
+
 TEST(GenerateCommand, WritesAPlayableMp4) {
   std::string out = testing::scratch_dir("gen") + "/video.mp4";
   // Every rank writes under its own scratch name, but only rank 0's argument is used.

@@ -45,6 +45,21 @@ TEST(FairQueue, PositionsMatchThePopOrder) {
   for (size_t n = 0; auto x = q.pop(); ++n) EXPECT_EQ(predicted[*x], n) << "item " << *x;
 }
 
+TEST(FairQueue, PushFrontResumesFirstInItsLane) {
+  FairQueue<std::string> q;
+  q.push("videos", "v2");
+  q.push("stream", "c0");
+  EXPECT_TRUE(q.has_other_than("videos"));
+  q.push_front("videos", "v1-rest");  // v1 paused: it goes on before v2
+  EXPECT_EQ(*q.pop(), "v1-rest");
+  EXPECT_EQ(*q.pop(), "c0");
+  EXPECT_FALSE(q.has_other_than("videos"));
+  EXPECT_EQ(*q.pop(), "v2");
+  q.push_front("videos", "only");
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(*q.pop(), "only");
+}
+
 TEST(FairQueue, RemoveIfDropsItemsAndEmptyOwners) {
   FairQueue<std::string> q;
   q.push("a", "a0");
