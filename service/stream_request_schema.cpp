@@ -1,5 +1,7 @@
 #include "service/stream_request_schema.h"
 
+#include "service/json_fields.h"
+
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -7,10 +9,6 @@ namespace ltx::service {
 namespace {
 
 using nlohmann::json;
-
-ApiError field_error(const std::string& field, const std::string& message) {
-  return api_error_from_status(invalid_argument_error(field + " " + message), field);
-}
 
 // The settings validators' messages start with the field name.
 ApiError validation_error(const Status& s) {
@@ -47,44 +45,17 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
   static const std::set<std::string> kKnown = {
       "prompt", "negative_prompt", "width", "height", "chunk_frames", "num_inference_steps", "guidance_scale",
       "seed", "fps", "window", "sink", "max_kv_bytes", "decode_context", "decode_timestep", "decode_noise_scale"};
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!kKnown.count(it.key())) return field_error(it.key(), "is not a known field");
-  }
+  JsonFields f(j);
   pipeline::StreamSettings s;
-  auto str = [&](const char* k, std::string* out) -> std::optional<ApiError> {
-    if (!j.contains(k)) return std::nullopt;
-    if (!j[k].is_string()) return field_error(k, "must be a string");
-    *out = j[k].get<std::string>();
-    return std::nullopt;
-  };
-  auto integer = [&](const char* k, int64_t* out) -> std::optional<ApiError> {
-    if (!j.contains(k)) return std::nullopt;
-    if (!j[k].is_number_integer()) return field_error(k, "must be an integer");
-    *out = j[k].get<int64_t>();
-    return std::nullopt;
-  };
-  auto number = [&](const char* k, double* out) -> std::optional<ApiError> {
-    if (!j.contains(k)) return std::nullopt;
-    if (!j[k].is_number()) return field_error(k, "must be a number");
-    *out = j[k].get<double>();
-    return std::nullopt;
-  };
-  if (!j.contains("prompt")) return field_error("prompt", "is required");
-  for (auto e : {str("prompt", &s.prompt), str("negative_prompt", &s.negative_prompt), integer("width", &s.width),
-                 integer("height", &s.height), integer("chunk_frames", &s.chunk_frames),
-                 integer("num_inference_steps", &s.num_steps), number("guidance_scale", &s.guidance_scale),
-                 number("fps", &s.fps), integer("window", &s.window_chunks), integer("max_kv_bytes", &s.max_kv_bytes),
-                 integer("decode_context", &s.decode_context), number("decode_timestep", &s.decode_timestep),
-                 number("decode_noise_scale", &s.decode_noise_scale)}) {
+  for (auto e : {f.unknown(kKnown), f.required("prompt"), f.string("prompt", &s.prompt),
+                 f.string("negative_prompt", &s.negative_prompt), f.integer("width", &s.width),
+                 f.integer("height", &s.height), f.integer("chunk_frames", &s.chunk_frames),
+                 f.integer("num_inference_steps", &s.num_steps), f.number("guidance_scale", &s.guidance_scale),
+                 f.number("fps", &s.fps), f.integer("window", &s.window_chunks),
+                 f.integer("max_kv_bytes", &s.max_kv_bytes), f.integer("decode_context", &s.decode_context),
+                 f.number("decode_timestep", &s.decode_timestep), f.number("decode_noise_scale", &s.decode_noise_scale),
+                 f.non_negative("seed", &s.seed), f.boolean("sink", &s.sink)}) {
     if (e) return *e;
-  }
-  if (j.contains("seed")) {
-    if (!j["seed"].is_number_unsigned()) return field_error("seed", "must be a non-negative integer");
-    s.seed = j["seed"].get<uint64_t>();
-  }
-  if (j.contains("sink")) {
-    if (!j["sink"].is_boolean()) return field_error("sink", "must be true or false");
-    s.sink = j["sink"].get<bool>();
   }
   Status valid = pipeline::validate_stream_settings(s);
   if (!valid.ok()) return validation_error(valid);
@@ -98,9 +69,7 @@ std::variant<std::optional<int64_t>, ApiError> parse_chunk_request(const std::st
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key() != "index") return field_error(it.key(), "is not a known field");
-  }
+  if (auto e = JsonFields(j).unknown({"index"})) return *e;
   if (!j.contains("index") || j["index"].is_null()) return std::optional<int64_t>();
   if (!j["index"].is_number_integer()) return field_error("index", "must be an integer");
   const int64_t index = j["index"].get<int64_t>();

@@ -31,13 +31,24 @@ pipeline::GenerationRequest request() {
   return r;
 }
 
+// The built-in model loaded on the whole group, ready to generate.
+struct GroupModel {
+  std::unique_ptr<dist::Communicator> comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
+  pipeline::LtxVideoModel model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
+  pipeline::PromptEncoder prompts{*comm, take_encoder(model)};
+  pipeline::TextToVideo t2v{model, *comm, prompts};
+
+  static std::optional<pipeline::TextEncoder> take_encoder(pipeline::LtxVideoModel& m) {
+    std::optional<pipeline::TextEncoder> enc = std::move(m.text_encoder);
+    m.text_encoder.reset();
+    return enc;
+  }
+};
+
 // The same video from this group and from a single process.
 TEST(Generation, SameVideoForEveryGroupSize) {
-  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
-  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
-  pipeline::PromptEncoder prompts(*comm, std::move(enc));
-  pipeline::TextToVideo group(model, *comm, prompts);
+  GroupModel g;
+  pipeline::TextToVideo& group = g.t2v;
   int steps_seen = 0;
   auto video = group.generate(request(), [&](int64_t, int64_t, double) { ++steps_seen; });
   ASSERT_TRUE(video.ok()) << video.status();
@@ -60,7 +71,7 @@ TEST(Generation, SameVideoForEveryGroupSize) {
   at::Tensor a = pipeline::frames_to_rgb8(video->frames).to(at::kInt);
   at::Tensor b = pipeline::frames_to_rgb8(want->frames).to(at::kInt);
   const int levels = (a - b).abs().max().item<int>();
-  std::printf("  N=%d vs 1: latents %s, frames differ by at most %d level(s)\n", comm->size(),
+  std::printf("  N=%d vs 1: latents %s, frames differ by at most %d level(s)\n", g.comm->size(),
               testing::describe(d).c_str(), levels);
   EXPECT_LT(d.rel_l2, 1e-5);
   EXPECT_LE(levels, 1);
@@ -68,11 +79,8 @@ TEST(Generation, SameVideoForEveryGroupSize) {
 
 // A cancel that rank 0 alone asks for stops every rank after the same step.
 TEST(Generation, CancelStopsEveryRankAtTheSameStep) {
-  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
-  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
-  pipeline::PromptEncoder prompts(*comm, std::move(enc));
-  pipeline::TextToVideo group(model, *comm, prompts);
+  GroupModel g;
+  pipeline::TextToVideo& group = g.t2v;
   int steps_seen = 0;
   pipeline::CancelToken cancel;
   cancel.enabled = true;
@@ -89,11 +97,8 @@ TEST(Generation, CancelStopsEveryRankAtTheSameStep) {
 // A job that yields every other step, with another job run in its pauses,
 // ends with exactly the video it makes in one go.
 TEST(Generation, PausedJobResumesToTheSameVideo) {
-  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  auto model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
-  std::optional<pipeline::TextEncoder> enc = std::move(model.text_encoder);
-  pipeline::PromptEncoder prompts(*comm, std::move(enc));
-  pipeline::TextToVideo group(model, *comm, prompts);
+  GroupModel g;
+  pipeline::TextToVideo& group = g.t2v;
   pipeline::GenerationRequest r = request();
   r.num_steps = 5;
   auto whole = value_or_throw(group.generate(r));
