@@ -662,7 +662,7 @@ std::optional<Work> ApiService::next_work(std::chrono::milliseconds timeout) {
 void ApiService::on_step(const Work& w, int64_t step, int64_t steps, double seconds) {
   metrics_.observe(Metrics::Series::kStepSeconds, seconds);
   std::lock_guard<std::mutex> lock(mu_);
-  if (w.kind == Work::Kind::kVideo) {
+  if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
     auto it = jobs_.find(w.id);
     if (it == jobs_.end()) return;
     it->second.step = step + 1;
@@ -698,6 +698,20 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     Job& j = it->second;
     j.total_s += res.seconds;
     if (j.status != "in_progress") return;  // cancelled while it ran its last slice's bookkeeping
+    if (ok && !res.finished && j.cancel->load()) {
+      // Cancelled just as it paused: free it on the group instead of resuming.
+      Work drop;
+      drop.kind = Work::Kind::kVideoDrop;
+      drop.id = j.id;
+      queue_.push_front(kVideoLane, std::move(drop));
+      cv_.notify_one();
+      j.status = "cancelled";
+      j.error_code = "cancelled";
+      j.error_message = "cancelled after step " + std::to_string(res.next_step) + " of " + std::to_string(j.steps);
+      finish_job(j);
+      update_gauges();
+      return;
+    }
     if (ok && !res.finished) {
       // It yielded to waiting stream work: it resumes first in the video lane
       // once the other lanes had their turn.

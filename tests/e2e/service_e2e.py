@@ -390,8 +390,13 @@ def test_long_job_yields_to_a_stream(srv):
     h, _ = chunk(srv, s["id"], 0)
     job = srv.json("GET", "/v1/videos/" + vid)
     assert job["status"] == "in_progress" and job["progress"]["step"] < SLOW["num_inference_steps"], job
-    paused = [d for e, d in srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "paused")]
-    assert paused and paused[-1]["next_step"] > 0, paused[-3:]
+    seen = srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "paused")
+    resume_at = seen[-1][1]["next_step"]
+    assert seen[-1][0] == "paused" and resume_at > 0, seen[-3:]
+    # It resumes by itself where it paused, and reports its steps again.
+    after = srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "step" and d["step"] > resume_at)
+    steps = [d["step"] for e, d in after if e == "step"]
+    assert steps == list(range(1, len(steps) + 1)), "steps out of order or repeated: %s" % steps
     print("  chunk 0 came back while the job was at step %d of %d" % (job["progress"]["step"], SLOW["num_inference_steps"]))
     # Cancelled while paused or running: either way it ends cancelled and frees the group.
     srv.request("DELETE", "/v1/videos/" + vid)
