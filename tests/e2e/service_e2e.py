@@ -322,8 +322,8 @@ def test_eight_concurrent_clients(srv):
         assert results[a] == results[b], "%s and %s asked for the same video and got different bytes" % (a, b)
     assert results["v0"] != results["v1"], "different seeds, the same video"
     # Streams: the same chunks. Their decoded frames are compared with a small
-    # tolerance: one chunk's VAE decode has been seen to differ by ~0.03
-    # levels on average when interleaved (docs/status.md), while the next
+    # tolerance: the same frames have been seen to encode to MP4s ~0.03 levels
+    # apart on average (inside FFmpeg/x264, docs/status.md), while the next
     # chunk, which depends on every latent before it, is bit-identical.
     for a, b in (("s0", "s2"), ("s1", "s3")):
         for i in range(3):
