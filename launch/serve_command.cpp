@@ -184,9 +184,15 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     if (!work) continue;
     ScopedRequestId tag(work->id);
     const service::Work& w = *work;
+    const double queued_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.queued_at).count();
     service::WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); });
+    // One timing line per work item: the raw material of the benchmarks.
     LTX_LOG(kInfo) << service::work_kind_name(w.kind) << (w.kind == service::Work::Kind::kChunk ? " " + std::to_string(w.index) : "")
-                   << (result.status.ok() ? " done in " : " ended in ") << result.seconds << " s";
+                   << (result.status.ok() ? (result.finished ? " done" : " paused at step " + std::to_string(result.next_step))
+                                          : " ended")
+                   << ": queued " << queued_s << " s, on the group " << result.seconds << " s (denoise "
+                   << result.denoise_seconds << ", decode " << result.decode_seconds << ", mp4 " << result.encode_seconds
+                   << ")";
     api.on_done(w, std::move(result));
   }
   LTX_LOG(kInfo) << "shutting down: no new requests, stopping the group";

@@ -48,7 +48,7 @@ struct WorkResult {
   int64_t last_chunk = -1;    // kImportStream: the imported session's last chunk
   std::string state_json;     // kExportState
   double seconds = 0;         // on the group, for the whole item
-  double denoise_seconds = 0;
+  double denoise_seconds = 0;  // for a chunk: its whole next_chunk (denoise and rank 0's decode)
   double decode_seconds = 0;
   double encode_seconds = 0;  // MP4 encoding on rank 0
   std::vector<int64_t> kv_bytes_per_rank;  // after the item, every rank's KV cache bytes

@@ -582,10 +582,13 @@ def main():
         for s in (srv, other):
             if s is not None:
                 s.kill()
-        if failed:
-            for s in (srv, other):
-                if s is not None:
-                    print("--- server log (%s)\n%s" % (s.log.name, s.text()[-6000:]))
+        for s in (srv, other):
+            if s is None:
+                continue
+            if failed:
+                print("--- server log (%s)\n%s" % (s.log.name, s.text()[-6000:]))
+            else:
+                os.unlink(s.log.name)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

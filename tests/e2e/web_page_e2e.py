@@ -131,6 +131,8 @@ def main():
             browser.close()
         if srv is not None:
             srv.kill()
+            if ok:
+                os.unlink(srv.log.name)
     print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
     return 0 if ok else 1
 
