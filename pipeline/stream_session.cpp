@@ -126,10 +126,12 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
     last = now;
   };
   const auto& prefix = cache_.prefix();
+  CancelToken no_yield = cancel;  // a chunk runs to its end or is cancelled; it cannot pause
+  no_yield.yield_requested = nullptr;
   int64_t end_step = 0;
   at::Tensor clean = denoise(model, *model_.scheduler, schedule, text_, g, rope, shard,
                              shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix,
-                             group_step_gate(comm_, cancel), 0, &end_step);
+                             group_step_gate(comm_, no_yield), 0, &end_step);
   if (end_step < schedule.steps()) {
     return cancelled_error("session " + id_ + ": chunk " + std::to_string(index) + " cancelled after step " +
                            std::to_string(end_step));

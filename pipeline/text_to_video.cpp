@@ -98,14 +98,19 @@ Result<LtxVideoModel> LtxVideoModel::load(const std::string& folder, dist::Commu
   return m;
 }
 
-StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel) {
+StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, StepVerdict* verdict) {
   if (!cancel.enabled) return nullptr;
-  return [&comm, cancel](int64_t) {
-    int64_t stop = 0;
-    if (comm.rank() == 0 && cancel.requested) stop = cancel.requested() ? 1 : 0;
-    at::Tensor flag = at::full({1}, stop, at::TensorOptions().dtype(at::kLong).device(comm.device()));
+  return [&comm, cancel, verdict](int64_t) {
+    StepVerdict v = StepVerdict::kGoOn;
+    if (comm.rank() == 0) {
+      if (cancel.requested && cancel.requested()) v = StepVerdict::kCancel;
+      else if (cancel.yield_requested && cancel.yield_requested()) v = StepVerdict::kYield;
+    }
+    at::Tensor flag = at::full({1}, static_cast<int64_t>(v), at::TensorOptions().dtype(at::kLong).device(comm.device()));
     comm.broadcast(flag, 0);
-    return flag.item<int64_t>() == 0;
+    v = static_cast<StepVerdict>(flag.item<int64_t>());
+    if (verdict != nullptr) *verdict = v;
+    return v == StepVerdict::kGoOn;
   };
 }
 
@@ -161,29 +166,14 @@ Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progres
     if (progress) progress(i, steps, std::chrono::duration<double>(now - last).count());
     last = now;
   };
-  // After each step rank 0 says go on (0), stop (1) or pause here (2); every
-  // rank hears the same.
-  int64_t verdict = 0;
-  StepGate gate;
-  if (cancel.enabled) {
-    gate = [&](int64_t) {
-      int64_t v = 0;
-      if (comm_.rank() == 0) {
-        if (cancel.requested && cancel.requested()) v = 1;
-        else if (cancel.yield_requested && cancel.yield_requested()) v = 2;
-      }
-      at::Tensor flag = at::full({1}, v, at::TensorOptions().dtype(at::kLong).device(comm_.device()));
-      comm_.broadcast(flag, 0);
-      verdict = flag.item<int64_t>();
-      return verdict == 0;
-    };
-  }
+  StepVerdict verdict = StepVerdict::kGoOn;
+  StepGate gate = group_step_gate(comm_, cancel, &verdict);
   int64_t end_step = job.next_step_;
   job.latents_ = denoise(model, *model_.scheduler, job.schedule_, job.text_, job.grid_, job.rope_, job.shard_,
                          job.latents_, job.settings_, observer, nullptr, gate, job.next_step_, &end_step);
   job.next_step_ = end_step;
   job.denoise_seconds_ += std::chrono::duration<double>(clock::now() - t0).count();
-  if (!job.denoised() && verdict == 1) {
+  if (!job.denoised() && verdict == StepVerdict::kCancel) {
     return cancelled_error("cancelled after step " + std::to_string(end_step) + " of " + std::to_string(steps));
   }
   return Status();

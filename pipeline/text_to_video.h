@@ -89,9 +89,13 @@ struct CancelToken {
   std::function<bool()> yield_requested;
 };
 
-// The StepGate of `cancel` on this rank (nullptr when disabled). Collective
-// per call when enabled.
-StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel);
+// What rank 0 decided after a step; every rank hears the same.
+enum class StepVerdict : int64_t { kGoOn = 0, kCancel = 1, kYield = 2 };
+
+// The StepGate of `cancel` on this rank (nullptr when disabled): collective
+// per call, it lets the loop go on only on kGoOn and leaves the verdict in
+// `*verdict` when given. Rank 0 asks `requested` first, then `yield_requested`.
+StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, StepVerdict* verdict = nullptr);
 
 // One generation between its start and its decode, on one rank: its shard of
 // the latents, the text conditioning, the schedule and the next step. The
