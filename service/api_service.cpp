@@ -90,6 +90,32 @@ HttpResponse ApiService::error(const Status& s, const std::string& field) const 
   return error(api_error_from_status(s, field));
 }
 
+std::optional<ApiError> ApiService::check_size(int64_t steps, int64_t tokens, int64_t pixel_frames,
+                                               const std::string& field, const std::string& formula) const {
+  if (info_.check_steps) {
+    Status model_ok = info_.check_steps(steps, tokens);
+    if (!model_ok.ok()) {
+      return api_error_from_status(invalid_argument_error("num_inference_steps: " + model_ok.message()),
+                                   "num_inference_steps");
+    }
+  }
+  if (pixel_frames > config_.max_pixel_frames) {
+    return api_error_from_status(invalid_argument_error(field + ": " + formula + " = " + std::to_string(pixel_frames) +
+                                                        " exceeds this server's limit of " +
+                                                        std::to_string(config_.max_pixel_frames)),
+                                 field);
+  }
+  return std::nullopt;
+}
+
+HttpResponse ApiService::events_of(const std::string& topic, const std::string& what, const std::string& id) {
+  auto channel = events_.subscribe(topic);
+  if (!channel) return error(not_found_error("no " + what + " " + id), "id");
+  HttpResponse later;
+  later.later = channel;
+  return later;
+}
+
 HttpResponse ApiService::handle(const HttpRequest& r) {
   const size_t q = r.target.find('?');
   const std::string path = r.target.substr(0, q);
@@ -147,7 +173,7 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     if (m != "GET") return method_not_allowed(m, path, "GET, POST");
     std::lock_guard<std::mutex> lock(mu_);
     json data = json::array();
-    for (const auto& [id, j] : jobs_) data.push_back(json::parse(job_json(j)));
+    for (const auto& [id, j] : jobs_) data.push_back(job_json(j));
     return json_response(200, {{"object", "list"}, {"data", data}});
   }
   const std::string videos = "/v1/videos/";
@@ -159,17 +185,11 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
       return error(not_found_error("no route " + m + " " + path));
     }
     if (!tail.empty() && m != "GET") return method_not_allowed(m, path, "GET");
-    if (tail == "/events") {
-      auto channel = events_.subscribe(video_topic(id));
-      if (!channel) return error(not_found_error("no video " + id), "id");
-      HttpResponse later;
-      later.later = channel;
-      return later;
-    }
+    if (tail == "/events") return events_of(video_topic(id), "video", id);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
-    if (tail.empty()) return HttpResponse{200, "application/json", job_json(it->second), {}, nullptr};
+    if (tail.empty()) return json_response(200, job_json(it->second));
     if (it->second.status != "completed") {
       return error(failed_precondition_error("video " + id + " is " + it->second.status + ", not completed"));
     }
@@ -183,7 +203,7 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     if (m != "GET") return method_not_allowed(m, path, "GET, POST");
     std::lock_guard<std::mutex> lock(mu_);
     json data = json::array();
-    for (const auto& [id, s] : streams_) data.push_back(json::parse(stream_json(s)));
+    for (const auto& [id, s] : streams_) data.push_back(stream_json(s));
     return json_response(200, {{"object", "list"}, {"data", data}});
   }
   const std::string streams = "/v1/streams/";
@@ -195,7 +215,7 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
       std::lock_guard<std::mutex> lock(mu_);
       auto it = streams_.find(id);
       if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
-      return HttpResponse{200, "application/json", stream_json(it->second), {}, nullptr};
+      return json_response(200, stream_json(it->second));
     }
     if (tail == "/chunks") {
       if (m != "POST") return method_not_allowed(m, path, "POST");
@@ -207,11 +227,7 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     }
     if (tail == "/events") {
       if (m != "GET") return method_not_allowed(m, path, "GET");
-      auto channel = events_.subscribe(stream_topic(id));
-      if (!channel) return error(not_found_error("no stream " + id), "id");
-      HttpResponse later;
-      later.later = channel;
-      return later;
+      return events_of(stream_topic(id), "stream", id);
     }
   }
   return error(not_found_error("no route " + m + " " + path));
@@ -233,7 +249,7 @@ uint64_t ApiService::enqueue(const std::string& owner, Work work, std::shared_pt
   const uint64_t serial = work.serial;
   if (reply) replies_[serial] = std::move(reply);
   queue_.push(owner, std::move(work));
-  metrics_.set_gauge("ltx_queue_depth", static_cast<double>(queue_.size()), "Work items waiting.");
+  update_gauges();
   cv_.notify_one();
   return serial;
 }
@@ -265,18 +281,10 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   auto parsed = parse_video_request(r.body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<pipeline::GenerationRequest>(parsed);
-  if (info_.check_steps) {
-    const int64_t tokens = ((req.num_frames - 1) / 8 + 1) * (req.height / 32) * (req.width / 32);
-    Status steps = info_.check_steps(req.num_steps, tokens);
-    if (!steps.ok()) {
-      return error(invalid_argument_error("num_inference_steps: " + steps.message()), "num_inference_steps");
-    }
-  }
-  const int64_t pixel_frames = req.width * req.height * req.num_frames;
-  if (pixel_frames > config_.max_pixel_frames) {
-    return error(invalid_argument_error("num_frames: width * height * num_frames = " + std::to_string(pixel_frames) +
-                                        " exceeds this server's limit of " + std::to_string(config_.max_pixel_frames)),
-                 "num_frames");
+  const int64_t tokens = ((req.num_frames - 1) / 8 + 1) * (req.height / 32) * (req.width / 32);
+  if (auto e = check_size(req.num_steps, tokens, req.width * req.height * req.num_frames, "num_frames",
+                          "width * height * num_frames")) {
+    return error(*e);
   }
   std::lock_guard<std::mutex> lock(mu_);
   Status admitted = admit_work();
@@ -302,8 +310,9 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   events_.open(video_topic(id));
   enqueue(kVideoLane, std::move(w), nullptr);
   const Job& j = jobs_.at(id);
-  json ev = {{"id", id}, {"status", "queued"}, {"queue_position", json::parse(job_json(j)).value("queue_position", 0)}};
-  events_.publish(video_topic(id), "queued", ev.dump());
+  const json created = job_json(j);
+  events_.publish(video_topic(id), "queued",
+                  json({{"id", id}, {"status", "queued"}, {"queue_position", created.value("queue_position", 0)}}).dump());
   LTX_LOG(kInfo) << "video " << id << " queued (" << req.width << "x" << req.height << ", " << req.num_frames
                  << " frames, " << req.num_steps << " steps)";
   if (wait) {
@@ -311,7 +320,7 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
     later.later = waiter;
     return later;
   }
-  return HttpResponse{202, "application/json", job_json(j), {}, nullptr};
+  return json_response(202, created);
 }
 
 HttpResponse ApiService::delete_video(const std::string& id) {
@@ -321,33 +330,19 @@ HttpResponse ApiService::delete_video(const std::string& id) {
   Job& j = it->second;
   if (j.status == "queued") {
     queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == id; });
-    j.status = "cancelled";
-    j.error_code = "cancelled";
-    j.error_message = "cancelled before it started";
-    finish_job(j);
-    update_gauges();
-    return HttpResponse{200, "application/json", job_json(j), {}, nullptr};
+    cancel_job(j, "cancelled", "cancelled before it started", false);
+    return json_response(200, job_json(j));
   }
-  const bool running = running_ && running_->id == id &&
-                       (running_->kind == Work::Kind::kVideo || running_->kind == Work::Kind::kVideoSlice);
+  const bool running = running_ && running_->id == id && runs_video_steps(running_->kind);
   if (j.status == "in_progress" && !running) {
-    // Paused between slices: drop its queued slice and free it on the group.
+    // Paused between slices: its queued slice goes, and the group frees it.
     queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideoSlice && w.id == id; });
-    Work drop;
-    drop.kind = Work::Kind::kVideoDrop;
-    drop.id = id;
-    queue_.push_front(kVideoLane, std::move(drop));
-    cv_.notify_one();
-    j.status = "cancelled";
-    j.error_code = "cancelled";
-    j.error_message = "cancelled after step " + std::to_string(j.step) + " of " + std::to_string(j.steps);
-    finish_job(j);
-    update_gauges();
-    return HttpResponse{200, "application/json", job_json(j), {}, nullptr};
+    cancel_job(j, "cancelled", "cancelled after step " + std::to_string(j.step) + " of " + std::to_string(j.steps), true);
+    return json_response(200, job_json(j));
   }
   if (j.status == "in_progress") {
     j.cancel->store(true);  // every rank stops at the next step boundary
-    json out = json::parse(job_json(j));
+    json out = job_json(j);
     out["status"] = "cancelling";
     return json_response(202, out);
   }
@@ -355,6 +350,21 @@ HttpResponse ApiService::delete_video(const std::string& id) {
   events_.erase(video_topic(id));
   jobs_.erase(it);
   return json_response(200, out);
+}
+
+void ApiService::cancel_job(Job& j, const std::string& code, const std::string& message, bool paused_on_group) {
+  if (paused_on_group) {
+    Work drop;
+    drop.kind = Work::Kind::kVideoDrop;
+    drop.id = j.id;
+    queue_.push_front(kVideoLane, std::move(drop));
+    cv_.notify_one();
+  }
+  j.status = "cancelled";
+  j.error_code = code;
+  j.error_message = message;
+  finish_job(j);
+  update_gauges();
 }
 
 void ApiService::finish_job(Job& j) {
@@ -404,7 +414,7 @@ void ApiService::prune_jobs() {
   }
 }
 
-std::string ApiService::job_json(const Job& j) const {
+json ApiService::job_json(const Job& j) const {
   const auto& q = j.request;
   json out = {{"id", j.id},
               {"object", "video"},
@@ -428,7 +438,7 @@ std::string ApiService::job_json(const Job& j) const {
   if (j.status == "failed" || j.status == "cancelled") {
     out["error"] = {{"code", j.error_code}, {"message", j.error_message}};
   }
-  return out.dump();
+  return out;
 }
 
 // ---- streams ----
@@ -438,18 +448,9 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<StreamCreateRequest>(parsed);
   const auto& s = req.settings;
-  if (info_.check_steps) {
-    const int64_t tokens = s.chunk_frames * (s.height / 32) * (s.width / 32);
-    Status steps = info_.check_steps(s.num_steps, tokens);
-    if (!steps.ok()) {
-      return error(invalid_argument_error("num_inference_steps: " + steps.message()), "num_inference_steps");
-    }
-  }
-  const int64_t pixel_frames = s.width * s.height * 8 * s.chunk_frames;
-  if (pixel_frames > config_.max_pixel_frames) {
-    return error(invalid_argument_error("chunk_frames: width * height * 8 * chunk_frames = " + std::to_string(pixel_frames) +
-                                        " exceeds this server's limit of " + std::to_string(config_.max_pixel_frames)),
-                 "chunk_frames");
+  if (auto e = check_size(s.num_steps, s.chunk_frames * (s.height / 32) * (s.width / 32),
+                          s.width * s.height * 8 * s.chunk_frames, "chunk_frames", "width * height * 8 * chunk_frames")) {
+    return error(*e);
   }
   std::lock_guard<std::mutex> lock(mu_);
   Status admitted = admit_work();
@@ -479,7 +480,9 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   enqueue(id, std::move(w), nullptr);
   update_gauges();
   LTX_LOG(kInfo) << "stream " << id << (req.state ? " resumed after chunk " + std::to_string(req.state->last_chunk) : " created");
-  return HttpResponse{201, "application/json", stream_json(streams_.at(id)), {{"Location", "/v1/streams/" + id}}, nullptr};
+  HttpResponse out = json_response(201, stream_json(streams_.at(id)));
+  out.headers.emplace_back("Location", "/v1/streams/" + id);
+  return out;
 }
 
 HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest& r) {
@@ -605,7 +608,7 @@ HttpResponse ApiService::delete_stream(const std::string& id, const std::string&
   return json_response(200, {{"id", id}, {"object", "stream"}, {"deleted", true}});
 }
 
-std::string ApiService::stream_json(const Stream& s) const {
+json ApiService::stream_json(const Stream& s) const {
   const auto& p = s.settings;
   json out = {{"id", s.id},
               {"object", "stream"},
@@ -624,7 +627,7 @@ std::string ApiService::stream_json(const Stream& s) const {
               {"events_url", "/v1/streams/" + s.id + "/events"},
               {"state_url", "/v1/streams/" + s.id + "/state"}};
   if (s.status == "failed") out["error"] = {{"message", s.error_message}};
-  return out.dump();
+  return out;
 }
 
 // ---- the inference thread ----
@@ -662,7 +665,7 @@ std::optional<Work> ApiService::next_work(std::chrono::milliseconds timeout) {
 void ApiService::on_step(const Work& w, int64_t step, int64_t steps, double seconds) {
   metrics_.observe(Metrics::Series::kStepSeconds, seconds);
   std::lock_guard<std::mutex> lock(mu_);
-  if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
+  if (runs_video_steps(w.kind)) {
     auto it = jobs_.find(w.id);
     if (it == jobs_.end()) return;
     it->second.step = step + 1;
@@ -692,7 +695,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
   }
 
   if (w.kind == Work::Kind::kVideoDrop) return;
-  if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
+  if (runs_video_steps(w.kind)) {
     auto it = jobs_.find(w.id);
     if (it == jobs_.end()) return;
     Job& j = it->second;
@@ -700,16 +703,8 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     if (j.status != "in_progress") return;  // cancelled while it ran its last slice's bookkeeping
     if (ok && !res.finished && j.cancel->load()) {
       // Cancelled just as it paused: free it on the group instead of resuming.
-      Work drop;
-      drop.kind = Work::Kind::kVideoDrop;
-      drop.id = j.id;
-      queue_.push_front(kVideoLane, std::move(drop));
-      cv_.notify_one();
-      j.status = "cancelled";
-      j.error_code = "cancelled";
-      j.error_message = "cancelled after step " + std::to_string(res.next_step) + " of " + std::to_string(j.steps);
-      finish_job(j);
-      update_gauges();
+      cancel_job(j, "cancelled", "cancelled after step " + std::to_string(res.next_step) + " of " + std::to_string(j.steps),
+                 true);
       return;
     }
     if (ok && !res.finished) {
@@ -825,7 +820,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
 bool ApiService::should_yield() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (config_.job_slice_s <= 0 || !running_) return false;
-  if (running_->kind != Work::Kind::kVideo && running_->kind != Work::Kind::kVideoSlice) return false;
+  if (!runs_video_steps(running_->kind)) return false;
   return since(running_since_) >= config_.job_slice_s && queue_.has_other_than(kVideoLane);
 }
 
@@ -854,13 +849,7 @@ void ApiService::shutdown() {
   auto dropped = queue_.remove_if([](const Work&) { return true; });
   for (const auto& w : dropped) {
     answer_error(w.serial, unavailable_error("the worker is shutting down"));
-    if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
-      Job& j = jobs_.at(w.id);
-      j.status = "cancelled";
-      j.error_code = "unavailable";
-      j.error_message = "the worker shut down before it started";
-      finish_job(j);
-    }
+    if (runs_video_steps(w.kind)) cancel_job(jobs_.at(w.id), "unavailable", "the worker shut down before it finished", false);
   }
   events_.close_all();
   update_gauges();

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "pipeline/continuation_state.h"
 #include "service/api_error.h"
 #include "service/event_hub.h"
@@ -113,6 +115,11 @@ class ApiService {
   HttpResponse delete_stream(const std::string& id, const std::string& reason);
   HttpResponse error(const ApiError& e) const;
   HttpResponse error(const Status& s, const std::string& field = "") const;
+  // The model's step check and this server's size limit for `steps` over
+  // `tokens`, `pixel_frames` (= `formula`, reported on `field`).
+  std::optional<ApiError> check_size(int64_t steps, int64_t tokens, int64_t pixel_frames, const std::string& field,
+                                     const std::string& formula) const;
+  HttpResponse events_of(const std::string& topic, const std::string& what, const std::string& id);
 
   // All below hold mu_.
   Status admit_work() const;  // queue space, not shutting down
@@ -123,9 +130,12 @@ class ApiService {
   void close_stream(Stream& s, const std::string& reason);  // erases it; queues the group's cleanup
   void fail_stream(Stream& s, const std::string& why);      // keeps it as failed; frees it on the group
   void finish_job(Job& job);
+  // Ends a job that is not running on the group right now; a paused one
+  // (`paused_on_group`) is also freed on every rank.
+  void cancel_job(Job& job, const std::string& code, const std::string& message, bool paused_on_group);
   void prune_jobs();
-  std::string job_json(const Job& job) const;
-  std::string stream_json(const Stream& stream) const;
+  nlohmann::json job_json(const Job& job) const;
+  nlohmann::json stream_json(const Stream& stream) const;
   size_t open_sessions() const;
   void update_gauges();
 

@@ -96,8 +96,7 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
   out_.status = outcome.status;
   if (out_.status.ok() && frames_.defined()) {
     const auto te = clock::now();
-    const bool video = w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice;
-    const double fps = video ? w.video.fps : w.settings.fps;
+    const double fps = runs_video_steps(w.kind) ? w.video.fps : w.settings.fps;
     auto mp4 = pipeline::encode_mp4(frames_, fps);
     if (mp4.ok()) {
       out_.mp4 = std::move(*mp4);

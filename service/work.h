@@ -58,4 +58,7 @@ struct WorkResult {
 
 const char* work_kind_name(Work::Kind kind);
 
+// Work that runs a video job's steps on the group.
+inline bool runs_video_steps(Work::Kind k) { return k == Work::Kind::kVideo || k == Work::Kind::kVideoSlice; }
+
 }  // namespace ltx::service
