@@ -4,7 +4,6 @@
 #include <memory>
 
 #include "common/check.h"
-#include "pipeline/small_model.h"
 
 namespace ltx::testing {
 
@@ -31,11 +30,6 @@ std::string from_root(const std::function<std::string()>& make) {
   s.resize(n);
   MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, 0, mpi_world().comm());
   return s;
-}
-
-std::string builtin_model_dir() {
-  static const std::string dir = from_root([] { return value_or_throw(pipeline::ensure_builtin_model()); });
-  return dir;
 }
 
 }  // namespace ltx::testing

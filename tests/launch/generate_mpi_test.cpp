@@ -9,6 +9,7 @@
 #include "pipeline/small_model.h"
 #include "pipeline/text_to_video.h"
 #include "pipeline/video_file.h"
+#include "tests/mpi_model_util.h"
 #include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 

@@ -107,6 +107,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(UlyssesStartup, GroupSizeMustDivideHeads) {
   dist::Communicator& g = comm();
   EXPECT_TRUE(validate_head_split(32, g.size()).ok());
+  if (g.size() == 1) GTEST_SKIP() << "a group of 1 splits any head count";
   Status bad = validate_head_split(g.size() * 2 + 1, g.size());
   EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("cannot split"), std::string::npos) << bad;

@@ -9,6 +9,7 @@
 #include "pipeline/continuation_state.h"
 #include "pipeline/small_model.h"
 #include "pipeline/video_generation.h"
+#include "tests/mpi_model_util.h"
 #include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
 
