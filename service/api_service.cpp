@@ -303,6 +303,7 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   std::shared_ptr<ResponseChannel> waiter;
   if (wait) {
     waiter = std::make_shared<ResponseChannel>();
+    waiter->on_client_gone([this, id = job.id] { waiter_left(id); });
     job.waiters.push_back(waiter);
   }
   const std::string id = job.id;
@@ -323,28 +324,63 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   return json_response(202, created);
 }
 
+namespace {
+
+// "cancelled ..." followed by why, when something other than a DELETE asked.
+std::string cancel_message(const std::string& what, const std::string& reason) {
+  return reason.empty() ? what : what + ": " + reason;
+}
+
+}  // namespace
+
+ApiService::CancelOutcome ApiService::cancel_video(Job& j) {
+  const std::string id = j.id;
+  if (j.status == "queued") {
+    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == id; });
+    cancel_job(j, "cancelled", cancel_message("cancelled before it started", j.cancel_reason), false);
+    return CancelOutcome::kCancelled;
+  }
+  if (j.status != "in_progress") return CancelOutcome::kNotActive;
+  const bool running = running_ && running_->id == id && runs_video_steps(running_->kind);
+  if (!running) {
+    // Paused between slices: its queued slice goes, and the group frees it.
+    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideoSlice && w.id == id; });
+    cancel_job(j, "cancelled",
+               cancel_message("cancelled after step " + std::to_string(j.step) + " of " + std::to_string(j.steps),
+                              j.cancel_reason),
+               true);
+    return CancelOutcome::kCancelled;
+  }
+  j.cancel->store(true);  // every rank stops at the next step boundary
+  return CancelOutcome::kStopping;
+}
+
+void ApiService::waiter_left(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second.cancel->load()) return;
+  Job& j = it->second;
+  if (j.status != "queued" && j.status != "in_progress") return;
+  j.cancel_reason = "the client waiting for it disconnected";
+  LTX_LOG(kInfo) << "video " << id << ": " << j.cancel_reason << "; cancelling it";
+  cancel_video(j);
+}
+
 HttpResponse ApiService::delete_video(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
   Job& j = it->second;
-  if (j.status == "queued") {
-    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == id; });
-    cancel_job(j, "cancelled", "cancelled before it started", false);
-    return json_response(200, job_json(j));
-  }
-  const bool running = running_ && running_->id == id && runs_video_steps(running_->kind);
-  if (j.status == "in_progress" && !running) {
-    // Paused between slices: its queued slice goes, and the group frees it.
-    queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideoSlice && w.id == id; });
-    cancel_job(j, "cancelled", "cancelled after step " + std::to_string(j.step) + " of " + std::to_string(j.steps), true);
-    return json_response(200, job_json(j));
-  }
-  if (j.status == "in_progress") {
-    j.cancel->store(true);  // every rank stops at the next step boundary
-    json out = job_json(j);
-    out["status"] = "cancelling";
-    return json_response(202, out);
+  switch (cancel_video(j)) {
+    case CancelOutcome::kCancelled:
+      return json_response(200, job_json(j));
+    case CancelOutcome::kStopping: {
+      json out = job_json(j);
+      out["status"] = "cancelling";
+      return json_response(202, out);
+    }
+    case CancelOutcome::kNotActive:
+      break;
   }
   json out = {{"id", id}, {"object", "video"}, {"deleted", true}};
   events_.erase(video_topic(id));
@@ -703,7 +739,10 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     if (j.status != "in_progress") return;  // cancelled while it ran its last slice's bookkeeping
     if (ok && !res.finished && j.cancel->load()) {
       // Cancelled just as it paused: free it on the group instead of resuming.
-      cancel_job(j, "cancelled", "cancelled after step " + std::to_string(res.next_step) + " of " + std::to_string(j.steps),
+      cancel_job(j, "cancelled",
+                 cancel_message("cancelled after step " + std::to_string(res.next_step) + " of " +
+                                    std::to_string(j.steps),
+                                j.cancel_reason),
                  true);
       return;
     }
@@ -735,7 +774,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
       const bool cancelled = res.status.code() == StatusCode::kCancelled;
       j.status = cancelled ? "cancelled" : "failed";
       j.error_code = api_error_from_status(res.status).code;
-      j.error_message = res.status.message();
+      j.error_message = cancelled ? cancel_message(res.status.message(), j.cancel_reason) : res.status.message();
     }
     finish_job(j);
     update_gauges();

@@ -85,6 +85,7 @@ class ApiService {
     double queue_s = 0, denoise_s = 0, decode_s = 0, encode_s = 0, total_s = 0;
     std::shared_ptr<std::atomic<bool>> cancel;
     std::vector<std::shared_ptr<ResponseChannel>> waiters;  // POST ?wait=true
+    std::string cancel_reason;  // why it is cancelled, when no DELETE asked for it
     uint64_t finished_order = 0;
   };
   struct Stream {
@@ -130,6 +131,12 @@ class ApiService {
   void close_stream(Stream& s, const std::string& reason);  // erases it; queues the group's cleanup
   void fail_stream(Stream& s, const std::string& why);      // keeps it as failed; frees it on the group
   void finish_job(Job& job);
+  // Cancels a queued, paused or running job (a running one stops at its next
+  // step boundary: kStopping); kNotActive when it already ended.
+  enum class CancelOutcome { kCancelled, kStopping, kNotActive };
+  CancelOutcome cancel_video(Job& job);
+  // The client of a POST ?wait=true went away before its answer: the job goes.
+  void waiter_left(const std::string& id);
   // Ends a job that is not running on the group right now; a paused one
   // (`paused_on_group`) is also freed on every rank.
   void cancel_job(Job& job, const std::string& code, const std::string& message, bool paused_on_group);

@@ -89,7 +89,26 @@ void ResponseChannel::mark_closed() {
   std::lock_guard<std::mutex> lock(mu_);
   closed_ = true;
   wake_ = nullptr;
+  gone_callback_ = nullptr;
   pending_ = Pending{};
+}
+
+void ResponseChannel::on_client_gone(std::function<void()> callback) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gone_callback_ = std::move(callback);
+}
+
+void ResponseChannel::client_gone() {
+  std::function<void()> callback;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!finished_) callback = std::move(gone_callback_);
+    gone_callback_ = nullptr;
+    closed_ = true;
+    wake_ = nullptr;
+    pending_ = Pending{};
+  }
+  if (callback) callback();
 }
 
 namespace {
@@ -147,6 +166,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void read() {
+    if (watching_) {  // the watch on the previous wait ends first (it was cancelled)
+      read_after_watch_ = true;
+      return;
+    }
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
@@ -223,6 +246,49 @@ class Session : public std::enable_shared_from_this<Session> {
     channel_->attach([weak, executor = executor_] {
       if (auto self = weak.lock()) net::post(executor, [self] { self->pump(); });
     });
+    watch();
+  }
+
+  // A client waiting for its answer sends nothing, so a read that ends while
+  // it waits means it went away (EOF or reset): the channel's producer hears
+  // of it. Bytes that do come (a pipelined next request) are kept for the
+  // parser, up to kMaxPipelinedBytes. The read goes to the socket itself, not
+  // through the stream, so the stream's write timeouts do not touch it.
+  static constexpr size_t kMaxPipelinedBytes = 64 << 10;
+  void watch() {
+    if (watching_ || !channel_ || buffer_.size() >= kMaxPipelinedBytes) return;
+    watching_ = true;
+    stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->watching_ = false;
+      if (!ec) {
+        self->buffer_.commit(n);
+        self->watch();
+      } else if (ec != net::error::operation_aborted && self->channel_) {
+        return self->client_left();
+      }
+      if (self->read_after_watch_) {
+        self->read_after_watch_ = false;
+        self->read();
+      }
+    });
+  }
+
+  void stop_watching() {
+    beast::error_code ec;
+    if (watching_) stream_.socket().cancel(ec);  // only the watch is pending here
+  }
+
+  void client_left() {
+    channel_->client_gone();
+    channel_.reset();
+    waiting_.release(this);
+    ending_ = true;
+    if (writing_) {  // keep the frame being written; close after it
+      while (outbox_.size() > 1) outbox_.pop_back();
+      return;
+    }
+    outbox_.clear();
+    close();
   }
 
   void pump() {
@@ -230,6 +296,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ResponseChannel::Pending p = channel_->take();
     if (p.whole) {
       done_waiting();
+      stop_watching();
       return write_response(std::move(*p.whole));
     }
     if (p.send_head) outbox_.emplace_back(kEventStreamHead);
@@ -260,7 +327,7 @@ class Session : public std::enable_shared_from_this<Session> {
       self->writing_ = false;
       if (ec) {  // the client went away or stopped reading
         self->outbox_.clear();
-        self->done_waiting();
+        if (self->channel_) return self->client_left();
         return self->close();
       }
       self->outbox_.pop_front();
@@ -279,6 +346,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stop_watching();  // nothing else is pending when a session closes
   }
 
   beast::tcp_stream stream_;
@@ -292,6 +360,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<ResponseChannel> channel_;
   std::deque<std::string> outbox_;
   bool writing_ = false, ending_ = false;
+  bool watching_ = false, read_after_watch_ = false;
 };
 
 }  // namespace

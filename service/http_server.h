@@ -49,7 +49,9 @@ struct HttpResponse {
 // open_events() and then send_event()... and end() (text/event-stream; the
 // connection closes after it). Thread-safe. A channel whose client went away,
 // or fell more than kMaxQueuedEvents behind, reports closed() and drops what
-// it is given, so a producer never blocks on a client.
+// it is given, so a producer never blocks on a client. A waiting client that
+// closes its connection is noticed at once (the connection keeps a read open
+// while it waits), and the producer can be told (on_client_gone).
 class ResponseChannel {
  public:
   static constexpr size_t kMaxQueuedEvents = 4096;
@@ -59,6 +61,9 @@ class ResponseChannel {
   void send_event(std::string frame);  // one SSE frame, "event: ...\ndata: ...\n\n"
   void end();
   bool closed() const;
+  // `callback` runs once, on an I/O thread and without this channel's lock,
+  // if the client goes away before a whole response was given to finish().
+  void on_client_gone(std::function<void()> callback);
 
   // For the connection (server side only).
   struct Pending {
@@ -70,12 +75,14 @@ class ResponseChannel {
   // `wake` is called (from the producer's thread) whenever there is news.
   void attach(std::function<void()> wake);
   Pending take();
-  void mark_closed();  // the client went away: release the connection
+  void mark_closed();  // the connection is done with the channel
+  void client_gone();  // the client closed the connection while it waited
 
  private:
   void notify(std::unique_lock<std::mutex>& lock);
   mutable std::mutex mu_;
   std::function<void()> wake_;
+  std::function<void()> gone_callback_;
   Pending pending_;
   bool events_ = false, head_taken_ = false, finished_ = false, ended_ = false, closed_ = false;
 };

@@ -339,6 +339,19 @@ def test_eight_concurrent_clients(srv):
     print("  8 clients finished in %.1f s" % (time.time() - t0))
 
 
+def read_response(f):
+    """One HTTP/1.1 response with a Content-Length body from a socket's file: (status, headers, body)."""
+    status = int(f.readline().split()[1])
+    headers = {}
+    while True:
+        line = f.readline().decode().strip()
+        if not line:
+            break
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, f.read(int(headers.get("content-length", 0)))
+
+
 def send_and_vanish(srv, method, path, body=""):
     """Sends a request and closes the connection without reading the answer."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
@@ -378,8 +391,46 @@ def test_vanished_clients_do_not_stall_the_group(srv):
     assert int(h["x-first-frame"]) == 9, h
     gone = [v for v in srv.json("GET", "/v1/videos")["data"] if v["request"]["prompt"] == "gone"]
     assert gone, "the vanished client's video was not queued"
-    assert wait_video(srv, gone[0]["id"])["status"] == "completed"
+    # Nobody waits for it any more, so it never runs.
+    job = wait_video(srv, gone[0]["id"])
+    assert job["status"] == "cancelled" and "client waiting for it disconnected" in job["error"]["message"], job
     srv.json("DELETE", "/v1/streams/" + sid)
+
+
+def test_vanished_synchronous_client_stops_its_job(srv):
+    """A ?wait=true client that goes away while its job runs: the job stops at
+    the next step, and the group goes on."""
+    body = json.dumps({**SLOW, "prompt": "gone while running"})
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(body), body)).encode())
+    deadline = time.time() + 60
+    while True:
+        mine = [v for v in srv.json("GET", "/v1/videos")["data"] if v["request"]["prompt"] == "gone while running"]
+        if mine and mine[0]["status"] == "in_progress" and mine[0]["progress"]["step"] >= 1:
+            break
+        assert time.time() < deadline, "the synchronous job never started: %s" % mine
+        time.sleep(0.05)
+    t_gone = time.time()
+    s.close()
+    job = wait_video(srv, mine[0]["id"])
+    stopped_after = time.time() - t_gone
+    assert job["status"] == "cancelled", job
+    assert "client waiting for it disconnected" in job["error"]["message"], job
+    assert job["progress"]["step"] < SLOW["num_inference_steps"], job
+    # A client that stays: its connection goes on after the deferred answer
+    # (keep-alive), also with its next request sent before the answer came.
+    tiny = json.dumps({"prompt": "next", **TINY, "num_frames": 9})
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
+    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+               "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" % (len(tiny), tiny)).encode())
+    f = s.makefile("rb")
+    answers = [read_response(f), read_response(f)]
+    s.close()
+    assert answers[0][0] == 200 and answers[0][2][4:8] == b"ftyp", answers[0][:2]
+    assert answers[1][0] == 200 and json.loads(answers[1][2])["status"] == "ok", answers[1]
+    print("  client left at step %d of %d; the job stopped %.2f s later"
+          % (mine[0]["progress"]["step"], SLOW["num_inference_steps"], stopped_after))
 
 
 def test_long_job_yields_to_a_stream(srv):
@@ -513,7 +564,7 @@ def test_metrics(srv):
                    "ltx_queue_depth ", "ltx_active_sessions ", "ltx_denoise_step_seconds_count",
                    "ltx_stream_chunk_seconds_bucket", "ltx_stream_first_chunk_seconds_count",
                    'ltx_kv_cache_bytes{rank="0"}', 'ltx_kv_cache_bytes{rank="1"}', "ltx_prompt_cache_hits ",
-                   "ltx_videos_completed ", "ltx_videos_cancelled 3"):
+                   "ltx_videos_completed ", "ltx_videos_cancelled 5"):  # 3 by DELETE, 2 by a vanished client
         assert needle in text, needle + " missing from /metrics:\n" + text
     assert int(re.search(r"ltx_stream_chunk_seconds_count (\d+)", text).group(1)) >= 12, text
     assert int(re.search(r"ltx_prompt_cache_hits (\d+)", text).group(1)) > 0, text
@@ -545,7 +596,8 @@ def test_shutdown_cancels_running_work(srv):
 def main():
     tests_main = [test_health_models_page, test_errors, test_video_job_and_events, test_stream_chunks_events_state,
                   test_eight_concurrent_clients, test_expect_100_continue,
-                  test_vanished_clients_do_not_stall_the_group, test_long_job_yields_to_a_stream,
+                  test_vanished_clients_do_not_stall_the_group, test_vanished_synchronous_client_stops_its_job,
+                  test_long_job_yields_to_a_stream,
                   test_cancel_running_job]
     passed, failed = 0, 0
     srv = other = None

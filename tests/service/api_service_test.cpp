@@ -104,6 +104,39 @@ TEST(ApiService, CancelRequestedJustAsTheJobPausedFreesIt) {
   EXPECT_EQ(next(api).kind, Work::Kind::kVideoDrop);
 }
 
+TEST(ApiService, ASynchronousJobWhoseClientLeftIsCancelled) {
+  ApiService api(info(), config());
+  // Queued: it goes at once and never reaches the group.
+  HttpResponse queued = call(api, "POST", "/v1/videos?wait=true", kVideo);
+  ASSERT_NE(queued.later, nullptr);
+  queued.later->client_gone();
+  json listed = body_of(call(api, "GET", "/v1/videos"))["data"][0];
+  EXPECT_EQ(listed["status"], "cancelled");
+  EXPECT_NE(listed["error"]["message"].get<std::string>().find("client waiting for it disconnected"),
+            std::string::npos)
+      << listed;
+  EXPECT_FALSE(api.next_work(milliseconds(1)).has_value());
+
+  // Running: every rank is asked to stop; the group's answer ends it, with the reason.
+  HttpResponse running = call(api, "POST", "/v1/videos?wait=true", kVideo);
+  Work w = next(api);
+  running.later->client_gone();
+  EXPECT_TRUE(w.cancel->load());
+  WorkResult stopped;
+  stopped.status = cancelled_error("cancelled after step 2 of 6");
+  api.on_done(w, stopped);
+  json job = body_of(call(api, "GET", "/v1/videos/" + w.id));
+  EXPECT_EQ(job["status"], "cancelled");
+  EXPECT_EQ(job["error"]["message"], "cancelled after step 2 of 6: the client waiting for it disconnected");
+
+  // Finished before the client left: nothing changes.
+  HttpResponse done = call(api, "POST", "/v1/videos?wait=true", kVideo);
+  Work d = next(api);
+  api.on_done(d, WorkResult{});
+  done.later->client_gone();
+  EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + d.id))["status"], "completed");
+}
+
 TEST(ApiService, ChunkBookkeepingRepeatsOnRankZeroAndAnUnexpectedFailureEndsTheStream) {
   ApiService api(info(), config());
   const std::string sid = body_of(call(api, "POST", "/v1/streams", kStream))["id"];
