@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "pipeline/small_model.h"
 #include "pipeline/text_to_video.h"
@@ -32,6 +34,30 @@ TEST(VideoFile, Mp4DecodesBackWithTheRightShapeAndRate) {
   auto bytes = encode_mp4(gradient_frames(3, 32, 32), 25.0);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(bytes->substr(4, 4), "ftyp");
+}
+
+// Identical frames must give identical bytes whatever the heap holds and
+// whichever thread encodes (the service encodes on its inference thread while
+// other work has used the heap).
+TEST(VideoFile, Mp4BytesDependOnlyOnTheFrames) {
+  at::manual_seed(3);
+  const at::Tensor frames = at::rand({17, 3, 128, 128});
+  auto first = encode_mp4(frames, 25.0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (int round = 0; round < 6; ++round) {
+    {  // leave the heap full of garbage of many sizes
+      std::vector<at::Tensor> junk;
+      for (int i = 0; i < 64; ++i) junk.push_back(at::rand({(i % 7 + 1) * 4099}) * 1e6);
+    }
+    std::string again;
+    std::thread t([&] {
+      auto r = encode_mp4(frames.clone(), 25.0);
+      if (r.ok()) again = *r;
+    });
+    t.join();
+    ASSERT_EQ(again.size(), first->size()) << "round " << round;
+    EXPECT_TRUE(again == *first) << "round " << round;
+  }
 }
 
 TEST(VideoFile, PngFramesAndErrors) {
