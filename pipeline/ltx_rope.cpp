@@ -1,6 +1,7 @@
 #include "pipeline/ltx_rope.h"
 
 #include <cmath>
+#include <vector>
 
 #include "common/check.h"
 
@@ -67,8 +68,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   LTX_CHECK(x.size(-1) == cos.size(-1) && x.size(-1) % 2 == 0, "RoPE table width ", cos.size(-1),
             " does not match the input width ", x.size(-1));
   at::Tensor xf = x.to(at::kFloat);
-  auto sizes = xf.sizes().vec();
-  sizes.back() /= 2;
+  std::vector<int64_t> sizes(xf.sizes().begin(), xf.sizes().end() - 1);  // [..., D] -> [..., D/2, 2]
+  sizes.push_back(xf.size(-1) / 2);
   sizes.push_back(2);
   at::Tensor pairs = xf.reshape(sizes);
   at::Tensor real = pairs.select(-1, 0), imag = pairs.select(-1, 1);
