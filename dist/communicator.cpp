@@ -60,8 +60,10 @@ Result<std::unique_ptr<Communicator>> make_communicator(const World& world, Back
       bool use_nccl = backend == Backend::kNccl;
       if (backend == Backend::kAuto && nccl_backend_built()) {
 #ifdef LTX_WITH_CUDA
-        // Decide together: NCCL only if every rank sees a GPU.
-        int have = cuda_device_count() > 0 ? 1 : 0, all = 0;
+        // Decide together: NCCL only if every rank has a GPU of its own (a
+        // node with more ranks than GPUs uses MPI).
+        const int devices = cuda_device_count();
+        int have = devices > 0 && devices >= world.info().local_size ? 1 : 0, all = 0;
         LTX_MPI_CHECK(MPI_Allreduce(&have, &all, 1, MPI_INT, MPI_MIN, world.comm()));
         use_nccl = all == 1;
 #endif
@@ -69,7 +71,7 @@ Result<std::unique_ptr<Communicator>> make_communicator(const World& world, Back
       if (use_nccl) {
 #ifdef LTX_WITH_NCCL
         return std::unique_ptr<Communicator>(
-            new NcclCommunicator(world.comm(), world.info().local_rank));
+            new NcclCommunicator(world.comm(), world.info().local_rank, world.info().local_size));
 #else
         return failed_precondition_error(
             "the NCCL backend was asked for but this build has no NCCL (configure with the CUDA "

@@ -58,9 +58,10 @@ enum class Backend { kAuto, kMpi, kNccl };
 // "auto", "mpi", "nccl"; nullopt otherwise.
 std::optional<Backend> parse_backend(const std::string& name);
 
-// NCCL when asked (error if not built or no GPU), MPI when asked, and for
-// kAuto: NCCL when built and a GPU is visible, else MPI. The World must
-// outlive the communicator.
+// NCCL when asked (an error on every rank if not built, or without a GPU
+// for each rank), MPI when asked, and for kAuto: NCCL when built and every
+// node has a GPU for each of its ranks, else MPI. The World must outlive the
+// communicator.
 Result<std::unique_ptr<Communicator>> make_communicator(const World& world, Backend backend);
 
 // Whether this build has the NCCL backend.

@@ -32,29 +32,58 @@ cudaStream_t current_stream(int device) {
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(MPI_Comm bootstrap, int local_rank,
+NcclCommunicator::NcclCommunicator(MPI_Comm bootstrap, int local_rank, int local_size,
                                    std::chrono::milliseconds timeout)
     : timeout_(timeout) {
   LTX_MPI_CHECK(MPI_Comm_dup(bootstrap, &mpi_comm_));
+  try {
+    init(local_rank, local_size);
+  } catch (...) {
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    comm_ = nullptr;
+    MPI_Comm_free(&mpi_comm_);
+    throw;
+  }
+}
+
+// Every step that can fail on some ranks only is followed by an agreement, so
+// no rank enters NCCL (or waits in MPI) while another has given up.
+void NcclCommunicator::init(int local_rank, int local_size) {
   LTX_MPI_CHECK(MPI_Comm_set_errhandler(mpi_comm_, MPI_ERRORS_RETURN));
   LTX_MPI_CHECK(MPI_Comm_rank(mpi_comm_, &rank_));
   LTX_MPI_CHECK(MPI_Comm_size(mpi_comm_, &size_));
   const int devices = cuda_device_count();
-  // Every rank learns whether all ranks have a GPU before anyone enters NCCL.
-  int have = devices > 0 ? 1 : 0, all_have = 0;
-  LTX_MPI_CHECK(MPI_Allreduce(&have, &all_have, 1, MPI_INT, MPI_MIN, mpi_comm_));
-  if (!all_have) {
-    MPI_Comm_free(&mpi_comm_);
+  // [0]: fewest GPUs any rank sees; [1]: fewest spare GPUs on any node
+  // (GPUs there minus the ranks there). NCCL needs one GPU per rank.
+  int mine[2] = {devices, devices - local_size}, least[2] = {0, 0};
+  LTX_MPI_CHECK(MPI_Allreduce(mine, least, 2, MPI_INT, MPI_MIN, mpi_comm_));
+  if (least[0] == 0) {
     throw Error(StatusCode::kFailedPrecondition,
                 "NCCL backend: at least one rank sees no CUDA device (this rank sees " +
                     std::to_string(devices) + ")");
   }
-  device_ = local_rank % devices;
-  LTX_CUDA_CHECK(cudaSetDevice(device_));
-  ncclUniqueId id;
-  if (rank_ == 0) LTX_NCCL_CHECK(ncclGetUniqueId(&id));
-  LTX_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm_));
-  LTX_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+  if (least[1] < 0) {
+    throw Error(StatusCode::kFailedPrecondition,
+                "NCCL backend: NCCL needs a GPU of its own for every rank, but a node runs more ranks "
+                "than it has GPUs (this node: " + std::to_string(local_size) + " ranks, " +
+                    std::to_string(devices) + " GPUs); start at most that many ranks per node, or use "
+                    "--backend mpi");
+  }
+  device_ = local_rank;
+  const cudaError_t set = cudaSetDevice(device_);
+  int ok = set == cudaSuccess ? 1 : 0, all_ok = 0;
+  LTX_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, mpi_comm_));
+  LTX_CUDA_CHECK(set);
+  if (!all_ok) throw Error(StatusCode::kUnavailable, "NCCL backend: another rank could not select its GPU");
+  // Rank 0's unique id travels with its result, so a failure there is every rank's.
+  struct {
+    int rc = 0;
+    ncclUniqueId id;
+  } boot;
+  if (rank_ == 0) boot.rc = static_cast<int>(ncclGetUniqueId(&boot.id));
+  LTX_MPI_CHECK(MPI_Bcast(&boot, sizeof(boot), MPI_BYTE, 0, mpi_comm_));
+  LTX_NCCL_CHECK(static_cast<ncclResult_t>(boot.rc));
+  LTX_NCCL_CHECK(ncclCommInitRank(&comm_, size_, boot.id, rank_));
   LTX_LOG(kInfo) << "NCCL communicator: rank " << rank_ << "/" << size_ << " on cuda:" << device_;
 }
 

@@ -2,11 +2,15 @@
 //
 // Built when the CUDA toolkit and NCCL are found (LTX_WITH_NCCL); it compiles
 // and links without a GPU and runs where one is. One rank per GPU: the device
-// is the node-local rank modulo the visible GPUs. The NCCL unique id is
-// bootstrapped over MPI. Work is queued on the current CUDA stream (torch's,
-// when libtorch has CUDA). On any NCCL error the communicator is aborted
-// (ncclCommAbort), so peers blocked in a collective are released instead of
-// hanging, and every later call fails. One thread at a time.
+// is the node-local rank, and a node must have a GPU for each of its ranks
+// (NCCL refuses two ranks on one GPU): otherwise every rank fails at start
+// with an error that says so. The NCCL unique id is bootstrapped over MPI.
+// Work is queued on the current CUDA stream (torch's, when libtorch has
+// CUDA). On an NCCL error on this rank the communicator is aborted
+// (ncclCommAbort) and every later call fails; barrier() also gives up after
+// `timeout`. An error that strikes one rank alone outside a collective (say,
+// CUDA out of memory in a layer) still leaves its peers waiting in their next
+// collective, as with MPI (docs/status.md). One thread at a time.
 #pragma once
 
 #ifdef LTX_WITH_NCCL
@@ -22,9 +26,10 @@ namespace ltx::dist {
 
 class NcclCommunicator final : public Communicator {
  public:
-  // Collective over `bootstrap` (all ranks must call it). Throws ltx::Error
-  // when no GPU is visible or NCCL cannot start.
-  NcclCommunicator(MPI_Comm bootstrap, int local_rank,
+  // Collective over `bootstrap` (all ranks must call it); `local_rank` of
+  // `local_size` ranks on this node. Throws ltx::Error on every rank when a
+  // rank sees no GPU, a node has fewer GPUs than ranks, or NCCL cannot start.
+  NcclCommunicator(MPI_Comm bootstrap, int local_rank, int local_size,
                    std::chrono::milliseconds timeout = std::chrono::minutes(10));
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
@@ -44,6 +49,7 @@ class NcclCommunicator final : public Communicator {
   void barrier() override;
 
  private:
+  void init(int local_rank, int local_size);
   template <typename F>
   void guarded(const char* op, F&& f);
   void check_usable(const char* op) const;
