@@ -1,6 +1,7 @@
 #include "pipeline/video_generation.h"
 
 #include "common/check.h"
+#include "common/device_sync.h"
 
 namespace ltx::pipeline {
 
@@ -47,7 +48,10 @@ at::Tensor denoise(const LtxTransformer& model, const FlowMatchScheduler& schedu
                                                   settings.guidance_rescale)
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
-    if (observer) observer(i, out, latents);
+    if (observer) {
+      wait_for_device(latents.device());  // an observer that reads the clock times finished work
+      observer(i, out, latents);
+    }
     if (end_step != nullptr) *end_step = i + 1;
     // Not after the last step: the result is there, a stop would only waste it.
     if (gate && i + 1 < schedule.steps() && !gate(i)) break;
