@@ -103,11 +103,8 @@ void ResponseChannel::client_gone() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!finished_) callback = std::move(gone_callback_);
-    gone_callback_ = nullptr;
-    closed_ = true;
-    wake_ = nullptr;
-    pending_ = Pending{};
   }
+  mark_closed();
   if (callback) callback();
 }
 
@@ -279,16 +276,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void client_left() {
-    channel_->client_gone();
-    channel_.reset();
-    waiting_.release(this);
+    done_waiting(/*client_gone=*/true);
+    stop_feeding();
+    write_next();  // closes once the frame being written, if any, is out
+  }
+
+  // Keeps only the frame being written (if any) and ends the connection after it.
+  void stop_feeding() {
+    while (outbox_.size() > (writing_ ? 1u : 0u)) outbox_.pop_back();
     ending_ = true;
-    if (writing_) {  // keep the frame being written; close after it
-      while (outbox_.size() > 1) outbox_.pop_back();
-      return;
-    }
-    outbox_.clear();
-    close();
   }
 
   void pump() {
@@ -303,9 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
     for (auto& f : p.frames) outbox_.push_back(std::move(f));
     ending_ = ending_ || p.end;
     if (outbox_.size() > ResponseChannel::kMaxQueuedEvents) {
-      // The client does not keep up: stop feeding it (keep the frame being written).
-      while (outbox_.size() > (writing_ ? 1u : 0u)) outbox_.pop_back();
-      ending_ = true;
+      stop_feeding();  // the client does not keep up
       done_waiting();
     }
     write_next();
@@ -327,8 +321,7 @@ class Session : public std::enable_shared_from_this<Session> {
       self->writing_ = false;
       if (ec) {  // the client went away or stopped reading
         self->outbox_.clear();
-        if (self->channel_) return self->client_left();
-        return self->close();
+        return self->client_left();
       }
       self->outbox_.pop_front();
       if (self->channel_) return self->pump();  // takes news and writes the next frame
@@ -336,9 +329,15 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void done_waiting() {
+  // The connection is done with its channel; `client_gone` tells the
+  // producer that the client left before its answer.
+  void done_waiting(bool client_gone = false) {
     if (!channel_) return;
-    channel_->mark_closed();
+    if (client_gone) {
+      channel_->client_gone();
+    } else {
+      channel_->mark_closed();
+    }
     channel_.reset();
     waiting_.release(this);
   }
