@@ -17,6 +17,7 @@
 
 #include "common/check.h"
 #include "common/host_memory.h"
+#include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/timed_communicator.h"
 #include "dist/world.h"

@@ -38,5 +38,11 @@ void throw_check_failure(StatusCode code, const char* file, int line, const char
   throw Error(code, text);
 }
 
+// Declared in status.h (Result<T>::value() of an error); defined here, where
+// the exception type lives, so status does not depend on check.
+void throw_bad_result_access(const Status& status) {
+  throw Error(StatusCode::kInternal, "value() of an error Result: " + status.to_string());
+}
+
 }  // namespace detail
 }  // namespace ltx

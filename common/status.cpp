@@ -1,6 +1,5 @@
 #include "common/status.h"
 
-#include "common/check.h"
 
 namespace ltx {
 namespace {
@@ -81,11 +80,5 @@ Status unimplemented_error(std::string m) {
 }
 Status internal_error(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 Status unavailable_error(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
-
-namespace detail {
-void throw_bad_result_access(const Status& status) {
-  throw Error(StatusCode::kInternal, "value() of an error Result: " + status.to_string());
-}
-}  // namespace detail
 
 }  // namespace ltx

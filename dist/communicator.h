@@ -18,8 +18,6 @@
 
 namespace ltx::dist {
 
-class World;
-
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -46,6 +44,19 @@ class Communicator {
   // queued work has finished).
   virtual void barrier() = 0;
 
+  // Group agreement on the control plane (MPI, whatever the data plane; see
+  // agreement.h). all_ok: OK on every rank when `local` is OK on every rank,
+  // else the lowest failing rank's error everywhere (its own on a failing
+  // rank). root_verdict: rank 0's `local` on every rank, and rank 0's
+  // `*payload` too when it is OK.
+  virtual Status all_ok(const Status& local) = 0;
+  virtual Status root_verdict(const Status& local, std::string* payload = nullptr) = 0;
+
+  // Collective: ranks passing the same `color` form a new group, ranked by
+  // `key` (ties by rank), of the same backend and on the same device. For
+  // CFG-parallel and distributed decoding.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+
  protected:
   // Shared argument checks (caller errors: LTX_CHECK).
   void check_root(int root) const;
@@ -53,18 +64,5 @@ class Communicator {
   // Checks all_to_all arguments; returns the contiguous input.
   at::Tensor check_all_to_all(const at::Tensor& input, const at::Tensor& output) const;
 };
-
-enum class Backend { kAuto, kMpi, kNccl };
-// "auto", "mpi", "nccl"; nullopt otherwise.
-std::optional<Backend> parse_backend(const std::string& name);
-
-// NCCL when asked (an error on every rank if not built, or without a GPU
-// for each rank), MPI when asked, and for kAuto: NCCL when built and every
-// node has a GPU for each of its ranks, else MPI. The World must outlive the
-// communicator.
-Result<std::unique_ptr<Communicator>> make_communicator(const World& world, Backend backend);
-
-// Whether this build has the NCCL backend.
-bool nccl_backend_built();
 
 }  // namespace ltx::dist

@@ -24,4 +24,8 @@ at::Tensor LocalCommunicator::gather(const at::Tensor& input, int root) {
   return all_gather(input);
 }
 
+std::unique_ptr<Communicator> LocalCommunicator::split(int, int) {
+  return std::make_unique<LocalCommunicator>(device_);
+}
+
 }  // namespace ltx::dist

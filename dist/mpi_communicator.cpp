@@ -3,6 +3,7 @@
 #include <climits>
 
 #include "common/call_check.h"
+#include "dist/agreement.h"
 
 namespace ltx::dist {
 namespace {
@@ -99,5 +100,22 @@ at::Tensor MpiCommunicator::gather(const at::Tensor& input, int root) {
 }
 
 void MpiCommunicator::barrier() { LTX_MPI_CHECK(MPI_Barrier(comm_)); }
+
+Status MpiCommunicator::all_ok(const Status& local) { return agree_all_ok(comm_, local); }
+
+Status MpiCommunicator::root_verdict(const Status& local, std::string* payload) {
+  return share_root_verdict(comm_, local, payload);
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  LTX_CHECK(color >= 0, "split: color must be non-negative, got ", color);
+  MPI_Comm part = MPI_COMM_NULL;
+  LTX_MPI_CHECK(MPI_Comm_split(comm_, color, key, &part));
+  struct Free {
+    MPI_Comm* c;
+    ~Free() { MPI_Comm_free(c); }
+  } free_part{&part};
+  return std::make_unique<MpiCommunicator>(part);  // keeps its own duplicate
+}
 
 }  // namespace ltx::dist

@@ -29,6 +29,9 @@ class MpiCommunicator final : public Communicator {
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;
+  Status all_ok(const Status& local) override;
+  Status root_verdict(const Status& local, std::string* payload = nullptr) override;
+  std::unique_ptr<Communicator> split(int color, int key) override;
 
   MPI_Comm comm() const { return comm_; }
 

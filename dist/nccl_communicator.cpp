@@ -4,11 +4,13 @@
 
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <thread>
 
 #include "common/call_check.h"
 #include "common/cuda_device.h"
 #include "common/logging.h"
+#include "dist/agreement.h"
 
 #ifdef LTX_TORCH_HAS_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -52,38 +54,44 @@ void NcclCommunicator::init(int local_rank, int local_size) {
   LTX_MPI_CHECK(MPI_Comm_set_errhandler(mpi_comm_, MPI_ERRORS_RETURN));
   LTX_MPI_CHECK(MPI_Comm_rank(mpi_comm_, &rank_));
   LTX_MPI_CHECK(MPI_Comm_size(mpi_comm_, &size_));
+  local_rank_ = local_rank;
+  local_size_ = local_size;
   const int devices = cuda_device_count();
-  // [0]: fewest GPUs any rank sees; [1]: fewest spare GPUs on any node
-  // (GPUs there minus the ranks there). NCCL needs one GPU per rank.
-  int mine[2] = {devices, devices - local_size}, least[2] = {0, 0};
-  LTX_MPI_CHECK(MPI_Allreduce(mine, least, 2, MPI_INT, MPI_MIN, mpi_comm_));
-  if (least[0] == 0) {
-    throw Error(StatusCode::kFailedPrecondition,
-                "NCCL backend: at least one rank sees no CUDA device (this rank sees " +
-                    std::to_string(devices) + ")");
+  Status fits;
+  if (devices == 0) {
+    fits = failed_precondition_error("NCCL backend: this rank sees no CUDA device");
+  } else if (devices < local_size) {
+    fits = failed_precondition_error(
+        "NCCL backend: NCCL needs a GPU of its own for every rank, but a node runs more ranks than it has "
+        "GPUs (this node: " + std::to_string(local_size) + " ranks, " + std::to_string(devices) +
+        " GPUs); start at most that many ranks per node, or use --backend mpi");
   }
-  if (least[1] < 0) {
-    throw Error(StatusCode::kFailedPrecondition,
-                "NCCL backend: NCCL needs a GPU of its own for every rank, but a node runs more ranks "
-                "than it has GPUs (this node: " + std::to_string(local_size) + " ranks, " +
-                    std::to_string(devices) + " GPUs); start at most that many ranks per node, or use "
-                    "--backend mpi");
-  }
+  Status agreed = agree_all_ok(mpi_comm_, fits);
+  if (!agreed.ok()) throw Error(agreed);
   device_ = local_rank;
   const cudaError_t set = cudaSetDevice(device_);
-  int ok = set == cudaSuccess ? 1 : 0, all_ok = 0;
-  LTX_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, mpi_comm_));
-  LTX_CUDA_CHECK(set);
-  if (!all_ok) throw Error(StatusCode::kUnavailable, "NCCL backend: another rank could not select its GPU");
-  // Rank 0's unique id travels with its result, so a failure there is every rank's.
-  struct {
-    int rc = 0;
-    ncclUniqueId id;
-  } boot;
-  if (rank_ == 0) boot.rc = static_cast<int>(ncclGetUniqueId(&boot.id));
-  LTX_MPI_CHECK(MPI_Bcast(&boot, sizeof(boot), MPI_BYTE, 0, mpi_comm_));
-  LTX_NCCL_CHECK(static_cast<ncclResult_t>(boot.rc));
-  LTX_NCCL_CHECK(ncclCommInitRank(&comm_, size_, boot.id, rank_));
+  agreed = agree_all_ok(mpi_comm_, set == cudaSuccess ? Status()
+                                                      : unavailable_error(std::string("NCCL backend: cudaSetDevice(") +
+                                                                          std::to_string(device_) + "): " +
+                                                                          cudaGetErrorString(set)));
+  if (!agreed.ok()) throw Error(agreed);
+  // Rank 0's unique id travels with its verdict, so a failure there is every rank's.
+  ncclUniqueId id;
+  std::string id_bytes;
+  Status made;
+  if (rank_ == 0) {
+    const ncclResult_t rc = ncclGetUniqueId(&id);
+    if (rc == ncclSuccess) {
+      id_bytes.assign(reinterpret_cast<const char*>(&id), sizeof(id));
+    } else {
+      made = unavailable_error(std::string("NCCL backend: ncclGetUniqueId: ") + ncclGetErrorString(rc));
+    }
+  }
+  agreed = share_root_verdict(mpi_comm_, made, &id_bytes);
+  if (!agreed.ok()) throw Error(agreed);
+  LTX_INTERNAL_ASSERT(id_bytes.size() == sizeof(id), "NCCL unique id of ", id_bytes.size(), " bytes");
+  std::memcpy(&id, id_bytes.data(), sizeof(id));
+  LTX_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
   LTX_LOG(kInfo) << "NCCL communicator: rank " << rank_ << "/" << size_ << " on cuda:" << device_;
 }
 
@@ -220,6 +228,24 @@ void NcclCommunicator::barrier() {
     }
     LTX_MPI_CHECK(MPI_Barrier(mpi_comm_));
   });
+}
+
+Status NcclCommunicator::all_ok(const Status& local) { return agree_all_ok(mpi_comm_, local); }
+
+Status NcclCommunicator::root_verdict(const Status& local, std::string* payload) {
+  return share_root_verdict(mpi_comm_, local, payload);
+}
+
+std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
+  LTX_CHECK(color >= 0, "split: color must be non-negative, got ", color);
+  MPI_Comm part = MPI_COMM_NULL;
+  LTX_MPI_CHECK(MPI_Comm_split(mpi_comm_, color, key, &part));
+  struct Free {
+    MPI_Comm* c;
+    ~Free() { MPI_Comm_free(c); }
+  } free_part{&part};
+  // The same GPU per rank; the new communicator bootstraps over the part.
+  return std::make_unique<NcclCommunicator>(part, local_rank_, local_size_, timeout_);
 }
 
 }  // namespace ltx::dist

@@ -47,6 +47,9 @@ class NcclCommunicator final : public Communicator {
   // Waits for this rank's queued NCCL work, watching for asynchronous NCCL
   // errors and the timeout (either aborts the communicator), then MPI_Barrier.
   void barrier() override;
+  Status all_ok(const Status& local) override;
+  Status root_verdict(const Status& local, std::string* payload = nullptr) override;
+  std::unique_ptr<Communicator> split(int color, int key) override;
 
  private:
   void init(int local_rank, int local_size);
@@ -60,6 +63,8 @@ class NcclCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   int device_ = 0;
+  int local_rank_ = 0;  // picks the GPU
+  int local_size_ = 1;
   bool aborted_ = false;
   std::chrono::milliseconds timeout_;
 };

@@ -25,6 +25,13 @@ class TimedCommunicator final : public Communicator {
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;
+  // Agreement is control traffic: passed through, not timed. A split group
+  // is the inner backend's, untimed.
+  Status all_ok(const Status& local) override { return inner_.all_ok(local); }
+  Status root_verdict(const Status& local, std::string* payload = nullptr) override {
+    return inner_.root_verdict(local, payload);
+  }
+  std::unique_ptr<Communicator> split(int color, int key) override { return inner_.split(color, key); }
 
   double seconds() const { return seconds_; }
   int64_t calls() const { return calls_; }

@@ -9,6 +9,8 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "dist/agreement.h"
+#include "dist/backend.h"
 #include "dist/communicator.h"
 #include "pipeline/prompt_encoder.h"
 #include "pipeline/stream_session.h"
@@ -103,7 +105,7 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       if (dir.ok()) model_dir = *dir;
     }
   }
-  verdict = share_root_verdict(world, verdict, &model_dir);
+  verdict = dist::share_root_verdict(world.comm(), verdict, &model_dir);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker generate: %s\n", verdict.message().c_str());
     return verdict.code() == StatusCode::kInvalidArgument || verdict.code() == StatusCode::kNotFound ? 2 : 1;
@@ -163,7 +165,7 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   });
   // Every rank leaves with rank 0's verdict (and its own error if it had one).
   std::string unused;
-  Status final_status = share_root_verdict(world, done, &unused);
+  Status final_status = dist::share_root_verdict(world.comm(), done, &unused);
   if (!done.ok()) {
     std::fprintf(stderr, "ltx-worker generate [rank %d]: %s\n", world.rank(), done.to_string().c_str());
   } else if (!final_status.ok() && world.is_root()) {

@@ -1,6 +1,6 @@
-// Start-up steps the ltx-worker subcommands share: rank 0's verdict reaching
-// every rank before any other collective, resolving the model folder (the
-// built-in model when none is given), and one compute thread budget per rank.
+// Start-up steps the ltx-worker subcommands share: resolving the model folder
+// (the built-in model when none is given) and one compute thread budget per
+// rank. (Rank 0's verdict reaches every rank with dist::share_root_verdict.)
 // Called from main()'s thread on every rank.
 #pragma once
 
@@ -10,10 +10,6 @@
 #include "dist/world.h"
 
 namespace ltx::launch {
-
-// Collective over the world: every rank returns rank 0's `local` (and, when
-// it is OK, rank 0's `payload`, written into every rank's `payload`).
-Status share_root_verdict(dist::World& world, const Status& local, std::string* payload);
 
 // Rank 0: `model` when it is a model folder (has model_index.json), the
 // built-in small model when empty; NOT_FOUND names the flag otherwise.

@@ -7,6 +7,7 @@
 
 #include "common/check.h"
 #include "common/host_memory.h"
+#include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
 #include "launch/parity_runner.h"

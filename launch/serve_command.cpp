@@ -11,6 +11,8 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "dist/agreement.h"
+#include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
 #include "launch/launch_support.h"
@@ -94,7 +96,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   // (the KV budget decides what each rank refuses), one per line.
   std::string shared = model_dir + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
                        std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir;
-  verdict = share_root_verdict(world, verdict, &shared);
+  verdict = dist::share_root_verdict(world.comm(), verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
     return 2;

@@ -1,16 +1,12 @@
 #include "pipeline/prompt_encoder.h"
 
+#include <array>
+#include <cstring>
+
 #include "common/check.h"
 #include "common/logging.h"
 
 namespace ltx::pipeline {
-namespace {
-
-// Header fields broadcast from rank 0 before any tensor.
-enum HeaderField { kCode, kBatch, kTokens, kWidth, kDtype, kMessageBytes, kHeaderSize };
-
-}  // namespace
-
 TextEncoder::TextEncoder(Tokenizer tokenizer, std::variant<Gemma3TextEncoder, T5Encoder> model, bool mask_to_t5)
     : tokenizer_(std::move(tokenizer)), model_(std::move(model)), mask_to_t5_(mask_to_t5) {
   const bool gemma = std::holds_alternative<Gemma3TextEncoder>(model_);
@@ -101,48 +97,34 @@ Result<EncodedPrompts> PromptEncoder::encode_on_root(const std::vector<std::stri
 
 Result<EncodedPrompts> PromptEncoder::encode(const std::vector<std::string>& prompts) {
   const at::Device dev = comm_.device();
-  at::Tensor header = at::zeros({kHeaderSize}, at::TensorOptions().dtype(at::kLong).device(dev));
+  // Rank 0 encodes; its verdict, with the embeddings' shape and dtype, reaches
+  // every rank before any tensor moves, so a failure there is everyone's.
   Result<EncodedPrompts> local = internal_error("not rank 0");
-  std::string message;
+  Status root_status;
+  std::array<int64_t, 4> header{};  // batch, tokens, width, dtype
+  std::string payload;
   if (comm_.rank() == 0) {
     local = encode_on_root(prompts);
-    at::Tensor h = at::zeros({kHeaderSize}, at::kLong);
     if (local.ok()) {
-      h[kBatch] = local->embeddings.size(0);
-      h[kTokens] = local->embeddings.size(1);
-      h[kWidth] = local->embeddings.size(2);
-      h[kDtype] = static_cast<int64_t>(local->embeddings.scalar_type());
+      header = {local->embeddings.size(0), local->embeddings.size(1), local->embeddings.size(2),
+                static_cast<int64_t>(local->embeddings.scalar_type())};
+      payload.assign(reinterpret_cast<const char*>(header.data()), sizeof(header));
     } else {
-      message = local.status().message();
-      h[kCode] = static_cast<int64_t>(local.status().code());
-      h[kMessageBytes] = static_cast<int64_t>(message.size());
+      root_status = local.status();
     }
-    header.copy_(h);
   }
-  comm_.broadcast(header, 0);
-  at::Tensor h = header.cpu();
-  if (h[kCode].item<int64_t>() != 0) {
-    // Every rank leaves with rank 0's error; the message travels too.
-    at::Tensor bytes = at::zeros({h[kMessageBytes].item<int64_t>()}, at::TensorOptions().dtype(at::kByte).device(dev));
-    if (comm_.rank() == 0 && !message.empty()) {
-      bytes.copy_(at::from_blob(message.data(), {static_cast<int64_t>(message.size())}, at::kByte));
-    }
-    if (bytes.numel() > 0) comm_.broadcast(bytes, 0);
-    at::Tensor cpu = bytes.cpu();
-    std::string text(reinterpret_cast<const char*>(cpu.data_ptr()), cpu.numel());
-    auto code = static_cast<int32_t>(h[kCode].item<int64_t>());
-    return Status(is_known_status_code(code) ? static_cast<StatusCode>(code) : StatusCode::kInternal,
-                  "rank 0 could not encode the prompts: " + text);
-  }
-  const int64_t b = h[kBatch].item<int64_t>(), t = h[kTokens].item<int64_t>(), d = h[kWidth].item<int64_t>();
-  const auto dtype = static_cast<at::ScalarType>(h[kDtype].item<int64_t>());
+  Status verdict = comm_.root_verdict(root_status, &payload);
+  if (!verdict.ok()) return Status(verdict.code(), "rank 0 could not encode the prompts: " + verdict.message());
+  LTX_INTERNAL_ASSERT(payload.size() == sizeof(header), "prompt header of ", payload.size(), " bytes");
+  std::memcpy(header.data(), payload.data(), sizeof(header));
+  const auto dtype = static_cast<at::ScalarType>(header[3]);
   EncodedPrompts out;
   if (comm_.rank() == 0) {
     out.embeddings = local->embeddings.to(dev).contiguous();
     out.mask = local->mask.to(dev).contiguous();
   } else {
-    out.embeddings = at::empty({b, t, d}, at::TensorOptions().dtype(dtype).device(dev));
-    out.mask = at::empty({b, t}, at::TensorOptions().dtype(at::kLong).device(dev));
+    out.embeddings = at::empty({header[0], header[1], header[2]}, at::TensorOptions().dtype(dtype).device(dev));
+    out.mask = at::empty({header[0], header[1]}, at::TensorOptions().dtype(at::kLong).device(dev));
   }
   comm_.broadcast(out.embeddings, 0);
   comm_.broadcast(out.mask, 0);

@@ -208,17 +208,18 @@ Result<std::unique_ptr<StreamSession>> StreamSession::import_state(const std::st
   // Rank 0 re-serialises the validated state; every rank parses the same bytes.
   const StateModelInfo info{model.transformer->config().in_channels, model.transformer->config().caption_channels};
   std::string bytes;
+  Status serialised;
   if (comm.rank() == 0) {
     LTX_CHECK(state != nullptr, "rank 0 imports a state");
-    LTX_ASSIGN_OR_RETURN(bytes, to_json(*state, info, nullptr));
+    auto json = to_json(*state, info, nullptr);
+    if (json.ok()) {
+      bytes = std::move(*json);
+    } else {
+      serialised = json.status();
+    }
   }
-  at::Tensor n = at::full({1}, static_cast<int64_t>(bytes.size()), at::TensorOptions().dtype(at::kLong).device(comm.device()));
-  comm.broadcast(n, 0);
-  at::Tensor buf = at::empty({n.cpu().item<int64_t>()}, at::TensorOptions().dtype(at::kByte).device(comm.device()));
-  if (comm.rank() == 0) buf.copy_(at::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, at::kByte));
-  comm.broadcast(buf, 0);
-  at::Tensor cpu = buf.cpu();
-  LTX_ASSIGN_OR_RETURN(ContinuationState st, from_json(std::string(reinterpret_cast<const char*>(cpu.data_ptr()), cpu.numel()), info, nullptr));
+  LTX_RETURN_IF_ERROR(comm.root_verdict(serialised, &bytes));
+  LTX_ASSIGN_OR_RETURN(ContinuationState st, from_json(bytes, info, nullptr));
 
   std::unique_ptr<StreamSession> s(new StreamSession(id, st.settings, model, comm, budget));
   s->text_embeddings_ = st.text_embeddings.to(model.transformer->device());

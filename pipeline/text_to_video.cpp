@@ -42,12 +42,6 @@ Status validate_request(const GenerationRequest& r, const GenerationLimits& l) {
 
 namespace {
 
-// Every rank's verdict; true only when all ranks are ok (collective).
-bool all_ranks_ok(dist::Communicator& comm, bool ok) {
-  at::Tensor flag = at::full({1}, ok ? 1 : 0, at::TensorOptions().dtype(at::kInt).device(comm.device()));
-  return comm.all_gather(flag).min().item<int>() == 1;
-}
-
 Result<int64_t> tokenizer_max_length(const fs::path& folder) {
   auto text = read_text_file((folder / "tokenizer" / "tokenizer_config.json").string());
   if (!text.ok()) return int64_t{128};
@@ -91,10 +85,7 @@ Result<LtxVideoModel> LtxVideoModel::load(const std::string& folder, dist::Commu
     }
     return Status();
   });
-  if (!all_ranks_ok(comm, local.ok())) {
-    if (!local.ok()) return local.with_context("loading " + folder);
-    return unavailable_error("loading " + folder + " failed on another rank");
-  }
+  LTX_RETURN_IF_ERROR(comm.all_ok(local).with_context("loading " + folder));
   return m;
 }
 

@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "common/check.h"
+#include "dist/agreement.h"
+#include "dist/backend.h"
 
 namespace ltx::testing {
 
@@ -24,11 +26,9 @@ dist::Communicator& mpi_group() {
 
 std::string from_root(const std::function<std::string()>& make) {
   std::string s;
-  if (mpi_world().is_root()) s = make();
-  int64_t n = static_cast<int64_t>(s.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, mpi_world().comm());
-  s.resize(n);
-  MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, 0, mpi_world().comm());
+  Status made;
+  if (mpi_world().is_root()) made = catch_to_status([&] { s = make(); });
+  throw_if_error(dist::share_root_verdict(mpi_world().comm(), made, &s));
   return s;
 }
 

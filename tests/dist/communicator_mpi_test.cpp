@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <memory>
+#include <string>
 
 #include "common/check.h"
 #include "dist/world.h"
@@ -111,6 +113,86 @@ TEST(Communicator, AllToAllIntoReusesTheCallersBuffer) {
   c.all_to_all_into(in, out);
   EXPECT_EQ(out.data_ptr(), before);
   EXPECT_TRUE(at::equal(out, c.all_to_all(in)));
+}
+
+// "Did every rank succeed": the lowest failing rank's error reaches every
+// rank; a failing rank keeps its own.
+TEST(Communicator, AllOkAgreesOnTheFirstFailure) {
+  Communicator& c = comm();
+  EXPECT_TRUE(c.all_ok(Status()).ok());
+  const int last = c.size() - 1;
+  Status local = c.rank() == last ? not_found_error("no such file") : Status();
+  Status agreed = c.all_ok(local);
+  ASSERT_FALSE(agreed.ok());
+  EXPECT_EQ(agreed.code(), StatusCode::kNotFound);
+  if (c.rank() == last) {
+    EXPECT_EQ(agreed.message(), "no such file");
+  } else {
+    EXPECT_EQ(agreed.message(), "rank " + std::to_string(last) + ": no such file");
+  }
+  // Two failures: the lower rank's message wins on the others.
+  if (c.size() > 2) {
+    Status two = c.rank() == 1 ? invalid_argument_error("one") : c.rank() == 2 ? internal_error("two") : Status();
+    Status a = c.all_ok(two);
+    if (c.rank() == 0) {
+      EXPECT_EQ(a.message(), "rank 1: one");
+    }
+    if (c.rank() == 2) {
+      EXPECT_EQ(a.message(), "two");
+    }
+  }
+  c.barrier();
+}
+
+// "Rank 0's verdict to everyone": its status, and its payload when OK.
+TEST(Communicator, RootVerdictReachesEveryRank) {
+  Communicator& c = comm();
+  static const char kBytes[] = "model dir\0with a nul";
+  const std::string want(kBytes, sizeof(kBytes) - 1);  // the NUL inside travels too
+  std::string payload = c.rank() == 0 ? want : "mine";
+  Status v = c.root_verdict(Status(), &payload);
+  ASSERT_TRUE(v.ok()) << v;
+  EXPECT_EQ(payload, want);
+  // A refusal on rank 0 is everyone's; payloads elsewhere are untouched.
+  std::string other = c.rank() == 0 ? "ignored" : "kept";
+  Status refused = c.root_verdict(c.rank() == 0 ? invalid_argument_error("--width must be positive")
+                                                : Status(),
+                                  &other);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "--width must be positive");
+  if (c.rank() != 0) {
+    EXPECT_EQ(other, "kept");
+  }
+  // A rank other than 0 that failed locally does not change the verdict.
+  Status ok = c.root_verdict(c.rank() == 0 ? Status() : internal_error("ignored"));
+  EXPECT_TRUE(ok.ok());
+}
+
+// Sub-groups: even and odd ranks, reversed by key; collectives stay inside.
+TEST(Communicator, SplitFormsIndependentSubgroups) {
+  Communicator& c = comm();
+  const int color = c.rank() % 2;
+  std::unique_ptr<Communicator> part = c.split(color, -c.rank());
+  ASSERT_NE(part, nullptr);
+  const int members = (c.size() + 1 - color) / 2;
+  EXPECT_EQ(part->size(), members);
+  EXPECT_EQ(part->device(), c.device());
+  EXPECT_STREQ(part->backend_name(), c.backend_name());
+  // Ranked by key: the highest world rank of the colour is the sub-group's rank 0.
+  at::Tensor mine = at::full({1}, static_cast<int64_t>(c.rank()), at::TensorOptions().dtype(at::kLong).device(c.device()));
+  at::Tensor all = part->all_gather(mine).cpu();
+  ASSERT_EQ(all.numel(), members);
+  for (int i = 0; i < members; ++i) {
+    EXPECT_EQ(all[i].item<int64_t>() % 2, color);
+    if (i > 0) {
+      EXPECT_GT(all[i - 1].item<int64_t>(), all[i].item<int64_t>());
+    }
+  }
+  EXPECT_EQ(all[part->rank()].item<int64_t>(), c.rank());
+  // Agreement is per sub-group too.
+  Status s = part->all_ok(color == 1 ? cancelled_error("odd ranks stop") : Status());
+  EXPECT_EQ(s.ok(), color == 0);
+  c.barrier();  // the parent group is still in step
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/check.h"
+#include "dist/backend.h"
 #include "dist/local_communicator.h"
 #include "dist/world.h"
 #include "launch/generate_command.h"
