@@ -21,7 +21,7 @@
 #include "dist/communicator.h"
 #include "dist/timed_communicator.h"
 #include "dist/world.h"
-#include "pipeline/ltx_transformer.h"
+#include "pipeline/dit/ltx_transformer.h"
 
 namespace {
 

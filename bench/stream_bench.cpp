@@ -16,8 +16,8 @@
 #include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
-#include "pipeline/small_model.h"
-#include "pipeline/stream_session.h"
+#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/runtime/stream_session.h"
 
 int main(int argc, char** argv) {
   ltx::tune_host_allocator();

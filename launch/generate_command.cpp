@@ -12,10 +12,10 @@
 #include "dist/agreement.h"
 #include "dist/backend.h"
 #include "dist/communicator.h"
-#include "pipeline/prompt_encoder.h"
-#include "pipeline/stream_session.h"
-#include "pipeline/text_to_video.h"
-#include "pipeline/video_file.h"
+#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/stream_session.h"
+#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/io/video_file.h"
 
 namespace ltx::launch {
 namespace po = boost::program_options;

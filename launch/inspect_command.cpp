@@ -4,8 +4,8 @@
 #include <map>
 
 #include "common/check.h"
-#include "pipeline/model_config.h"
-#include "pipeline/safetensors.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/io/safetensors.h"
 
 namespace ltx::launch {
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "pipeline/small_model.h"
+#include "pipeline/ltx_video/small_model.h"
 
 namespace ltx::launch {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "pipeline/small_model.h"
+#include "pipeline/ltx_video/small_model.h"
 
 int main(int argc, char** argv) {
   std::string dir;

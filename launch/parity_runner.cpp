@@ -6,12 +6,12 @@
 #include <sstream>
 
 #include "common/check.h"
-#include "pipeline/gemma3_encoder.h"
-#include "pipeline/ltx_transformer.h"
-#include "pipeline/t5_encoder.h"
-#include "pipeline/video_generation.h"
-#include "pipeline/model_config.h"
-#include "pipeline/safetensors.h"
+#include "pipeline/text/gemma3_encoder.h"
+#include "pipeline/dit/ltx_transformer.h"
+#include "pipeline/text/t5_encoder.h"
+#include "pipeline/runtime/video_generation.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/io/safetensors.h"
 
 namespace ltx::launch {
 namespace fs = std::filesystem;

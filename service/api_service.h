@@ -24,7 +24,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "pipeline/continuation_state.h"
+#include "pipeline/runtime/continuation_state.h"
 #include "service/api_error.h"
 #include "service/event_hub.h"
 #include "service/fair_queue.h"

@@ -4,7 +4,7 @@
 
 #include "common/check.h"
 #include "common/logging.h"
-#include "pipeline/video_file.h"
+#include "pipeline/io/video_file.h"
 
 namespace ltx::service {
 namespace {

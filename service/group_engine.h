@@ -19,10 +19,10 @@
 
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
-#include "pipeline/continuation_state.h"
-#include "pipeline/prompt_encoder.h"
-#include "pipeline/stream_session.h"
-#include "pipeline/text_to_video.h"
+#include "pipeline/runtime/continuation_state.h"
+#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/stream_session.h"
+#include "pipeline/runtime/text_to_video.h"
 #include "service/work.h"
 
 namespace ltx::service {

@@ -9,8 +9,8 @@
 #include <string>
 #include <variant>
 
-#include "pipeline/continuation_state.h"
-#include "pipeline/stream_session.h"
+#include "pipeline/runtime/continuation_state.h"
+#include "pipeline/runtime/stream_session.h"
 #include "service/api_error.h"
 
 namespace ltx::service {

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "pipeline/continuation_state.h"
-#include "pipeline/stream_session.h"
-#include "pipeline/text_to_video.h"
+#include "pipeline/runtime/continuation_state.h"
+#include "pipeline/runtime/stream_session.h"
+#include "pipeline/runtime/text_to_video.h"
 
 namespace ltx::service {
 

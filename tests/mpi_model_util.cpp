@@ -1,7 +1,7 @@
 #include "tests/mpi_model_util.h"
 
 #include "common/check.h"
-#include "pipeline/small_model.h"
+#include "pipeline/ltx_video/small_model.h"
 #include "tests/mpi_test_util.h"
 
 namespace ltx::testing {

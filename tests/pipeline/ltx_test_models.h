@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "pipeline/ltx_transformer.h"
+#include "pipeline/dit/ltx_transformer.h"
 
 namespace ltx::testing {
 

@@ -5,7 +5,7 @@
 #include "common/check.h"
 #include "dist/local_communicator.h"
 #include "dist/world.h"
-#include "pipeline/ltx_transformer.h"
+#include "pipeline/dit/ltx_transformer.h"
 #include "tests/pipeline/ltx_test_models.h"
 #include "tests/mpi_test_util.h"
 #include "tests/test_util.h"

@@ -1,4 +1,4 @@
-#include "pipeline/ltx_transformer.h"
+#include "pipeline/dit/ltx_transformer.h"
 
 #include <gtest/gtest.h>
 

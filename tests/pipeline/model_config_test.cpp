@@ -1,4 +1,4 @@
-#include "pipeline/model_config.h"
+#include "pipeline/io/model_config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "pipeline/prompt_encoder.h"
+#include "pipeline/text/prompt_encoder.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "pipeline/flow_match_scheduler.h"
-#include "pipeline/ltx_vae_decoder.h"
-#include "pipeline/video_generation.h"
+#include "pipeline/schedule/flow_match_scheduler.h"
+#include "pipeline/decode/ltx_vae_decoder.h"
+#include "pipeline/runtime/video_generation.h"
 #include "common/check.h"
 #include "tests/test_util.h"
 

@@ -1,4 +1,4 @@
-#include "pipeline/stream_session.h"
+#include "pipeline/runtime/stream_session.h"
 
 #include <gtest/gtest.h>
 
@@ -6,9 +6,9 @@
 #include "dist/local_communicator.h"
 #include "dist/world.h"
 #include "dist/mpi_communicator.h"
-#include "pipeline/continuation_state.h"
-#include "pipeline/small_model.h"
-#include "pipeline/video_generation.h"
+#include "pipeline/runtime/continuation_state.h"
+#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/runtime/video_generation.h"
 #include "tests/mpi_model_util.h"
 #include "tests/mpi_test_util.h"
 #include "tests/test_util.h"

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "pipeline/gemma3_encoder.h"
-#include "pipeline/t5_encoder.h"
+#include "pipeline/text/gemma3_encoder.h"
+#include "pipeline/text/t5_encoder.h"
 #include "tests/test_util.h"
 
 namespace ltx::pipeline {

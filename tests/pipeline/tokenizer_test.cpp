@@ -1,4 +1,4 @@
-#include "pipeline/tokenizer.h"
+#include "pipeline/text/tokenizer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "pipeline/video_file.h"
+#include "pipeline/io/video_file.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "pipeline/small_model.h"
-#include "pipeline/text_to_video.h"
+#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/runtime/text_to_video.h"
 #include "dist/local_communicator.h"
 #include "tests/test_util.h"
 

@@ -1,0 +1,109 @@
+// LtxVaeDecoder: the LTX-Video causal video VAE decoder (diffusers
+// AutoencoderKLLTXVideo.decode) for the 0.9.0 block structure and the
+// timestep-conditioned 0.9.1 / 0.9.5 ones, plus the per-channel latent
+// statistics the pipeline normalises with.
+//
+// Runs on rank 0 (the rank that decodes). Immutable after load; decode() is
+// const and takes its noise generator explicitly (0.9.1 injects noise), so
+// concurrent callers never share state. bf16 models run their 3D
+// convolutions in fp32 on CPU (see decode()); the timestep path is fp32.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/io/safetensors.h"
+#include "pipeline/io/weight_loader.h"
+
+namespace ltx::pipeline {
+
+struct VaeTiling {
+  int64_t tile_latent = 16;    // tile size in latent pixels (512 px)
+  int64_t stride_latent = 14;  // tile stride (448 px); tile - stride = overlap
+};
+
+// The tensors (diffusers names, shapes) a decoder with this config loads.
+std::vector<ExpectedTensor> vae_expected_tensors(const VaeConfig& config);
+
+class LtxVaeDecoder {
+ public:
+  // A diffusers vae/ folder (config.json + weights) or an original single-file
+  // checkpoint (config metadata, `vae.` prefixed tensors are not supported yet:
+  // see load()'s error).
+  static Result<LtxVaeDecoder> load(const std::string& folder, at::ScalarType dtype, const at::Device& device);
+  // Ignores encoder.* tensors (the decoder does not need them).
+  static Result<LtxVaeDecoder> from_checkpoint(const VaeConfig& config, const SafetensorsCheckpoint& checkpoint,
+                                               at::ScalarType dtype, const at::Device& device);
+
+  const VaeConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  bool timestep_conditioned() const { return config_.timestep_conditioning; }
+
+  // Latent statistics: normalised = (z - mean) / std * scaling_factor and back.
+  at::Tensor normalize(const at::Tensor& z) const;
+  at::Tensor denormalize(const at::Tensor& z_normalized) const;
+
+  // z: un-normalised latents [B, C, F, H, W]; timestep: [B] decode timestep in
+  // [0, 1] (required when timestep-conditioned, ignored otherwise). Returns
+  // [B, 3, 8(F-1)+1, 32H, 32W], nominally in [-1, 1], in fp32.
+  at::Tensor decode(const at::Tensor& z, const std::optional<at::Tensor>& timestep,
+                    at::Generator generator = at::Generator()) const;
+
+  // Memory-bounded decode: overlapping spatial tiles, linearly blended seams.
+  // Approximate (tiles do not see each other's context beyond the overlap);
+  // equal to decode() when one tile covers the latent.
+  at::Tensor decode_tiled(const at::Tensor& z, const std::optional<at::Tensor>& timestep,
+                          const VaeTiling& tiling = {}, at::Generator generator = at::Generator()) const;
+
+ private:
+  struct Conv {
+    at::Tensor weight, bias;
+  };
+  struct ResBlock {
+    Conv conv1, conv2;
+    at::Tensor norm3_weight, norm3_bias;  // only when in != out
+    Conv shortcut;                        // only when in != out
+    at::Tensor scale_shift_table;         // [4, C] when timestep-conditioned
+    at::Tensor noise_scale1, noise_scale2;  // [C, 1, 1] when injecting noise
+  };
+  struct TimeEmbedder {
+    LinearWeights linear_1, linear_2;
+    bool defined() const { return linear_1.weight.defined(); }
+  };
+  struct Upsampler {
+    Conv conv;
+    bool residual = false;
+    int64_t factor = 1;
+  };
+  struct UpBlock {
+    std::optional<ResBlock> conv_in;
+    TimeEmbedder time_embedder;
+    std::optional<Upsampler> upsampler;
+    std::vector<ResBlock> resnets;
+  };
+
+  LtxVaeDecoder() = default;
+  at::Tensor conv3d(const at::Tensor& x, const Conv& c) const;
+  at::Tensor res_block(const at::Tensor& x, const ResBlock& b, const at::Tensor& temb, at::Generator& gen) const;
+  at::Tensor upsample(const at::Tensor& x, const Upsampler& u) const;
+  at::Tensor embed(const TimeEmbedder& e, const at::Tensor& timestep) const;
+
+  VaeConfig config_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::Device(at::kCPU);
+  Conv conv_in_, conv_out_;
+  TimeEmbedder mid_time_embedder_;
+  std::vector<ResBlock> mid_resnets_;
+  std::vector<UpBlock> up_blocks_;
+  TimeEmbedder final_time_embedder_;
+  at::Tensor final_scale_shift_table_;
+  at::Tensor timestep_scale_multiplier_;
+  at::Tensor latents_mean_, latents_std_;
+};
+
+}  // namespace ltx::pipeline

@@ -1,0 +1,288 @@
+#include "pipeline/runtime/continuation_state.h"
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/check.h"
+#include "pipeline/io/safetensors.h"
+
+namespace ltx::pipeline {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string base64_encode(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::string> base64_decode(const std::string& text) {
+  if (text.size() % 4 != 0) return invalid_argument_error("base64 text length is not a multiple of 4");
+  for (char c : text) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) {
+      return invalid_argument_error("base64 text holds a character outside the alphabet");
+    }
+  }
+  std::string out(3 * (text.size() / 4), '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return invalid_argument_error("base64 text does not decode");
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+namespace {
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 15]);
+  }
+  return out;
+}
+
+json settings_to_json(const StreamSettings& s) {
+  return {{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"width", s.width}, {"height", s.height},
+          {"chunk_frames", s.chunk_frames}, {"num_inference_steps", s.num_steps}, {"guidance_scale", s.guidance_scale},
+          {"seed", s.seed}, {"fps", s.fps}, {"window", s.window_chunks}, {"sink", s.sink},
+          {"max_kv_bytes", s.max_kv_bytes}, {"decode_context", s.decode_context},
+          {"decode_timestep", s.decode_timestep}, {"decode_noise_scale", s.decode_noise_scale}};
+}
+
+// Reads a required field of the expected JSON type or fails naming it.
+template <typename T>
+Status field(const json& obj, const std::string& where, const char* key, T* out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return invalid_argument_error("state: missing field '" + where + key + "'");
+  try {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!it->is_boolean()) throw std::invalid_argument("");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!it->is_number_integer()) throw std::invalid_argument("");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!it->is_number()) throw std::invalid_argument("");
+    } else {
+      if (!it->is_string()) throw std::invalid_argument("");
+    }
+    *out = it->get<T>();
+  } catch (const std::exception&) {
+    return invalid_argument_error("state: field '" + where + key + "' has the wrong type");
+  }
+  return Status();
+}
+
+Status check_shape(const at::Tensor& t, const std::vector<int64_t>& shape, const std::string& name) {
+  if (t.sizes().vec() != shape) {
+    return invalid_argument_error("state: tensor '" + name + "' has shape " + c10::str(t.sizes()) + ", expected " +
+                                  c10::str(c10::IntArrayRef(shape)));
+  }
+  return Status();
+}
+
+}  // namespace
+
+bool BlobStore::valid_id(const std::string& id) {
+  if (id.size() != 64) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Result<std::string> BlobStore::put(const std::string& bytes) const {
+  const std::string id = sha256_hex(bytes);
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return unavailable_error("blob store " + dir_ + ": " + ec.message());
+  const fs::path path = fs::path(dir_) / id;
+  if (!fs::exists(path)) {
+    const fs::path tmp = path.string() + ".tmp";
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) return resource_exhausted_error("blob store " + dir_ + ": write failed");
+    fs::rename(tmp, path, ec);
+    if (ec) return unavailable_error("blob store " + dir_ + ": " + ec.message());
+  }
+  return id;
+}
+
+Result<std::string> BlobStore::get(const std::string& id) const {
+  if (!valid_id(id)) return invalid_argument_error("state: blob id '" + id.substr(0, 80) + "' is not a SHA-256 hex id");
+  const fs::path path = fs::path(dir_) / id;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found_error("state: blob " + id + " is not in the blob store");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (sha256_hex(bytes) != id) return invalid_argument_error("state: blob " + id + " does not match its id (corrupt)");
+  return bytes;
+}
+
+Result<std::string> to_json(const ContinuationState& s, const StateModelInfo& model, const BlobStore* store,
+                            size_t inline_limit) {
+  NamedTensors tensors = {{"text.embeddings", s.text_embeddings.cpu()}, {"text.mask", s.text_mask.cpu()}};
+  for (const auto& [index, latents] : s.window) {
+    tensors.emplace_back("window." + std::to_string(index) + ".latents", latents.cpu());
+  }
+  if (s.decode_context.defined()) tensors.emplace_back("decode.context", s.decode_context.cpu());
+  LTX_ASSIGN_OR_RETURN(std::string bytes, serialize_safetensors(tensors));
+  json t = {{"encoding", "safetensors"}, {"bytes", bytes.size()}};
+  if (bytes.size() <= inline_limit || store == nullptr) {
+    t["inline"] = base64_encode(bytes);
+  } else {
+    LTX_ASSIGN_OR_RETURN(std::string id, store->put(bytes));
+    t["blob"] = id;
+  }
+  json doc = {{"kind", kStreamStateKind},
+              {"schema_version", kStreamStateVersion},
+              {"session", {{"last_chunk", s.last_chunk}, {"next_chunk", s.last_chunk + 1}, {"base_frame", s.base_frame}}},
+              {"settings", settings_to_json(s.settings)},
+              {"model", {{"latent_channels", model.latent_channels}, {"caption_channels", model.caption_channels}}},
+              {"tensors", t}};
+  json frames = json::array();
+  for (const auto& png : s.trailing_frames_png) frames.push_back(base64_encode(png));
+  doc["trailing_frames_png"] = frames;
+  return doc.dump();
+}
+
+Result<ContinuationState> from_json(const std::string& text, const StateModelInfo& model, const BlobStore* store) {
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return invalid_argument_error("state: not a JSON object");
+  std::string kind;
+  LTX_RETURN_IF_ERROR(field(doc, "", "kind", &kind));
+  if (kind != kStreamStateKind) return invalid_argument_error("state: kind '" + kind + "' is not " + kStreamStateKind);
+  int version = 0;
+  LTX_RETURN_IF_ERROR(field(doc, "", "schema_version", &version));
+  if (version != kStreamStateVersion) {
+    return invalid_argument_error("state: schema_version " + std::to_string(version) + " is not supported (this build reads " +
+                                  std::to_string(kStreamStateVersion) + ")");
+  }
+  ContinuationState s;
+  for (const char* obj : {"session", "settings", "model", "tensors"}) {
+    if (!doc.contains(obj) || !doc[obj].is_object()) return invalid_argument_error(std::string("state: missing object '") + obj + "'");
+  }
+  const json& ss = doc["session"];
+  LTX_RETURN_IF_ERROR(field(ss, "session.", "last_chunk", &s.last_chunk));
+  LTX_RETURN_IF_ERROR(field(ss, "session.", "base_frame", &s.base_frame));
+  const json& st = doc["settings"];
+  StreamSettings& p = s.settings;
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "prompt", &p.prompt));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "negative_prompt", &p.negative_prompt));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "width", &p.width));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "height", &p.height));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "chunk_frames", &p.chunk_frames));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "num_inference_steps", &p.num_steps));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "guidance_scale", &p.guidance_scale));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "seed", &p.seed));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "fps", &p.fps));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "window", &p.window_chunks));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "sink", &p.sink));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "max_kv_bytes", &p.max_kv_bytes));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_context", &p.decode_context));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_timestep", &p.decode_timestep));
+  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_noise_scale", &p.decode_noise_scale));
+  LTX_RETURN_IF_ERROR(validate_stream_settings(p).with_context("state settings"));
+  if (s.last_chunk < 0) return invalid_argument_error("state: session.last_chunk must be >= 0 (export after a chunk)");
+  if (s.base_frame < 0 || s.base_frame > s.last_chunk * p.chunk_frames) {
+    return invalid_argument_error("state: session.base_frame is out of range");
+  }
+  int64_t lc = 0, cc = 0;
+  LTX_RETURN_IF_ERROR(field(doc["model"], "model.", "latent_channels", &lc));
+  LTX_RETURN_IF_ERROR(field(doc["model"], "model.", "caption_channels", &cc));
+  if (lc != model.latent_channels || cc != model.caption_channels) {
+    return invalid_argument_error("state: made by a model with " + std::to_string(lc) + " latent / " + std::to_string(cc) +
+                                  " caption channels; this model has " + std::to_string(model.latent_channels) + " / " +
+                                  std::to_string(model.caption_channels));
+  }
+
+  const json& tj = doc["tensors"];
+  std::string encoding;
+  int64_t declared = 0;
+  LTX_RETURN_IF_ERROR(field(tj, "tensors.", "encoding", &encoding));
+  LTX_RETURN_IF_ERROR(field(tj, "tensors.", "bytes", &declared));
+  if (encoding != "safetensors") return invalid_argument_error("state: tensors.encoding '" + encoding + "' is not safetensors");
+  std::string bytes;
+  if (tj.contains("inline")) {
+    std::string b64;
+    LTX_RETURN_IF_ERROR(field(tj, "tensors.", "inline", &b64));
+    LTX_ASSIGN_OR_RETURN(bytes, base64_decode(b64));
+  } else if (tj.contains("blob")) {
+    std::string id;
+    LTX_RETURN_IF_ERROR(field(tj, "tensors.", "blob", &id));
+    if (store == nullptr) return failed_precondition_error("state: tensors are in a blob store, and none is configured");
+    LTX_ASSIGN_OR_RETURN(bytes, store->get(id));
+  } else {
+    return invalid_argument_error("state: tensors needs 'inline' or 'blob'");
+  }
+  if (static_cast<int64_t>(bytes.size()) != declared) {
+    return invalid_argument_error("state: tensors.bytes says " + std::to_string(declared) + ", the data has " +
+                                  std::to_string(bytes.size()));
+  }
+  LTX_ASSIGN_OR_RETURN(auto file, SafetensorsFile::from_bytes(std::move(bytes), "state tensors"));
+  const bool cfg = p.guidance_scale > 1.0;
+  const int64_t batch = cfg ? 2 : 1;
+  LTX_ASSIGN_OR_RETURN(s.text_embeddings, file->tensor("text.embeddings"));
+  LTX_ASSIGN_OR_RETURN(s.text_mask, file->tensor("text.mask"));
+  s.text_embeddings = s.text_embeddings.clone();
+  s.text_mask = s.text_mask.clone();
+  if (s.text_embeddings.dim() != 3) return invalid_argument_error("state: text.embeddings must be [B, L, D]");
+  LTX_RETURN_IF_ERROR(check_shape(s.text_embeddings, {batch, s.text_embeddings.size(1), model.caption_channels}, "text.embeddings"));
+  LTX_RETURN_IF_ERROR(check_shape(s.text_mask, {batch, s.text_embeddings.size(1)}, "text.mask"));
+  if (s.text_mask.scalar_type() != at::kLong || (s.text_mask.numel() && (s.text_mask.min().item<int64_t>() < 0 || s.text_mask.max().item<int64_t>() > 1))) {
+    return invalid_argument_error("state: text.mask must be int64 zeros and ones");
+  }
+  const int64_t tokens = p.chunk_frames * (p.height / 32) * (p.width / 32);
+  const int64_t oldest = std::max<int64_t>(0, s.last_chunk - p.window_chunks + 1);
+  for (const auto& name : file->names()) {
+    if (name.rfind("window.", 0) != 0) continue;
+    const std::string middle = name.substr(7, name.size() - 7 - 8);
+    if (name.size() < 16 || name.substr(name.size() - 8) != ".latents" || middle.empty() ||
+        middle.find_first_not_of("0123456789") != std::string::npos || middle.size() > 9) {
+      return invalid_argument_error("state: unexpected tensor '" + name + "'");
+    }
+    const int64_t index = std::stoll(middle);
+    const bool sink_chunk = p.sink && index == 0;
+    if (index > s.last_chunk || (index < oldest && !sink_chunk)) {
+      return invalid_argument_error("state: window chunk " + std::to_string(index) + " lies outside the cached window");
+    }
+    LTX_ASSIGN_OR_RETURN(at::Tensor lat, file->tensor(name));
+    LTX_RETURN_IF_ERROR(check_shape(lat, {1, tokens, model.latent_channels}, name));
+    if (!at::isFloatingType(lat.scalar_type()) || !at::isfinite(lat).all().item<bool>()) {
+      return invalid_argument_error("state: tensor '" + name + "' must hold finite floats");
+    }
+    s.window[index] = lat.to(at::kFloat).clone();
+  }
+  for (int64_t i = oldest; i <= s.last_chunk; ++i) {
+    if (!s.window.count(i)) return invalid_argument_error("state: the window lacks chunk " + std::to_string(i));
+  }
+  if (file->contains("decode.context")) {
+    LTX_ASSIGN_OR_RETURN(at::Tensor ctx, file->tensor("decode.context"));
+    if (ctx.dim() != 5 || ctx.size(2) < 1 || ctx.size(2) > p.decode_context) {
+      return invalid_argument_error("state: decode.context must be [1, C, k, H, W] with 1 <= k <= decode_context");
+    }
+    LTX_RETURN_IF_ERROR(check_shape(ctx, {1, model.latent_channels, ctx.size(2), p.height / 32, p.width / 32}, "decode.context"));
+    s.decode_context = ctx.to(at::kFloat).clone();
+  }
+  if (doc.contains("trailing_frames_png")) {
+    if (!doc["trailing_frames_png"].is_array()) return invalid_argument_error("state: trailing_frames_png must be a list");
+    for (const auto& f : doc["trailing_frames_png"]) {
+      if (!f.is_string()) return invalid_argument_error("state: trailing_frames_png holds a non-string");
+      LTX_ASSIGN_OR_RETURN(std::string png, base64_decode(f.get<std::string>()));
+      s.trailing_frames_png.push_back(std::move(png));
+    }
+  }
+  return s;
+}
+
+}  // namespace ltx::pipeline

@@ -1,0 +1,67 @@
+// ContinuationState: a stream session as one portable JSON document, and the
+// blob store that holds its large tensors.
+//
+// Document: {"kind": "ltx-worker.stream-state", "schema_version": 1,
+// "session": {...}, "settings": {...}, "model": {...}, "tensors": {...},
+// "trailing_frames_png": [...]}. Tensors (the text conditioning, the clean
+// latents of the cached window, the decoder's left context) travel as one
+// safetensors file, inline as base64 below a size threshold, otherwise as a
+// content-addressed blob id (SHA-256 of the bytes) in a BlobStore folder.
+// Parsing validates everything (kind, version, base64, blob ids and sizes,
+// tensor names, shapes against the settings and the model) and returns a
+// clear error naming the field; it never touches a session. Rank 0 only.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "pipeline/runtime/stream_settings.h"
+
+namespace ltx::pipeline {
+
+constexpr const char* kStreamStateKind = "ltx-worker.stream-state";
+constexpr int kStreamStateVersion = 1;
+
+// Content-addressed files in one folder; ids are 64 lowercase hex digits
+// (SHA-256), so no id can name a path outside the folder.
+class BlobStore {
+ public:
+  explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}
+  Result<std::string> put(const std::string& bytes) const;
+  Result<std::string> get(const std::string& id) const;
+  static bool valid_id(const std::string& id);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+struct ContinuationState {
+  StreamSettings settings;
+  int64_t last_chunk = -1;
+  int64_t base_frame = 0;
+  at::Tensor text_embeddings;            // [B, L, D] (B = 2 with CFG: negative, positive)
+  at::Tensor text_mask;                  // [B, L] int64
+  std::map<int64_t, at::Tensor> window;  // chunk index -> clean latents [1, tokens, C]
+  at::Tensor decode_context;             // [1, C, k, H, W] or undefined
+  std::vector<std::string> trailing_frames_png;
+};
+
+// What the importing model must match.
+struct StateModelInfo {
+  int64_t latent_channels = 0;
+  int64_t caption_channels = 0;
+};
+
+Result<std::string> to_json(const ContinuationState& state, const StateModelInfo& model, const BlobStore* store,
+                            size_t inline_limit_bytes = 4u << 20);
+Result<ContinuationState> from_json(const std::string& json, const StateModelInfo& model, const BlobStore* store);
+
+std::string base64_encode(const std::string& bytes);
+Result<std::string> base64_decode(const std::string& text);
+
+}  // namespace ltx::pipeline

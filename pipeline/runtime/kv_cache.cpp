@@ -1,0 +1,122 @@
+#include "pipeline/runtime/kv_cache.h"
+
+#include "common/check.h"
+
+namespace ltx::pipeline {
+
+bool KvBudget::try_reserve(int64_t bytes) {
+  int64_t cur = used_.load();
+  while (true) {
+    if (limit_ > 0 && cur + bytes > limit_) return false;
+    if (used_.compare_exchange_weak(cur, cur + bytes)) return true;
+  }
+}
+
+KvCache::KvCache(int64_t num_layers, KvCacheLimits limits, KvBudget* budget)
+    : num_layers_(num_layers), limits_(limits), budget_(budget) {
+  LTX_CHECK(limits_.window_chunks >= 1, "the KV window must hold at least one chunk, got ", limits_.window_chunks);
+}
+
+KvCache::~KvCache() { clear(); }
+
+void KvCache::clear() {
+  if (budget_ != nullptr) budget_->release(bytes_);
+  chunks_.clear();
+  bytes_ = 0;
+  prefix_valid_ = false;
+  prefix_.clear();
+}
+
+Status KvCache::append(int64_t index, int64_t frames, std::vector<LayerKv> kv) {
+  LTX_CHECK(static_cast<int64_t>(kv.size()) == num_layers_, "a chunk needs K/V for ", num_layers_, " layers, got ",
+            kv.size());
+  LTX_CHECK(chunks_.empty() || index > chunks_.back().index, "chunk ", index, " appended after chunk ",
+            chunks_.back().index);
+  Chunk c;
+  c.index = index;
+  c.frames = frames;
+  c.tokens = kv[0].k.size(1);
+  for (const auto& l : kv) {
+    LTX_CHECK(l.k.size(1) == c.tokens && l.v.sizes() == l.k.sizes(), "layer K/V shapes differ within a chunk");
+    c.bytes += static_cast<int64_t>(l.k.nbytes() + l.v.nbytes());
+  }
+  c.layers = std::move(kv);
+  // What stays after eviction decides the charge: evict first in a dry run.
+  int64_t freed = 0;
+  std::vector<size_t> evict;
+  const size_t keep = static_cast<size_t>(limits_.window_chunks) + (limits_.sink ? 1 : 0);
+  {
+    size_t count = chunks_.size() + 1;
+    size_t pos = limits_.sink ? 1 : 0;
+    while (count > keep && pos < chunks_.size()) {
+      evict.push_back(pos);
+      freed += chunks_[pos].bytes;
+      ++pos;
+      --count;
+    }
+  }
+  const int64_t after = bytes_ - freed + c.bytes;
+  if (limits_.max_bytes > 0 && after > limits_.max_bytes) {
+    return resource_exhausted_error("the session's KV cache would need " + std::to_string(after) +
+                                    " bytes on this rank, over its limit of " + std::to_string(limits_.max_bytes));
+  }
+  if (budget_ != nullptr && !budget_->try_reserve(c.bytes)) {
+    return resource_exhausted_error("the worker's KV memory budget (" + std::to_string(budget_->limit()) +
+                                    " bytes per rank) is full");
+  }
+  for (auto it = evict.rbegin(); it != evict.rend(); ++it) evict_at(*it);
+  bytes_ += c.bytes;
+  chunks_.push_back(std::move(c));
+  prefix_valid_ = false;
+  return Status();
+}
+
+void KvCache::evict_at(size_t position) {
+  bytes_ -= chunks_[position].bytes;
+  if (budget_ != nullptr) budget_->release(chunks_[position].bytes);
+  chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(position));
+  ++evictions_;
+  prefix_valid_ = false;
+}
+
+const std::vector<LayerKv>& KvCache::prefix() const {
+  if (prefix_valid_) return prefix_;
+  prefix_.clear();
+  if (!chunks_.empty()) {
+    for (int64_t l = 0; l < num_layers_; ++l) {
+      std::vector<at::Tensor> ks, vs;
+      for (const auto& c : chunks_) {
+        ks.push_back(c.layers[l].k);
+        vs.push_back(c.layers[l].v);
+      }
+      prefix_.push_back({at::cat(ks, 1), at::cat(vs, 1)});
+    }
+  }
+  prefix_valid_ = true;
+  return prefix_;
+}
+
+int64_t KvCache::tokens() const {
+  int64_t t = 0;
+  for (const auto& c : chunks_) t += c.tokens;
+  return t;
+}
+
+void KvCache::rebase(int64_t frames, const RopeSettings& rope, int64_t inner_dim, int64_t first_channel) {
+  if (frames == 0 || chunks_.empty()) return;
+  // angle = omega * (2p - 1): frame axis at p = 0.5 - dp gives -2*omega*dp; the
+  // other axes at p = 0.5 give 0 (identity).
+  const double dp = rope_frame_step(rope, frames);
+  at::Tensor pos = at::tensor({0.5 - dp, 0.5, 0.5}, at::kFloat).view({1, 3});
+  for (auto& c : chunks_) {
+    for (auto& l : c.layers) {
+      const int64_t b = l.k.size(0), t = l.k.size(1), h = l.k.size(2), d = l.k.size(3);
+      RopeTables r = rope_tables_from_positions(pos, rope, inner_dim, l.k.device());
+      at::Tensor cos = r.cos.narrow(1, first_channel, h * d), sin = r.sin.narrow(1, first_channel, h * d);
+      l.k = apply_rope(l.k.reshape({b, t, h * d}), cos, sin).view({b, t, h, d});
+    }
+  }
+  prefix_valid_ = false;
+}
+
+}  // namespace ltx::pipeline

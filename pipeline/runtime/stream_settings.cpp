@@ -1,0 +1,26 @@
+#include "pipeline/runtime/stream_settings.h"
+
+namespace ltx::pipeline {
+
+Status validate_stream_settings(const StreamSettings& s, const GenerationLimits& l) {
+  GenerationRequest r;
+  r.prompt = s.prompt;
+  r.negative_prompt = s.negative_prompt;
+  r.width = s.width;
+  r.height = s.height;
+  r.num_steps = s.num_steps;
+  r.guidance_scale = s.guidance_scale;
+  r.fps = s.fps;
+  r.decode_timestep = s.decode_timestep;
+  r.decode_noise_scale = s.decode_noise_scale;
+  r.num_frames = 1;
+  LTX_RETURN_IF_ERROR(validate_request(r, l));
+  auto bad = [](const std::string& m) { return invalid_argument_error(m); };
+  if (s.chunk_frames < 1 || s.chunk_frames > 32) return bad("chunk_frames must be in [1, 32] latent frames, got " + std::to_string(s.chunk_frames));
+  if (s.window_chunks < 1 || s.window_chunks > 64) return bad("window must be in [1, 64] chunks, got " + std::to_string(s.window_chunks));
+  if (s.max_kv_bytes < 0) return bad("max_kv_bytes must be non-negative");
+  if (s.decode_context < 0 || s.decode_context > 8) return bad("decode_context must be in [0, 8] latent frames");
+  return Status();
+}
+
+}  // namespace ltx::pipeline

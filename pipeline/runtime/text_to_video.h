@@ -1,0 +1,149 @@
+// TextToVideo: one text-to-video generation on the whole group.
+//
+// LtxVideoModel is a loaded model folder (diffusers layout): the transformer
+// and scheduler on every rank, the tokenizer + text encoder and the VAE on
+// rank 0 only. TextToVideo::generate() is collective: rank 0 encodes the
+// prompts and broadcasts the embeddings, every rank denoises its token shard
+// (the same seeded noise on every rank, whatever the group size), rank 0
+// gathers the latents and decodes them. Requests are validated on rank 0
+// before any collective (validate_request). One generation at a time per
+// group, driven by the thread that owns the communicator.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "dist/communicator.h"
+#include "pipeline/schedule/flow_match_scheduler.h"
+#include "pipeline/dit/ltx_transformer.h"
+#include "pipeline/decode/ltx_vae_decoder.h"
+#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/video_generation.h"
+
+namespace ltx::pipeline {
+
+struct GenerationRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  int64_t width = 256;        // multiple of 32
+  int64_t height = 192;       // multiple of 32
+  int64_t num_frames = 17;    // 8k + 1
+  int64_t num_steps = 8;
+  double guidance_scale = 3.0;   // >= 0; classifier-free guidance when > 1
+  double guidance_rescale = 0.0; // in [0, 1]
+  uint64_t seed = 0;
+  double fps = 25.0;
+  double decode_timestep = 0.05;
+  double decode_noise_scale = 0.025;
+};
+
+// Limits that keep one request within reason for the server.
+struct GenerationLimits {
+  int64_t max_side = 2048;
+  int64_t max_frames = 257;
+  int64_t max_steps = 200;
+  int64_t max_prompt_bytes = 8192;
+};
+
+// Every problem names the field ("width must be a multiple of 32, got 100").
+Status validate_request(const GenerationRequest& request, const GenerationLimits& limits = {});
+
+struct LtxVideoModel {
+  std::string folder;
+  std::unique_ptr<LtxTransformer> transformer;  // every rank
+  std::unique_ptr<FlowMatchScheduler> scheduler;  // every rank
+  std::optional<LtxVaeDecoder> vae;              // rank 0
+  std::optional<TextEncoder> text_encoder;       // rank 0 (moved into a PromptEncoder)
+  int64_t text_max_length = 128;
+
+  // Collective: every rank loads its parts; if any rank fails, every rank
+  // returns an error (the first failing rank's message on that rank).
+  static Result<LtxVideoModel> load(const std::string& folder, dist::Communicator& comm, at::ScalarType dtype);
+};
+
+struct GeneratedVideo {
+  at::Tensor frames;   // [F, 3, H, W] in [0, 1] (rank 0 only)
+  at::Tensor latents;  // normalised packed latents [1, N, C] (rank 0 only)
+  double denoise_seconds = 0;
+  double decode_seconds = 0;
+};
+
+// step (0-based), steps, seconds of that step.
+using ProgressFn = std::function<void(int64_t, int64_t, double)>;
+
+// Cooperative cancellation of one generation on the whole group. `enabled`
+// must be the same on every rank: then after every denoising step rank 0 asks
+// `requested` (any thread may flip what it reads) and broadcasts the answer,
+// so every rank stops at the same step boundary. Costs one 8-byte broadcast
+// per step; disabled, it costs nothing.
+struct CancelToken {
+  bool enabled = false;
+  std::function<bool()> requested;  // read on rank 0 only
+  // Rank 0 only, for resumable generations (TextToVideo::advance): pause
+  // after this step so other work can run; advance() later goes on from it.
+  std::function<bool()> yield_requested;
+};
+
+// What rank 0 decided after a step; every rank hears the same.
+enum class StepVerdict : int64_t { kGoOn = 0, kCancel = 1, kYield = 2 };
+
+// The StepGate of `cancel` on this rank (nullptr when disabled): collective
+// per call, it lets the loop go on only on kGoOn and leaves the verdict in
+// `*verdict` when given. Rank 0 asks `requested` first, then `yield_requested`.
+StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, StepVerdict* verdict = nullptr);
+
+// One generation between its start and its decode, on one rank: its shard of
+// the latents, the text conditioning, the schedule and the next step. The
+// service keeps one per running video job on every rank, so a long job can
+// pause between steps while a stream's chunk runs (TextToVideo::advance).
+class GenerationInProgress {
+ public:
+  int64_t next_step() const { return next_step_; }
+  int64_t steps() const { return schedule_.steps(); }
+  bool denoised() const { return next_step_ == schedule_.steps(); }
+
+ private:
+  friend class TextToVideo;
+  GenerationRequest request_;
+  LatentGrid grid_;
+  TextConditioning text_;
+  SigmaSchedule schedule_;
+  RopeSettings rope_;
+  DenoiseSettings settings_;
+  parallel::SequenceShard shard_;
+  at::Tensor latents_;  // this rank's shard after next_step_ steps
+  int64_t next_step_ = 0;
+  double denoise_seconds_ = 0;
+};
+
+class TextToVideo {
+ public:
+  TextToVideo(LtxVideoModel& model, dist::Communicator& comm, PromptEncoder& prompts)
+      : model_(model), comm_(comm), prompts_(prompts) {}
+
+  // Collective; every rank passes the same (already validated) request.
+  // CANCELLED when `cancel` stopped it (on every rank, at the same step).
+  Result<GeneratedVideo> generate(const GenerationRequest& request, const ProgressFn& progress = nullptr,
+                                  const CancelToken& cancel = {});
+
+  // generate() in parts, all collective: start() encodes the prompts and
+  // draws the noise; advance() runs steps until the last, or until `cancel`
+  // stops it (CANCELLED) or rank 0 asks to yield (OK, not denoised yet; call
+  // advance() again later, other generations may run in between); finish()
+  // gathers and decodes a denoised one. The result equals generate()'s.
+  Result<std::unique_ptr<GenerationInProgress>> start(const GenerationRequest& request);
+  Status advance(GenerationInProgress& job, const ProgressFn& progress = nullptr, const CancelToken& cancel = {});
+  Result<GeneratedVideo> finish(GenerationInProgress& job);
+
+ private:
+  LtxVideoModel& model_;
+  dist::Communicator& comm_;
+  PromptEncoder& prompts_;
+};
+
+}  // namespace ltx::pipeline
