@@ -16,7 +16,7 @@
 #include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
-#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/stream_session.h"
 
 int main(int argc, char** argv) {
@@ -45,22 +45,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  ltx::Status valid = ltx::pipeline::validate_stream_settings(s);
+  if (model_dir.empty()) model_dir = ltx::pipeline::kDefaultModel;  // each node finds or writes its own
+  auto comm = ltx::value_or_throw(ltx::dist::make_communicator(world, ltx::dist::Backend::kAuto));
+  auto model = ltx::value_or_throw(ltx::pipeline::load_model(model_dir, *comm, {}));
+  // The same verdict on every rank (the arguments are the same everywhere).
+  ltx::Status valid = ltx::pipeline::validate_stream_settings(s, model.geometry);
   if (!valid.ok() || chunks < 1) {
     if (world.is_root()) std::fprintf(stderr, "%s\n", valid.ok() ? "--chunks must be >= 1" : valid.to_string().c_str());
     return 2;
   }
-  if (model_dir.empty()) {
-    if (world.is_root()) model_dir = ltx::value_or_throw(ltx::pipeline::ensure_builtin_model());
-    int64_t n = static_cast<int64_t>(model_dir.size());
-    MPI_Bcast(&n, 1, MPI_INT64_T, 0, world.comm());
-    model_dir.resize(n);
-    MPI_Bcast(model_dir.data(), static_cast<int>(n), MPI_CHAR, 0, world.comm());
-  }
-  auto comm = ltx::value_or_throw(ltx::dist::make_communicator(world, ltx::dist::Backend::kAuto));
-  auto model = ltx::value_or_throw(ltx::pipeline::LtxVideoModel::load(model_dir, *comm, at::kFloat));
-  std::optional<ltx::pipeline::TextEncoder> enc = std::move(model.text_encoder);
-  ltx::pipeline::PromptEncoder prompts(*comm, std::move(enc));
+  ltx::pipeline::PromptEncoder prompts(*comm, std::move(model.text));
   ltx::pipeline::KvBudget budget;
   auto t_start = std::chrono::steady_clock::now();
   auto session = ltx::value_or_throw(ltx::pipeline::StreamSession::create("bench", s, model, *comm, prompts, &budget));

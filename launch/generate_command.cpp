@@ -12,10 +12,11 @@
 #include "dist/agreement.h"
 #include "dist/backend.h"
 #include "dist/communicator.h"
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/stream_session.h"
 #include "pipeline/runtime/text_to_video.h"
 #include "pipeline/io/video_file.h"
+#include "pipeline/registry/model_registry.h"
 
 namespace ltx::launch {
 namespace po = boost::program_options;
@@ -32,6 +33,7 @@ struct GenerateOptions {
   std::string out = "video.mp4";
   std::string png_dir;
   std::string backend = "auto";
+  pipeline::PlacementChoice placement;
 };
 
 pipeline::StreamSettings stream_settings(const GenerateOptions& o) {
@@ -58,10 +60,10 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   desc.add_options()("help,h", "show this help")
       ("prompt", po::value(&r.prompt), "what the video shows (required)")
       ("negative-prompt", po::value(&r.negative_prompt), "what it should not show")
-      ("model", po::value(&o.model), "model folder (diffusers layout); default: the built-in small model")
-      ("width", po::value(&r.width)->default_value(r.width), "multiple of 32")
-      ("height", po::value(&r.height)->default_value(r.height), "multiple of 32")
-      ("frames", po::value(&r.num_frames)->default_value(r.num_frames), "8k+1")
+      ("model", po::value(&o.model), "model folder (diffusers layout), checkpoint file or builtin:NAME; default: builtin:ltx-video")
+      ("width", po::value(&r.width)->default_value(r.width), "a multiple of the model's spatial compression (32)")
+      ("height", po::value(&r.height)->default_value(r.height), "a multiple of the model's spatial compression (32)")
+      ("frames", po::value(&r.num_frames)->default_value(r.num_frames), "tk+1 for the model's temporal compression t (8k+1)")
       ("steps", po::value(&r.num_steps)->default_value(r.num_steps), "denoising steps")
       ("guidance", po::value(&r.guidance_scale)->default_value(r.guidance_scale), "classifier-free guidance scale (>= 0)")
       ("seed", po::value(&r.seed)->default_value(r.seed), "noise seed")
@@ -73,6 +75,7 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       ("chunks", po::value(&o.chunks)->default_value(o.chunks), "chunks to make with --stream")
       ("chunk-frames", po::value(&o.chunk_frames)->default_value(o.chunk_frames), "latent frames per chunk (8 video frames each)")
       ("window", po::value(&o.window)->default_value(o.window), "chunks the KV cache keeps");
+  add_placement_options(desc, &o.placement);
   po::variables_map vm;
   Status parsed;
   try {
@@ -86,12 +89,12 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     return 0;
   }
 
-  // Rank 0 validates everything before the first collective of the job.
-  std::string model_dir;
+  // Rank 0 validates the arguments before the first collective of the job
+  // (the sizes, which depend on the model, once it is loaded: below).
+  std::string shared;
   Status verdict = parsed;
   if (world.is_root() && verdict.ok()) {
-    verdict = pipeline::validate_request(r);
-    if (verdict.ok() && o.stream) verdict = pipeline::validate_stream_settings(stream_settings(o));
+    verdict = o.placement.validate();
     if (verdict.ok() && o.stream && (o.chunks < 1 || o.chunks > 1000)) {
       verdict = invalid_argument_error("--chunks must be in [1, 1000], got " + std::to_string(o.chunks));
     }
@@ -100,29 +103,40 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     }
     if (verdict.ok() && !dist::parse_backend(o.backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {
-      auto dir = resolve_model_dir(o.model);
-      verdict = dir.status();
-      if (dir.ok()) model_dir = *dir;
+      auto spec = check_model_spec(o.model);
+      verdict = spec.status();
+      if (spec.ok()) shared = *spec + "\n" + encode_placement(o.placement);
     }
   }
-  verdict = dist::share_root_verdict(world.comm(), verdict, &model_dir);
+  verdict = dist::share_root_verdict(world.comm(), verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker generate: %s\n", verdict.message().c_str());
     return verdict.code() == StatusCode::kInvalidArgument || verdict.code() == StatusCode::kNotFound ? 2 : 1;
   }
+  const std::string model_spec = shared.substr(0, shared.find('\n'));
+  o.placement = value_or_throw(decode_placement(shared.substr(shared.find('\n') + 1)));
 
   set_rank_threads(world);
+  bool bad_request = false;
   Status done = catch_to_status([&]() -> Status {
     LTX_ASSIGN_OR_RETURN(auto comm, dist::make_communicator(world, *dist::parse_backend(o.backend)));
-    LTX_ASSIGN_OR_RETURN(auto model, pipeline::LtxVideoModel::load(model_dir, *comm, at::kFloat));
-    std::optional<pipeline::TextEncoder> encoder = std::move(model.text_encoder);
-    model.text_encoder.reset();
-    pipeline::PromptEncoder prompts(*comm, std::move(encoder));
+    LTX_ASSIGN_OR_RETURN(pipeline::Model model, pipeline::load_model(model_spec, *comm, o.placement));
+    // The sizes follow the model's compression factors: rank 0 checks them
+    // now, and every rank takes its verdict before the first step.
+    Status valid;
+    if (world.is_root()) {
+      valid = pipeline::validate_request(r, model.geometry);
+      if (valid.ok() && o.stream) valid = pipeline::validate_stream_settings(stream_settings(o), model.geometry);
+    }
+    valid = comm->root_verdict(valid);
+    bad_request = !valid.ok();
+    LTX_RETURN_IF_ERROR(valid);
+    pipeline::PromptEncoder prompts(*comm, std::move(model.text));
     pipeline::TextToVideo t2v(model, *comm, prompts);
     if (world.is_root()) {
       LTX_LOG(kInfo) << "generating " << r.width << "x" << r.height << ", " << r.num_frames << " frames, "
                      << r.num_steps << " steps on " << comm->size() << " rank(s) (" << comm->backend_name()
-                     << "), model " << model_dir;
+                     << "), model " << model.name << " (" << model.family << "; " << model.placement.to_string() << ")";
     }
     auto progress = [&](int64_t i, int64_t n, double s) {
       if (world.is_root()) std::fprintf(stderr, "step %lld/%lld  %.2fs\n", static_cast<long long>(i + 1), static_cast<long long>(n), s);
@@ -166,11 +180,14 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   // Every rank leaves with rank 0's verdict (and its own error if it had one).
   std::string unused;
   Status final_status = dist::share_root_verdict(world.comm(), done, &unused);
-  if (!done.ok()) {
+  if (!done.ok() && bad_request) {
+    if (world.is_root()) std::fprintf(stderr, "ltx-worker generate: %s\n", done.message().c_str());
+  } else if (!done.ok()) {
     std::fprintf(stderr, "ltx-worker generate [rank %d]: %s\n", world.rank(), done.to_string().c_str());
   } else if (!final_status.ok() && world.is_root()) {
     std::fprintf(stderr, "ltx-worker generate: %s\n", final_status.to_string().c_str());
   }
+  if (bad_request) return 2;
   return done.ok() && final_status.ok() ? 0 : 1;
 }
 

@@ -4,19 +4,53 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
+#include <sstream>
+#include <boost/program_options.hpp>
 #include <thread>
 
-#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/registry/model_registry.h"
 
 namespace ltx::launch {
+namespace po = boost::program_options;
 
-Result<std::string> resolve_model_dir(const std::string& model) {
-  if (model.empty()) return pipeline::ensure_builtin_model();
-  if (!std::filesystem::is_regular_file(std::filesystem::path(model) / "model_index.json")) {
-    return not_found_error("--model " + model + ": not a model folder (no readable model_index.json)");
+Result<std::string> check_model_spec(const std::string& model) {
+  const std::string spec = model.empty() ? std::string(pipeline::kDefaultModel) : model;
+  LTX_ASSIGN_OR_RETURN(std::string path, pipeline::resolve_model_path(spec));
+  LTX_ASSIGN_OR_RETURN(pipeline::ModelSource source, pipeline::read_model_source(path));
+  LTX_RETURN_IF_ERROR(pipeline::family_for(source).status());
+  return spec;
+}
+
+void add_placement_options(po::options_description& desc, pipeline::PlacementChoice* c) {
+  desc.add_options()
+      ("dtype", po::value(&c->dtype), "weights and compute of every component: fp32|bf16|fp16 (default: bf16 on GPUs, fp32 on CPUs)")
+      ("text-device", po::value(&c->text_device), "text encoder on rank 0: auto|cpu|cuda (auto: the group's device)")
+      ("text-dtype", po::value(&c->text_dtype), "text encoder dtype (default: --dtype)")
+      ("denoiser-dtype", po::value(&c->denoiser_dtype), "diffusion transformer dtype (default: --dtype); it lives on each rank's group device")
+      ("decoder-device", po::value(&c->decoder_device), "decoders on rank 0: auto|cpu|cuda")
+      ("decoder-dtype", po::value(&c->decoder_dtype), "decoder dtype (default: --dtype)");
+}
+
+namespace {
+std::vector<std::string*> placement_fields(pipeline::PlacementChoice& c) {
+  return {&c.dtype, &c.text_device, &c.text_dtype, &c.denoiser_dtype, &c.decoder_device, &c.decoder_dtype};
+}
+}  // namespace
+
+std::string encode_placement(const pipeline::PlacementChoice& choice) {
+  pipeline::PlacementChoice c = choice;
+  std::string out;
+  for (std::string* f : placement_fields(c)) out += *f + "\n";  // names never hold a newline (validated)
+  return out;
+}
+
+Result<pipeline::PlacementChoice> decode_placement(const std::string& text) {
+  pipeline::PlacementChoice c;
+  std::istringstream lines(text);
+  for (std::string* f : placement_fields(c)) {
+    if (!std::getline(lines, *f)) return internal_error("placement: truncated");
   }
-  return model;
+  return c;
 }
 
 void set_rank_threads(const dist::World& world) {

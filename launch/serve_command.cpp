@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include "common/check.h"
@@ -16,8 +17,9 @@
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
 #include "launch/launch_support.h"
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/text_to_video.h"
+#include "pipeline/registry/model_registry.h"
 #include "service/api_service.h"
 #include "service/group_engine.h"
 #include "service/http_server.h"
@@ -35,10 +37,10 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 
 int run_serve(dist::World& world, const std::vector<std::string>& args) {
   service::ServiceConfig cfg;
-  std::string model, backend = "auto", config_file;
+  std::string backend = "auto", config_file;
   po::options_description desc("ltx-worker serve");
   desc.add_options()("help,h", "show this help")
-      ("model", po::value(&model), "model folder (diffusers layout); default: the built-in small model")
+      ("model", po::value(&cfg.model), "model folder (diffusers layout), checkpoint file or builtin:NAME; default: builtin:ltx-video")
       ("config", po::value(&config_file), "JSON file of settings (the names below with _ for -); flags win")
       ("host", po::value(&cfg.host)->default_value(cfg.host), "address to listen on")
       ("port", po::value(&cfg.port)->default_value(cfg.port), "port (0 picks a free one)")
@@ -56,6 +58,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
       ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers")
       ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)");
+  add_placement_options(desc, &cfg.placement);
   po::variables_map vm;
   Status verdict;
   try {
@@ -82,20 +85,22 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     if (world.is_root()) std::cout << desc;
     return 0;
   }
-  std::string model_dir;
+  std::string model_spec;
   if (world.is_root() && verdict.ok()) {
     verdict = cfg.validate();
     if (verdict.ok() && !dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {
-      auto dir = resolve_model_dir(model);
-      verdict = dir.status();
-      if (dir.ok()) model_dir = *dir;
+      auto spec = check_model_spec(cfg.model);
+      verdict = spec.status();
+      if (spec.ok()) model_spec = *spec;
     }
   }
-  // Rank 0's model folder and the settings every rank's engine must share
-  // (the KV budget decides what each rank refuses), one per line.
-  std::string shared = model_dir + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
-                       std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir;
+  // Rank 0's model spec and the settings every rank's engine must share
+  // (the KV budget decides what each rank refuses; the placement where each
+  // rank puts its parts), one per line.
+  std::string shared = model_spec + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
+                       std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir + "\n" +
+                       encode_placement(cfg.placement);
   verdict = dist::share_root_verdict(world.comm(), verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
@@ -104,10 +109,12 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   {
     std::istringstream lines(shared);
     std::string kv, inline_bytes;
-    std::getline(lines, model_dir);
+    std::getline(lines, model_spec);
     std::getline(lines, kv);
     std::getline(lines, inline_bytes);
     std::getline(lines, cfg.state_dir);
+    std::string rest((std::istreambuf_iterator<char>(lines)), std::istreambuf_iterator<char>());
+    cfg.placement = value_or_throw(decode_placement(rest));
     cfg.max_kv_bytes_per_rank = std::stoll(kv);
     cfg.state_inline_bytes = static_cast<size_t>(std::stoull(inline_bytes));
   }
@@ -126,15 +133,13 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return 1;
   }
   dist::Communicator& comm = **comm_or;
-  auto model_or = pipeline::LtxVideoModel::load(model_dir, comm, at::kFloat);
+  auto model_or = pipeline::load_model(model_spec, comm, cfg.placement);
   if (!model_or.ok()) {
     std::fprintf(stderr, "ltx-worker serve [rank %d]: %s\n", world.rank(), model_or.status().to_string().c_str());
     return 1;
   }
-  pipeline::LtxVideoModel& m = *model_or;
-  std::optional<pipeline::TextEncoder> encoder = std::move(m.text_encoder);
-  m.text_encoder.reset();
-  pipeline::PromptEncoder prompts(comm, std::move(encoder));
+  pipeline::Model& m = *model_or;
+  pipeline::PromptEncoder prompts(comm, std::move(m.text));
   dist::ControlChannel channel(world.comm());
   service::GroupEngineOptions engine_options;
   engine_options.max_kv_bytes_per_rank = cfg.max_kv_bytes_per_rank;
@@ -153,9 +158,12 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
 
   // From here on rank 0 only (other ranks returned from engine.serve()).
   service::ServiceInfo info;
-  info.model = model_dir;
+  info.model = m.name;
+  info.family = m.family;
+  info.geometry = m.geometry;
+  info.placement = m.placement.to_string();
   info.group_size = comm.size();
-  info.builtin_model = model.empty();
+  info.builtin_model = model_spec.rfind(pipeline::kBuiltinPrefix, 0) == 0;
   info.state_model = engine.state_model();
   info.blob_store = engine.blob_store();
   const pipeline::FlowMatchScheduler* scheduler = m.scheduler.get();  // immutable: safe from HTTP threads
@@ -176,7 +184,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return 1;
   }
   std::printf("ltx-worker: listening on http://%s:%u (rank 0 pid %d, %d rank(s), model %s)\n", cfg.host.c_str(),
-              static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), model_dir.c_str());
+              static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), m.name.c_str());
   std::fflush(stdout);
 
   // The inference loop: one work item at a time on the whole group.

@@ -139,7 +139,8 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     if (m != "GET") return method_not_allowed(m, path, "GET");
     std::lock_guard<std::mutex> lock(mu_);
     json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
-              {"model", info_.model}, {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
+              {"model", info_.model}, {"family", info_.family}, {"placement", info_.placement},
+              {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
               {"sessions", open_sessions()}};
     return json_response(shutdown_ ? 503 : 200, h);
   }
@@ -278,10 +279,10 @@ void ApiService::update_gauges() {
 // ---- video jobs ----
 
 HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
-  auto parsed = parse_video_request(r.body);
+  auto parsed = parse_video_request(r.body, info_.geometry);
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<pipeline::GenerationRequest>(parsed);
-  const int64_t tokens = ((req.num_frames - 1) / 8 + 1) * (req.height / 32) * (req.width / 32);
+  const int64_t tokens = info_.geometry.grid(req.width, req.height, req.num_frames).num_tokens();
   if (auto e = check_size(req.num_steps, tokens, req.width * req.height * req.num_frames, "num_frames",
                           "width * height * num_frames")) {
     return error(*e);
@@ -484,8 +485,10 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
   auto& req = std::get<StreamCreateRequest>(parsed);
   const auto& s = req.settings;
-  if (auto e = check_size(s.num_steps, s.chunk_frames * (s.height / 32) * (s.width / 32),
-                          s.width * s.height * 8 * s.chunk_frames, "chunk_frames", "width * height * 8 * chunk_frames")) {
+  const int64_t side = info_.geometry.spatial_compression, t = info_.geometry.temporal_compression;
+  if (auto e = check_size(s.num_steps, s.chunk_frames * (s.height / side) * (s.width / side),
+                          s.width * s.height * t * s.chunk_frames, "chunk_frames",
+                          "width * height * " + std::to_string(t) + " * chunk_frames")) {
     return error(*e);
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -654,7 +657,7 @@ json ApiService::stream_json(const Stream& s) const {
               {"last_chunk", s.done},
               {"next_chunk", s.accepted + 1},
               {"queued_chunks", s.accepted - s.done},
-              {"frames_per_chunk", 8 * p.chunk_frames},
+              {"frames_per_chunk", info_.geometry.temporal_compression * p.chunk_frames},
               {"settings", {{"prompt", p.prompt}, {"negative_prompt", p.negative_prompt}, {"width", p.width},
                             {"height", p.height}, {"chunk_frames", p.chunk_frames}, {"num_inference_steps", p.num_steps},
                             {"guidance_scale", p.guidance_scale}, {"seed", p.seed}, {"fps", p.fps},

@@ -36,7 +36,10 @@
 namespace ltx::service {
 
 struct ServiceInfo {
-  std::string model;
+  std::string model;      // the model's name as clients see it (never a local path)
+  std::string family;     // its family, e.g. "ltx-video"
+  std::string placement;  // where its components run, e.g. "text cpu fp32, denoiser cpu fp32, decoder cpu fp32"
+  pipeline::ModelGeometry geometry;  // compression factors the request sizes follow
   int group_size = 1;
   bool builtin_model = false;  // the random-weight stand-in (its videos are noise)
   pipeline::StateModelInfo state_model;

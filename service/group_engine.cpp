@@ -74,7 +74,7 @@ const char* work_kind_name(Work::Kind kind) {
   return "unknown";
 }
 
-GroupEngine::GroupEngine(pipeline::LtxVideoModel& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
+GroupEngine::GroupEngine(pipeline::Model& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
                          dist::ControlChannel& channel, GroupEngineOptions options)
     : model_(model),
       comm_(comm),
@@ -87,7 +87,7 @@ GroupEngine::GroupEngine(pipeline::LtxVideoModel& model, dist::Communicator& com
 }
 
 pipeline::StateModelInfo GroupEngine::state_model() const {
-  return {model_.transformer->config().in_channels, model_.transformer->config().caption_channels};
+  return pipeline::state_model_info(model_);
 }
 
 pipeline::CancelToken GroupEngine::cancel_token() const {

@@ -20,7 +20,7 @@
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
 #include "pipeline/runtime/continuation_state.h"
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/stream_session.h"
 #include "pipeline/runtime/text_to_video.h"
 #include "service/work.h"
@@ -39,7 +39,7 @@ struct GroupEngineOptions {
 
 class GroupEngine {
  public:
-  GroupEngine(pipeline::LtxVideoModel& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
+  GroupEngine(pipeline::Model& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
               dist::ControlChannel& channel, GroupEngineOptions options);
 
   // Rank 0. `progress` gets (step, steps, seconds) of each denoising step.
@@ -66,7 +66,7 @@ class GroupEngine {
   Status export_state(const dist::ExportStateCommand& c);
   Status share_kv_bytes();  // collective: every rank's KV bytes to rank 0
 
-  pipeline::LtxVideoModel& model_;
+  pipeline::Model& model_;
   dist::Communicator& comm_;
   pipeline::PromptEncoder& prompts_;
   dist::ControlChannel& channel_;

@@ -24,7 +24,7 @@ Status ServiceConfig::validate() const {
   if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
   if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
-  return Status();
+  return placement.validate();
 }
 
 Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
@@ -41,8 +41,17 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
       return ok ? Status() : invalid_argument_error("config file " + path + ": " + k + " must be " + type);
     };
     Status s;
-    if (k == "host") {
-      if ((s = need(v.is_string(), "a string")).ok()) c->host = v.get<std::string>();
+    std::string* text = k == "host"             ? &c->host
+                        : k == "model"          ? &c->model
+                        : k == "dtype"          ? &c->placement.dtype
+                        : k == "text_device"    ? &c->placement.text_device
+                        : k == "text_dtype"     ? &c->placement.text_dtype
+                        : k == "denoiser_dtype" ? &c->placement.denoiser_dtype
+                        : k == "decoder_device" ? &c->placement.decoder_device
+                        : k == "decoder_dtype"  ? &c->placement.decoder_dtype
+                                                : nullptr;
+    if (text != nullptr) {
+      if ((s = need(v.is_string(), "a string")).ok()) *text = v.get<std::string>();
     } else if (k == "state_dir") {
       if ((s = need(v.is_string(), "a string")).ok()) c->state_dir = v.get<std::string>();
     } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s") {

@@ -9,10 +9,13 @@
 #include <string>
 
 #include "common/status.h"
+#include "pipeline/model/placement.h"
 
 namespace ltx::service {
 
 struct ServiceConfig {
+  std::string model;                     // folder, checkpoint or builtin:NAME ("" = builtin:ltx-video)
+  pipeline::PlacementChoice placement;   // device and dtype per component ("" = the defaults)
   std::string host = "127.0.0.1";        // address the HTTP server binds
   int port = 8080;                       // 0 picks a free port
   int io_threads = 2;                    // HTTP I/O threads on rank 0
@@ -33,7 +36,9 @@ struct ServiceConfig {
   Status validate() const;
 };
 
-// Reads a JSON object of the fields above (same names) over `config`;
+// Reads a JSON object of the fields above (same names; the placement's as
+// dtype, text_device, text_dtype, denoiser_dtype, decoder_device,
+// decoder_dtype) over `config`;
 // unknown names and wrong types are errors naming the field.
 Status merge_service_config_json(const std::string& path, ServiceConfig* config);
 

@@ -57,7 +57,7 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
                  f.non_negative("seed", &s.seed), f.boolean("sink", &s.sink)}) {
     if (e) return *e;
   }
-  Status valid = pipeline::validate_stream_settings(s);
+  Status valid = pipeline::validate_stream_settings(s, model.geometry);
   if (!valid.ok()) return validation_error(valid);
   StreamCreateRequest out;
   out.settings = s;

@@ -7,7 +7,8 @@
 
 namespace ltx::service {
 
-std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const std::string& body) {
+std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const std::string& body,
+                                                                         const pipeline::ModelGeometry& geometry) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
@@ -25,7 +26,7 @@ std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const st
                  f.number("decode_noise_scale", &r.decode_noise_scale), f.non_negative("seed", &r.seed)}) {
     if (e) return *e;
   }
-  Status valid = pipeline::validate_request(r);
+  Status valid = pipeline::validate_request(r, geometry);
   if (!valid.ok()) {
     // validate_request's messages start with the field name.
     const std::string& m = valid.message();

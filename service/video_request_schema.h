@@ -13,6 +13,8 @@
 namespace ltx::service {
 
 // Either the request or the HTTP error to answer with.
-std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const std::string& body);
+// Sizes are checked against the model's compression factors.
+std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const std::string& body,
+                                                                         const pipeline::ModelGeometry& geometry);
 
 }  // namespace ltx::service

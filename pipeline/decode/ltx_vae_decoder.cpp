@@ -372,4 +372,29 @@ at::Tensor LtxVaeDecoder::decode_tiled(const at::Tensor& z, const std::optional<
   return out / weight;
 }
 
+at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
+                            const DecodeSettings& s, at::Generator generator, const std::optional<at::Tensor>& noise,
+                            DecodeTrace* trace) {
+  // On the CPU up to the decoder, so the decode noise comes from the CPU generator
+  // (the same on every machine).
+  at::Tensor z = vae.denormalize(unpack_latents(latents.to(at::kCPU, at::kFloat), grid));
+  std::optional<at::Tensor> t;
+  if (vae.timestep_conditioned()) {
+    if (s.decode_noise_scale > 0) {
+      at::Tensor n = noise.has_value() ? noise->to(z.device(), at::kFloat)
+                                       : at::randn(z.sizes(), generator.defined() ? generator : at::detail::getDefaultCPUGenerator(),
+                                                   z.options());
+      LTX_CHECK(n.sizes() == z.sizes(), "decode noise must be ", z.sizes(), ", got ", n.sizes());
+      z = (1.0 - s.decode_noise_scale) * z + s.decode_noise_scale * n;
+    }
+    t = at::full({z.size(0)}, s.decode_timestep, z.options());
+  }
+  if (trace != nullptr) {
+    trace->z = z;
+    trace->timestep = t.has_value() ? *t : at::Tensor();
+  }
+  at::Tensor video = s.tiling ? vae.decode_tiled(z, t, *s.tiling, generator) : vae.decode(z, t, generator);
+  return (video / 2 + 0.5).clamp(0.0, 1.0).permute({0, 2, 1, 3, 4}).contiguous();  // [B, F, 3, H, W]
+}
+
 }  // namespace ltx::pipeline

@@ -17,15 +17,12 @@
 
 #include "common/status.h"
 #include "pipeline/io/model_config.h"
+#include "pipeline/model/latents.h"
+#include "pipeline/model/roles.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/io/weight_loader.h"
 
 namespace ltx::pipeline {
-
-struct VaeTiling {
-  int64_t tile_latent = 16;    // tile size in latent pixels (512 px)
-  int64_t stride_latent = 14;  // tile stride (448 px); tile - stride = overlap
-};
 
 // The tensors (diffusers names, shapes) a decoder with this config loads.
 std::vector<ExpectedTensor> vae_expected_tensors(const VaeConfig& config);
@@ -42,6 +39,7 @@ class LtxVaeDecoder {
 
   const VaeConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
   bool timestep_conditioned() const { return config_.timestep_conditioning; }
 
   // Latent statistics: normalised = (z - mean) / std * scaling_factor and back.
@@ -105,5 +103,19 @@ class LtxVaeDecoder {
   at::Tensor timestep_scale_multiplier_;
   at::Tensor latents_mean_, latents_std_;
 };
+
+// The LTX pipelines' decode of normalised packed latents [B, N, C] of `grid`
+// to frames [B, F, 3, H, W] in [0, 1] (fp32, on the decoder's device):
+// de-normalise, blend in decode noise and pass the decode timestep when the
+// decoder is timestep-conditioned, decode (tiled when asked), rescale.
+// `noise` (the unpacked latents' shape) replaces the generator's draw when
+// given; `trace` receives what the decoder saw.
+struct DecodeTrace {
+  at::Tensor z;         // [B, C, F, H, W]: unpacked, de-normalised, noised
+  at::Tensor timestep;  // [B] decode timestep (undefined unless timestep-conditioned)
+};
+at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
+                            const DecodeSettings& settings, at::Generator generator = at::Generator(),
+                            const std::optional<at::Tensor>& noise = std::nullopt, DecodeTrace* trace = nullptr);
 
 }  // namespace ltx::pipeline

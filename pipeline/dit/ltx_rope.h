@@ -11,16 +11,9 @@
 
 #include <cstdint>
 
+#include "pipeline/model/latents.h"
+
 namespace ltx::pipeline {
-
-struct LatentGrid {
-  int64_t frames = 1;
-  int64_t height = 1;
-  int64_t width = 1;
-  int64_t frame_offset = 0;  // global index of this grid's first latent frame
-
-  int64_t num_tokens() const { return frames * height * width; }
-};
 
 struct RopeSettings {
   double frame_rate = 25.0;              // video fps; time is measured in seconds

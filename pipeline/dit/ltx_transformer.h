@@ -23,6 +23,7 @@
 #include "parallel/sequence_shard.h"
 #include "parallel/ulysses_attention.h"
 #include "pipeline/dit/ltx_rope.h"
+#include "pipeline/model/latents.h"
 #include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/io/weight_loader.h"
@@ -51,13 +52,6 @@ struct LtxTransformerWeights {
   at::Tensor scale_shift_table;  // [2, inner]
   LinearWeights proj_out;
   std::vector<LtxBlockWeights> blocks;
-};
-
-// Keys/values of one layer's self-attention for this rank's heads:
-// [B, tokens, local heads, head_dim], post-norm and post-RoPE.
-struct LayerKv {
-  at::Tensor k;
-  at::Tensor v;
 };
 
 // The prompt's share of every step: projected caption, its attention bias and

@@ -1,7 +1,5 @@
 #include "pipeline/ltx_video/small_model.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -120,8 +118,8 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
     // Transformer: the 2B architecture, shrunk.
     TransformerConfig tc;
     tc.in_channels = tc.out_channels = 16;
-    tc.num_attention_heads = 4;
-    tc.attention_head_dim = 16;
+    tc.num_attention_heads = 16;
+    tc.attention_head_dim = 4;
     tc.cross_attention_dim = 64;
     tc.num_layers = 2;
     tc.caption_channels = d_model;
@@ -172,30 +170,6 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
                                     {"vae", {"diffusers", "AutoencoderKLLTXVideo"}}}));
     return Status();
   });
-}
-
-Result<std::string> ensure_builtin_model() {
-  std::string base;
-  if (const char* env = std::getenv("LTX_CACHE_DIR")) {
-    base = env;
-  } else if (const char* home = std::getenv("HOME")) {
-    base = std::string(home) + "/.cache/ltx-worker";
-  } else {
-    base = "/tmp/ltx-worker-cache";
-  }
-  const fs::path dir = fs::path(base) / "small-model-v1";
-  std::error_code ec;
-  if (fs::exists(dir / "model_index.json", ec)) return dir.string();
-  LTX_LOG(kInfo) << "writing the built-in small model to " << dir.string();
-  const fs::path tmp = fs::path(base) / (".small-model-v1.tmp." + std::to_string(::getpid()));
-  fs::remove_all(tmp, ec);
-  LTX_RETURN_IF_ERROR(write_small_model(tmp.string()));
-  fs::rename(tmp, dir, ec);
-  if (ec && !fs::exists(dir / "model_index.json")) {
-    return unavailable_error(dir.string() + ": cannot move the model into place: " + ec.message());
-  }
-  fs::remove_all(tmp, ec);  // another process won the race
-  return dir.string();
 }
 
 }  // namespace ltx::pipeline

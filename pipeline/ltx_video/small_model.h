@@ -2,9 +2,12 @@
 // exactly the public diffusers folder layout (model_index.json, transformer/,
 // vae/, text_encoder/ (T5), tokenizer/ (a trained SentencePiece model),
 // scheduler/), small enough to generate a short video in seconds on two CPU
-// cores. It is loaded through the same code as real weights. The VAE folder
+// cores, with 16 attention heads so that groups of 1, 2, 4, 8 and 16 ranks
+// all split them. It is loaded through the same code as real weights (it is
+// the LTX-Video family's "builtin:ltx-video"; registry/model_registry.h). The VAE folder
 // holds the decoder and latent statistics only (the encoder is not used by
-// text-to-video). Deterministic for a seed. Called on one rank only.
+// text-to-video). Deterministic for a seed, so every node that writes it
+// writes the same model. Reads and writes files only.
 #pragma once
 
 #include <string>
@@ -13,12 +16,11 @@
 
 namespace ltx::pipeline {
 
+// Bumped whenever write_small_model writes something else (names the cache folder).
+// v2: 16 attention heads (divisible by groups of 1, 2, 4, 8 and 16).
+constexpr const char* kSmallModelVersion = "v2";
+
 // Writes the model into `dir` (created; must not exist yet or be empty).
 Status write_small_model(const std::string& dir, uint64_t seed = 0);
-
-// The built-in model's folder: $LTX_CACHE_DIR or ~/.cache/ltx-worker, then
-// "small-model-v1". Creates it on first use (atomically: written to a
-// temporary sibling, then renamed).
-Result<std::string> ensure_builtin_model();
 
 }  // namespace ltx::pipeline

@@ -192,7 +192,7 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_context", &p.decode_context));
   LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_timestep", &p.decode_timestep));
   LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_noise_scale", &p.decode_noise_scale));
-  LTX_RETURN_IF_ERROR(validate_stream_settings(p).with_context("state settings"));
+  LTX_RETURN_IF_ERROR(validate_stream_settings(p, model.geometry).with_context("state settings"));
   if (s.last_chunk < 0) return invalid_argument_error("state: session.last_chunk must be >= 0 (export after a chunk)");
   if (s.base_frame < 0 || s.base_frame > s.last_chunk * p.chunk_frames) {
     return invalid_argument_error("state: session.base_frame is out of range");
@@ -242,7 +242,7 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   if (s.text_mask.scalar_type() != at::kLong || (s.text_mask.numel() && (s.text_mask.min().item<int64_t>() < 0 || s.text_mask.max().item<int64_t>() > 1))) {
     return invalid_argument_error("state: text.mask must be int64 zeros and ones");
   }
-  const int64_t tokens = p.chunk_frames * (p.height / 32) * (p.width / 32);
+  const int64_t tokens = p.chunk_frames * (p.height / model.geometry.spatial_compression) * (p.width / model.geometry.spatial_compression);
   const int64_t oldest = std::max<int64_t>(0, s.last_chunk - p.window_chunks + 1);
   for (const auto& name : file->names()) {
     if (name.rfind("window.", 0) != 0) continue;
@@ -271,7 +271,8 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
     if (ctx.dim() != 5 || ctx.size(2) < 1 || ctx.size(2) > p.decode_context) {
       return invalid_argument_error("state: decode.context must be [1, C, k, H, W] with 1 <= k <= decode_context");
     }
-    LTX_RETURN_IF_ERROR(check_shape(ctx, {1, model.latent_channels, ctx.size(2), p.height / 32, p.width / 32}, "decode.context"));
+    LTX_RETURN_IF_ERROR(check_shape(ctx, {1, model.latent_channels, ctx.size(2), p.height / model.geometry.spatial_compression,
+                                               p.width / model.geometry.spatial_compression}, "decode.context"));
     s.decode_context = ctx.to(at::kFloat).clone();
   }
   if (doc.contains("trailing_frames_png")) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "pipeline/model/model.h"
 #include "pipeline/runtime/stream_settings.h"
 
 namespace ltx::pipeline {
@@ -55,7 +56,11 @@ struct ContinuationState {
 struct StateModelInfo {
   int64_t latent_channels = 0;
   int64_t caption_channels = 0;
+  ModelGeometry geometry;  // sizes a state's settings must fit
 };
+inline StateModelInfo state_model_info(const Model& model) {
+  return {model.geometry.latent_channels, model.geometry.context_channels, model.geometry};
+}
 
 Result<std::string> to_json(const ContinuationState& state, const StateModelInfo& model, const BlobStore* store,
                             size_t inline_limit_bytes = 4u << 20);

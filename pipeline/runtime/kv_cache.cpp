@@ -102,19 +102,10 @@ int64_t KvCache::tokens() const {
   return t;
 }
 
-void KvCache::rebase(int64_t frames, const RopeSettings& rope, int64_t inner_dim, int64_t first_channel) {
-  if (frames == 0 || chunks_.empty()) return;
-  // angle = omega * (2p - 1): frame axis at p = 0.5 - dp gives -2*omega*dp; the
-  // other axes at p = 0.5 give 0 (identity).
-  const double dp = rope_frame_step(rope, frames);
-  at::Tensor pos = at::tensor({0.5 - dp, 0.5, 0.5}, at::kFloat).view({1, 3});
+void KvCache::rebase(const std::function<void(LayerKv&)>& rotate) {
+  if (chunks_.empty()) return;
   for (auto& c : chunks_) {
-    for (auto& l : c.layers) {
-      const int64_t b = l.k.size(0), t = l.k.size(1), h = l.k.size(2), d = l.k.size(3);
-      RopeTables r = rope_tables_from_positions(pos, rope, inner_dim, l.k.device());
-      at::Tensor cos = r.cos.narrow(1, first_channel, h * d), sin = r.sin.narrow(1, first_channel, h * d);
-      l.k = apply_rope(l.k.reshape({b, t, h * d}), cos, sin).view({b, t, h, d});
-    }
+    for (auto& l : c.layers) rotate(l);
   }
   prefix_valid_ = false;
 }

@@ -9,18 +9,18 @@
 // rank-wide KvBudget; an append that would exceed either is refused and
 // changes nothing. Keys are stored post-RoPE in a frame of reference that
 // starts at the oldest cached chunk; rebase() rotates them when the window
-// slides so positions stay in the trained range. Used by one thread at a time.
+// slides (through the denoiser's hook) so positions stay in the trained range. Used by one thread at a time.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "common/status.h"
-#include "pipeline/dit/ltx_rope.h"
-#include "pipeline/dit/ltx_transformer.h"
+#include "pipeline/model/latents.h"
 
 namespace ltx::pipeline {
 
@@ -64,9 +64,9 @@ class KvCache {
   Status append(int64_t index, int64_t frames, std::vector<LayerKv> kv);
   // Per-layer concatenation of the cached chunks (sink first); empty when none.
   const std::vector<LayerKv>& prefix() const;
-  // Rotates every cached key's frame position back by `frames` latent frames.
-  // `first_channel` is this rank's first channel of the inner width.
-  void rebase(int64_t frames, const RopeSettings& rope, int64_t inner_dim, int64_t first_channel);
+  // Applies `rotate` to every cached layer (the denoiser's rebase_keys hook,
+  // when the window slides and positions move back).
+  void rebase(const std::function<void(LayerKv&)>& rotate);
   void clear();
 
   const std::vector<Chunk>& chunks() const { return chunks_; }

@@ -7,18 +7,18 @@
 
 namespace ltx::pipeline {
 
-StreamSession::StreamSession(std::string id, StreamSettings settings, LtxVideoModel& model, dist::Communicator& comm,
+StreamSession::StreamSession(std::string id, StreamSettings settings, Model& model, dist::Communicator& comm,
                              KvBudget* budget)
     : id_(std::move(id)),
       settings_(std::move(settings)),
       model_(model),
       comm_(comm),
-      cache_(model.transformer->config().num_layers,
+      cache_(model.denoiser->num_layers(),
              KvCacheLimits{settings_.window_chunks, settings_.sink, settings_.max_kv_bytes}, budget),
       last_used_(std::chrono::steady_clock::now()) {}
 
 Result<std::unique_ptr<StreamSession>> StreamSession::create(const std::string& id, const StreamSettings& settings,
-                                                             LtxVideoModel& model, dist::Communicator& comm,
+                                                             Model& model, dist::Communicator& comm,
                                                              PromptEncoder& prompts, KvBudget* budget) {
   std::unique_ptr<StreamSession> s(new StreamSession(id, settings, model, comm, budget));
   const bool cfg = settings.guidance_scale > 1.0;
@@ -27,12 +27,13 @@ Result<std::unique_ptr<StreamSession>> StreamSession::create(const std::string& 
                                                        : std::vector<std::string>{}));
   s->text_embeddings_ = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1).contiguous();
   s->text_mask_ = cfg ? text.mask : text.mask.narrow(0, 1, 1).contiguous();
-  s->text_ = model.transformer->prepare_text(s->text_embeddings_, s->text_mask_);
+  s->text_ = model.denoiser->prepare_text(s->text_embeddings_, s->text_mask_);
   return s;
 }
 
 LatentGrid StreamSession::chunk_grid(int64_t index) const {
-  return LatentGrid{settings_.chunk_frames, settings_.height / 32, settings_.width / 32,
+  const int64_t side = model_.geometry.spatial_compression;
+  return LatentGrid{settings_.chunk_frames, settings_.height / side, settings_.width / side,
                     index * settings_.chunk_frames - base_frame_};
 }
 
@@ -40,29 +41,25 @@ at::Tensor StreamSession::chunk_noise(int64_t index) const {
   // One generator per (seed, chunk): the same noise on every rank and group size.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(index));
   const LatentGrid g = chunk_grid(index);
-  return pack_latents(at::randn({1, model_.transformer->config().in_channels, g.frames, g.height, g.width}, gen));
+  return pack_latents(at::randn({1, model_.denoiser->latent_channels(), g.frames, g.height, g.width}, gen));
 }
 
 Status StreamSession::append_clean(int64_t index, const at::Tensor& clean) {
-  const LtxTransformer& model = *model_.transformer;
+  const Denoiser& model = *model_.denoiser;
   const LatentGrid g = chunk_grid(index);
   const bool cfg = settings_.guidance_scale > 1.0;
-  RopeSettings rope;
-  rope.frame_rate = settings_.fps;
-  RopeTables tables = rope_tables(g, rope, model.inner_dim(), model.device());
-  LtxForwardArgs args;
-  args.shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
-  at::Tensor x = cfg ? at::cat({clean, clean}, 0) : clean;
-  args.hidden_states = x.to(model.dtype());
-  args.timestep = at::zeros({x.size(0)}, at::TensorOptions().dtype(at::kFloat).device(model.device()));
-  args.rope_cos = args.shard.take(tables.cos, 0);
-  args.rope_sin = args.shard.take(tables.sin, 0);
-  args.text = &text_;
+  DenoiserCall call;
+  call.shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
+  std::unique_ptr<DenoiserPositions> positions = model.positions(g, settings_.fps, call.shard);
+  call.positions = positions.get();
+  call.latents = cfg ? at::cat({clean, clean}, 0) : clean;
+  call.timestep = at::zeros({call.latents.size(0)}, at::TensorOptions().dtype(at::kFloat).device(model.placement().device));
+  call.text = text_.get();
   const auto& prefix = cache_.prefix();
-  args.kv_prefix = prefix.empty() ? nullptr : &prefix;
+  call.kv_prefix = prefix.empty() ? nullptr : &prefix;
   std::vector<LayerKv> own;
-  args.kv_out = &own;
-  (void)model.forward(args);  // the clean pass: only its own K/V are kept
+  call.kv_out = &own;
+  (void)model.forward(call);  // the clean pass: only its own K/V are kept
   return cache_.append(index, g.frames, std::move(own));
 }
 
@@ -90,12 +87,11 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
                                      (last_chunk_ >= 0 ? " (or " + std::to_string(last_chunk_) + " to repeat the last one)" : ""));
   }
   if (recompute_past_) LTX_RETURN_IF_ERROR(rebuild_cache());
-  const LtxTransformer& model = *model_.transformer;
+  const Denoiser& model = *model_.denoiser;
+  const ModelGeometry& geometry = model_.geometry;
   const LatentGrid g = chunk_grid(index);
   auto shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
   LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(settings_.num_steps, g.num_tokens()));
-  RopeSettings rope;
-  rope.frame_rate = settings_.fps;
   DenoiseSettings ds;
   ds.guidance_scale = settings_.guidance_scale;
   auto last = std::chrono::steady_clock::now();
@@ -108,7 +104,7 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   CancelToken no_yield = cancel;  // a chunk runs to its end or is cancelled; it cannot pause
   no_yield.yield_requested = nullptr;
   int64_t end_step = 0;
-  at::Tensor clean = denoise(model, *model_.scheduler, schedule, text_, g, rope, shard,
+  at::Tensor clean = denoise(model, *model_.scheduler, schedule, *text_, g, settings_.fps, shard,
                              shard.take(chunk_noise(index), 1), ds, observer, prefix.empty() ? nullptr : &prefix,
                              group_step_gate(comm_, no_yield), 0, &end_step);
   if (end_step < schedule.steps()) {
@@ -127,8 +123,9 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   if (!settings_.sink && !cache_.chunks().empty()) {
     const int64_t new_base = cache_.chunks().front().index * settings_.chunk_frames;
     if (new_base != base_frame_) {
-      const int64_t local_heads = model.num_heads() / comm_.size();
-      cache_.rebase(new_base - base_frame_, rope, model.inner_dim(), comm_.rank() * local_heads * model.head_dim());
+      const int64_t frames = new_base - base_frame_;
+      const double fps = settings_.fps;
+      cache_.rebase([&model, frames, fps](LayerKv& layer) { model.rebase_keys(layer, frames, fps); });
       base_frame_ = new_base;
     }
   }
@@ -138,9 +135,12 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   StreamChunk out;
   out.index = index;
   const int64_t n = settings_.chunk_frames;
-  out.first_frame = index == 0 ? 0 : (8 * n - 7) + 8 * n * (index - 1);
+  // Chunk 0 decodes to pixel_frames(n) frames, every later one to t*n (the
+  // first latent frame of a video stands for one pixel frame, the others for t).
+  const int64_t t = geometry.temporal_compression;
+  out.first_frame = index == 0 ? 0 : geometry.pixel_frames(n) + t * n * (index - 1);
   if (comm_.rank() == 0) {
-    const int64_t channels = model.config().in_channels;
+    const int64_t channels = model.latent_channels();
     out.latents = shard.unpad(gathered.reshape({1, -1, channels}), 1).cpu();
     at::Tensor z = unpack_latents(out.latents, LatentGrid{n, g.height, g.width, 0});
     const int64_t k = decode_context_.defined() ? decode_context_.size(2) : 0;
@@ -149,10 +149,12 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
     dec.decode_timestep = settings_.decode_timestep;
     dec.decode_noise_scale = settings_.decode_noise_scale;
     auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(index) + 7919ull);
-    LTX_INTERNAL_ASSERT(model_.vae.has_value(), "rank 0 has no VAE");
-    at::Tensor frames = decode_video(*model_.vae, pack_latents(with_context),
-                                     LatentGrid{k + n, g.height, g.width, 0}, dec, gen)[0];
-    out.frames = k > 0 ? frames.narrow(0, 8 * k - 7, frames.size(0) - (8 * k - 7)).contiguous() : frames;
+    LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
+    at::Tensor frames = model_.video_decoder->decode(pack_latents(with_context), LatentGrid{k + n, g.height, g.width, 0},
+                                                     dec, gen)[0].cpu();
+    // The context's own frames (pixel_frames(k) of them) are dropped.
+    const int64_t context_frames = k > 0 ? geometry.pixel_frames(k) : 0;
+    out.frames = k > 0 ? frames.narrow(0, context_frames, frames.size(0) - context_frames).contiguous() : frames;
     const int64_t keep = std::min<int64_t>(settings_.decode_context, with_context.size(2));
     decode_context_ = keep > 0 ? with_context.narrow(2, with_context.size(2) - keep, keep).contiguous() : at::Tensor();
   }
@@ -164,7 +166,7 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
 
 Result<ContinuationState> StreamSession::export_state() {
   ContinuationState state;
-  const int64_t channels = model_.transformer->config().in_channels;
+  const int64_t channels = model_.denoiser->latent_channels();
   for (const auto& [index, clean] : clean_shards_) {
     const LatentGrid g = chunk_grid(index);
     auto shard = parallel::SequenceShard::make(g.num_tokens(), comm_.size(), comm_.rank());
@@ -182,10 +184,10 @@ Result<ContinuationState> StreamSession::export_state() {
 }
 
 Result<std::unique_ptr<StreamSession>> StreamSession::import_state(const std::string& id, const ContinuationState* state,
-                                                                   LtxVideoModel& model, dist::Communicator& comm,
+                                                                   Model& model, dist::Communicator& comm,
                                                                    KvBudget* budget) {
   // Rank 0 re-serialises the validated state; every rank parses the same bytes.
-  const StateModelInfo info{model.transformer->config().in_channels, model.transformer->config().caption_channels};
+  const StateModelInfo info = state_model_info(model);
   std::string bytes;
   Status serialised;
   if (comm.rank() == 0) {
@@ -201,16 +203,17 @@ Result<std::unique_ptr<StreamSession>> StreamSession::import_state(const std::st
   LTX_ASSIGN_OR_RETURN(ContinuationState st, from_json(bytes, info, nullptr));
 
   std::unique_ptr<StreamSession> s(new StreamSession(id, st.settings, model, comm, budget));
-  s->text_embeddings_ = st.text_embeddings.to(model.transformer->device());
-  s->text_mask_ = st.text_mask.to(model.transformer->device());
-  s->text_ = model.transformer->prepare_text(s->text_embeddings_, s->text_mask_);
+  const at::Device device = model.denoiser->placement().device;
+  s->text_embeddings_ = st.text_embeddings.to(device);
+  s->text_mask_ = st.text_mask.to(device);
+  s->text_ = model.denoiser->prepare_text(s->text_embeddings_, s->text_mask_);
   s->base_frame_ = st.base_frame;
   s->last_chunk_ = st.last_chunk;
   s->can_repeat_ = false;
   for (const auto& [index, latents] : st.window) {
     const LatentGrid g = s->chunk_grid(index);
     auto shard = parallel::SequenceShard::make(g.num_tokens(), comm.size(), comm.rank());
-    s->clean_shards_[index] = shard.take(latents.to(model.transformer->device()), 1);
+    s->clean_shards_[index] = shard.take(latents.to(device), 1);
   }
   if (comm.rank() == 0 && st.decode_context.defined()) s->decode_context_ = st.decode_context;
   LTX_RETURN_IF_ERROR(s->rebuild_cache());

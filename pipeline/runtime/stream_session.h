@@ -26,6 +26,7 @@
 #include "dist/communicator.h"
 #include "pipeline/runtime/kv_cache.h"
 #include "pipeline/runtime/stream_settings.h"
+#include "pipeline/model/model.h"
 #include "pipeline/runtime/text_to_video.h"
 
 namespace ltx::pipeline {
@@ -44,7 +45,7 @@ class StreamSession {
  public:
   // Collective (rank 0 encodes the prompts). `settings` must be validated.
   static Result<std::unique_ptr<StreamSession>> create(const std::string& id, const StreamSettings& settings,
-                                                       LtxVideoModel& model, dist::Communicator& comm,
+                                                       Model& model, dist::Communicator& comm,
                                                        PromptEncoder& prompts, KvBudget* budget);
 
   // Collective. See the header comment for the numbering rule. A chunk that
@@ -59,7 +60,7 @@ class StreamSession {
   // timestep-0 passes over the window (any group size). A repeat of the last
   // chunk is not available right after an import (its frames are not stored).
   static Result<std::unique_ptr<StreamSession>> import_state(const std::string& id, const ContinuationState* state,
-                                                             LtxVideoModel& model, dist::Communicator& comm,
+                                                             Model& model, dist::Communicator& comm,
                                                              KvBudget* budget);
 
   // Test and import hook (collective): rebuild this rank's KV shards from the
@@ -76,7 +77,7 @@ class StreamSession {
   std::chrono::steady_clock::time_point last_used() const { return last_used_; }
 
  private:
-  StreamSession(std::string id, StreamSettings settings, LtxVideoModel& model, dist::Communicator& comm,
+  StreamSession(std::string id, StreamSettings settings, Model& model, dist::Communicator& comm,
                 KvBudget* budget);
   LatentGrid chunk_grid(int64_t index) const;  // in the cache's (re-based) frame of reference
   Status append_clean(int64_t index, const at::Tensor& clean_shard);
@@ -84,9 +85,9 @@ class StreamSession {
 
   std::string id_;
   StreamSettings settings_;
-  LtxVideoModel& model_;
+  Model& model_;
   dist::Communicator& comm_;
-  TextConditioning text_;
+  std::unique_ptr<PreparedText> text_;
   at::Tensor text_embeddings_, text_mask_;  // what text_ was made from (for export)
   bool can_repeat_ = true;
   KvCache cache_;

@@ -2,7 +2,7 @@
 
 namespace ltx::pipeline {
 
-Status validate_stream_settings(const StreamSettings& s, const GenerationLimits& l) {
+Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g, const GenerationLimits& l) {
   GenerationRequest r;
   r.prompt = s.prompt;
   r.negative_prompt = s.negative_prompt;
@@ -14,7 +14,7 @@ Status validate_stream_settings(const StreamSettings& s, const GenerationLimits&
   r.decode_timestep = s.decode_timestep;
   r.decode_noise_scale = s.decode_noise_scale;
   r.num_frames = 1;
-  LTX_RETURN_IF_ERROR(validate_request(r, l));
+  LTX_RETURN_IF_ERROR(validate_request(r, g, l));
   auto bad = [](const std::string& m) { return invalid_argument_error(m); };
   if (s.chunk_frames < 1 || s.chunk_frames > 32) return bad("chunk_frames must be in [1, 32] latent frames, got " + std::to_string(s.chunk_frames));
   if (s.window_chunks < 1 || s.window_chunks > 64) return bad("window must be in [1, 64] chunks, got " + std::to_string(s.window_chunks));

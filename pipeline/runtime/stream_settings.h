@@ -30,6 +30,7 @@ struct StreamSettings {
   double decode_noise_scale = 0.025;
 };
 
-Status validate_stream_settings(const StreamSettings& settings, const GenerationLimits& limits = {});
+Status validate_stream_settings(const StreamSettings& settings, const ModelGeometry& geometry,
+                                const GenerationLimits& limits = {});
 
 }  // namespace ltx::pipeline

@@ -2,29 +2,30 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "common/check.h"
 #include "common/logging.h"
 #include "pipeline/runtime/video_generation.h"
 
 namespace ltx::pipeline {
-namespace fs = std::filesystem;
 
-Status validate_request(const GenerationRequest& r, const GenerationLimits& l) {
+Status validate_request(const GenerationRequest& r, const ModelGeometry& g, const GenerationLimits& l) {
   auto bad = [](const std::string& m) { return invalid_argument_error(m); };
   if (r.prompt.empty()) return bad("prompt must not be empty");
   if (static_cast<int64_t>(r.prompt.size()) > l.max_prompt_bytes ||
       static_cast<int64_t>(r.negative_prompt.size()) > l.max_prompt_bytes) {
     return bad("prompt and negative_prompt must be at most " + std::to_string(l.max_prompt_bytes) + " bytes");
   }
+  const int64_t side = g.spatial_compression, t = g.temporal_compression;
   for (auto [name, v] : {std::pair<const char*, int64_t>{"width", r.width}, {"height", r.height}}) {
-    if (v <= 0 || v % 32 != 0) return bad(std::string(name) + " must be a positive multiple of 32, got " + std::to_string(v));
+    if (v <= 0 || v % side != 0) {
+      return bad(std::string(name) + " must be a positive multiple of " + std::to_string(side) + ", got " + std::to_string(v));
+    }
     if (v > l.max_side) return bad(std::string(name) + " must be at most " + std::to_string(l.max_side) + ", got " + std::to_string(v));
   }
-  if (r.num_frames < 1 || (r.num_frames - 1) % 8 != 0) {
-    return bad("num_frames must be 8k+1 (1, 9, 17, ...), got " + std::to_string(r.num_frames));
+  if (r.num_frames < 1 || (r.num_frames - 1) % t != 0) {
+    return bad("num_frames must be " + std::to_string(t) + "k+1 (1, " + std::to_string(t + 1) + ", " +
+               std::to_string(2 * t + 1) + ", ...), got " + std::to_string(r.num_frames));
   }
   if (r.num_frames > l.max_frames) return bad("num_frames must be at most " + std::to_string(l.max_frames));
   if (r.num_steps < 1 || r.num_steps > l.max_steps) {
@@ -38,55 +39,6 @@ Status validate_request(const GenerationRequest& r, const GenerationLimits& l) {
   if (!(r.decode_timestep >= 0 && r.decode_timestep <= 1)) return bad("decode_timestep must be in [0, 1]");
   if (!(r.decode_noise_scale >= 0 && r.decode_noise_scale <= 1)) return bad("decode_noise_scale must be in [0, 1]");
   return Status();
-}
-
-namespace {
-
-Result<int64_t> tokenizer_max_length(const fs::path& folder) {
-  auto text = read_text_file((folder / "tokenizer" / "tokenizer_config.json").string());
-  if (!text.ok()) return int64_t{128};
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_object() && j.contains("model_max_length") && j["model_max_length"].is_number_integer()) {
-    const int64_t v = j["model_max_length"].get<int64_t>();
-    // Hub files sometimes carry a huge sentinel here; LTXPipeline uses 128.
-    return (v >= 2 && v <= 1024) ? v : int64_t{128};
-  }
-  return int64_t{128};
-}
-
-}  // namespace
-
-Result<LtxVideoModel> LtxVideoModel::load(const std::string& folder, dist::Communicator& comm, at::ScalarType dtype) {
-  LtxVideoModel m;
-  m.folder = folder;
-  const fs::path dir(folder);
-  Status local = catch_to_status([&]() -> Status {
-    LTX_ASSIGN_OR_RETURN(std::string index, read_text_file((dir / "model_index.json").string()));
-    (void)index;
-    LTX_ASSIGN_OR_RETURN(auto t, LtxTransformer::load((dir / "transformer").string(), comm, dtype, comm.device()));
-    m.transformer = std::make_unique<LtxTransformer>(std::move(t));
-    LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
-    m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
-    if (comm.rank() == 0) {
-      LTX_ASSIGN_OR_RETURN(m.vae, LtxVaeDecoder::load((dir / "vae").string(), at::kFloat, at::kCPU));
-      LTX_ASSIGN_OR_RETURN(m.text_max_length, tokenizer_max_length(dir));
-      LTX_ASSIGN_OR_RETURN(auto te_text, read_text_file((dir / "text_encoder" / "config.json").string()));
-      if (te_text.find("gemma3") != std::string::npos) {
-        LTX_ASSIGN_OR_RETURN(auto tok, Tokenizer::load((dir / "tokenizer" / "tokenizer.model").string(), TokenizerRules::gemma(m.text_max_length)));
-        LTX_ASSIGN_OR_RETURN(auto enc, Gemma3TextEncoder::load((dir / "text_encoder").string(), at::kFloat, at::kCPU));
-        m.text_encoder = TextEncoder::gemma3(std::move(tok), std::move(enc));
-      } else {
-        LTX_ASSIGN_OR_RETURN(auto tok, Tokenizer::load((dir / "tokenizer" / "spiece.model").string(), TokenizerRules::t5(m.text_max_length)));
-        LTX_ASSIGN_OR_RETURN(auto enc, T5Encoder::load((dir / "text_encoder").string(), at::kFloat, at::kCPU));
-        // diffusers LTXPipeline does not give T5 the mask.
-        m.text_encoder = TextEncoder::t5(std::move(tok), std::move(enc), /*mask_to_t5=*/false);
-      }
-      if (m.transformer->config().caption_channels <= 0) return invalid_argument_error("bad transformer config");
-    }
-    return Status();
-  });
-  LTX_RETURN_IF_ERROR(comm.all_ok(local).with_context("loading " + folder));
-  return m;
 }
 
 StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, StepVerdict* verdict) {
@@ -115,13 +67,12 @@ Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const P
 }
 
 Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const GenerationRequest& r) {
-  const LtxTransformer& model = *model_.transformer;
-  const int64_t spatial = 32, temporal = 8;
+  const Denoiser& model = *model_.denoiser;
   auto job = std::make_unique<GenerationInProgress>();
   job->request_ = r;
-  job->grid_ = LatentGrid{(r.num_frames - 1) / temporal + 1, r.height / spatial, r.width / spatial, 0};
+  job->grid_ = model_.geometry.grid(r.width, r.height, r.num_frames);
   const LatentGrid& grid = job->grid_;
-  const int64_t channels = model.config().in_channels;
+  const int64_t channels = model.latent_channels();
   const bool cfg = r.guidance_scale > 1.0;
 
   // 1. Text: rank 0 encodes [negative, positive]; everyone receives them.
@@ -131,15 +82,15 @@ Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const Generatio
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
   job->text_ = model.prepare_text(emb, mask);
+  const at::Device device = model.placement().device;
 
   // 2. The same noise on every rank, whatever the group size.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
   at::Tensor noise = at::randn({1, channels, grid.frames, grid.height, grid.width}, gen);
   job->shard_ = parallel::SequenceShard::make(grid.num_tokens(), comm_.size(), comm_.rank());
-  job->latents_ = job->shard_.take(pack_latents(noise), 1).to(model.device());
+  job->latents_ = job->shard_.take(pack_latents(noise), 1).to(device);
 
   LTX_ASSIGN_OR_RETURN(job->schedule_, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
-  job->rope_.frame_rate = r.fps;
   job->settings_.guidance_scale = r.guidance_scale;
   job->settings_.guidance_rescale = r.guidance_rescale;
   return job;
@@ -147,7 +98,7 @@ Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const Generatio
 
 Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progress, const CancelToken& cancel) {
   using clock = std::chrono::steady_clock;
-  const LtxTransformer& model = *model_.transformer;
+  const Denoiser& model = *model_.denoiser;
   const int64_t steps = job.schedule_.steps();
   if (job.denoised()) return Status();
   auto t0 = clock::now();
@@ -160,7 +111,7 @@ Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progres
   StepVerdict verdict = StepVerdict::kGoOn;
   StepGate gate = group_step_gate(comm_, cancel, &verdict);
   int64_t end_step = job.next_step_;
-  job.latents_ = denoise(model, *model_.scheduler, job.schedule_, job.text_, job.grid_, job.rope_, job.shard_,
+  job.latents_ = denoise(model, *model_.scheduler, job.schedule_, *job.text_, job.grid_, job.request_.fps, job.shard_,
                          job.latents_, job.settings_, observer, nullptr, gate, job.next_step_, &end_step);
   job.next_step_ = end_step;
   job.denoise_seconds_ += std::chrono::duration<double>(clock::now() - t0).count();
@@ -175,7 +126,7 @@ Result<GeneratedVideo> TextToVideo::finish(GenerationInProgress& job) {
   LTX_CHECK(job.denoised(), "finish() needs a denoised generation, this one is at step ", job.next_step_, " of ",
             job.steps());
   const GenerationRequest& r = job.request_;
-  const int64_t channels = model_.transformer->config().in_channels;
+  const int64_t channels = model_.denoiser->latent_channels();
 
   // Rank 0 gathers and decodes.
   GeneratedVideo out;
@@ -190,8 +141,8 @@ Result<GeneratedVideo> TextToVideo::finish(GenerationInProgress& job) {
   ds.decode_timestep = r.decode_timestep;
   ds.decode_noise_scale = r.decode_noise_scale;
   auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
-  LTX_INTERNAL_ASSERT(model_.vae.has_value(), "rank 0 has no VAE");
-  out.frames = decode_video(*model_.vae, out.latents, job.grid_, ds, decode_gen)[0];
+  LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
+  out.frames = model_.video_decoder->decode(out.latents, job.grid_, ds, decode_gen)[0].cpu();
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return out;
 }

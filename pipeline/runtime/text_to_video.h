@@ -1,11 +1,11 @@
 // TextToVideo: one text-to-video generation on the whole group.
 //
-// LtxVideoModel is a loaded model folder (diffusers layout): the transformer
-// and scheduler on every rank, the tokenizer + text encoder and the VAE on
-// rank 0 only. TextToVideo::generate() is collective: rank 0 encodes the
-// prompts and broadcasts the embeddings, every rank denoises its token shard
-// (the same seeded noise on every rank, whatever the group size), rank 0
-// gathers the latents and decodes them. Requests are validated on rank 0
+// Works with any model family through its roles (model/model.h): the
+// denoiser and scheduler on every rank, the text conditioner (inside the
+// PromptEncoder) and the video decoder on rank 0. TextToVideo::generate() is
+// collective: rank 0 encodes the prompts and broadcasts the embeddings, every
+// rank denoises its token shard (the same seeded noise on every rank,
+// whatever the group size), rank 0 gathers the latents and decodes them. Requests are validated on rank 0
 // before any collective (validate_request). One generation at a time per
 // group, driven by the thread that owns the communicator.
 #pragma once
@@ -19,10 +19,8 @@
 
 #include "common/status.h"
 #include "dist/communicator.h"
-#include "pipeline/schedule/flow_match_scheduler.h"
-#include "pipeline/dit/ltx_transformer.h"
-#include "pipeline/decode/ltx_vae_decoder.h"
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/model/model.h"
+#include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/video_generation.h"
 
 namespace ltx::pipeline {
@@ -30,9 +28,9 @@ namespace ltx::pipeline {
 struct GenerationRequest {
   std::string prompt;
   std::string negative_prompt;
-  int64_t width = 256;        // multiple of 32
-  int64_t height = 192;       // multiple of 32
-  int64_t num_frames = 17;    // 8k + 1
+  int64_t width = 256;        // a multiple of the model's spatial compression (32)
+  int64_t height = 192;
+  int64_t num_frames = 17;    // temporal compression k + 1 (8k + 1)
   int64_t num_steps = 8;
   double guidance_scale = 3.0;   // >= 0; classifier-free guidance when > 1
   double guidance_rescale = 0.0; // in [0, 1]
@@ -50,21 +48,10 @@ struct GenerationLimits {
   int64_t max_prompt_bytes = 8192;
 };
 
-// Every problem names the field ("width must be a multiple of 32, got 100").
-Status validate_request(const GenerationRequest& request, const GenerationLimits& limits = {});
-
-struct LtxVideoModel {
-  std::string folder;
-  std::unique_ptr<LtxTransformer> transformer;  // every rank
-  std::unique_ptr<FlowMatchScheduler> scheduler;  // every rank
-  std::optional<LtxVaeDecoder> vae;              // rank 0
-  std::optional<TextEncoder> text_encoder;       // rank 0 (moved into a PromptEncoder)
-  int64_t text_max_length = 128;
-
-  // Collective: every rank loads its parts; if any rank fails, every rank
-  // returns an error (the first failing rank's message on that rank).
-  static Result<LtxVideoModel> load(const std::string& folder, dist::Communicator& comm, at::ScalarType dtype);
-};
+// Every problem names the field ("width must be a multiple of 32, got 100");
+// sizes follow the model's compression factors.
+Status validate_request(const GenerationRequest& request, const ModelGeometry& geometry,
+                        const GenerationLimits& limits = {});
 
 struct GeneratedVideo {
   at::Tensor frames;   // [F, 3, H, W] in [0, 1] (rank 0 only)
@@ -111,9 +98,8 @@ class GenerationInProgress {
   friend class TextToVideo;
   GenerationRequest request_;
   LatentGrid grid_;
-  TextConditioning text_;
+  std::unique_ptr<PreparedText> text_;
   SigmaSchedule schedule_;
-  RopeSettings rope_;
   DenoiseSettings settings_;
   parallel::SequenceShard shard_;
   at::Tensor latents_;  // this rank's shard after next_step_ steps
@@ -123,7 +109,7 @@ class GenerationInProgress {
 
 class TextToVideo {
  public:
-  TextToVideo(LtxVideoModel& model, dist::Communicator& comm, PromptEncoder& prompts)
+  TextToVideo(Model& model, dist::Communicator& comm, PromptEncoder& prompts)
       : model_(model), comm_(comm), prompts_(prompts) {}
 
   // Collective; every rank passes the same (already validated) request.
@@ -141,7 +127,7 @@ class TextToVideo {
   Result<GeneratedVideo> finish(GenerationInProgress& job);
 
  private:
-  LtxVideoModel& model_;
+  Model& model_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
 };

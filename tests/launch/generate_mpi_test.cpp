@@ -7,7 +7,7 @@
 #include "dist/local_communicator.h"
 #include "dist/world.h"
 #include "launch/generate_command.h"
-#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/text_to_video.h"
 #include "pipeline/io/video_file.h"
 #include "tests/mpi_model_util.h"
@@ -36,15 +36,9 @@ pipeline::GenerationRequest request() {
 // The built-in model loaded on the whole group, ready to generate.
 struct GroupModel {
   std::unique_ptr<dist::Communicator> comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  pipeline::LtxVideoModel model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), *comm, at::kFloat));
-  pipeline::PromptEncoder prompts{*comm, take_encoder(model)};
+  pipeline::Model model = value_or_throw(pipeline::load_model(model_dir(), *comm, {}));
+  pipeline::PromptEncoder prompts{*comm, std::move(model.text)};
   pipeline::TextToVideo t2v{model, *comm, prompts};
-
-  static std::optional<pipeline::TextEncoder> take_encoder(pipeline::LtxVideoModel& m) {
-    std::optional<pipeline::TextEncoder> enc = std::move(m.text_encoder);
-    m.text_encoder.reset();
-    return enc;
-  }
 };
 
 // The same video from this group and from a single process.
@@ -62,9 +56,8 @@ TEST(Generation, SameVideoForEveryGroupSize) {
   ASSERT_EQ(video->frames.sizes(), (std::vector<int64_t>{9, 3, 64, 96}));
 
   dist::LocalCommunicator alone;
-  auto single_model = value_or_throw(pipeline::LtxVideoModel::load(model_dir(), alone, at::kFloat));
-  std::optional<pipeline::TextEncoder> single_enc = std::move(single_model.text_encoder);
-  pipeline::PromptEncoder single_prompts(alone, std::move(single_enc));
+  auto single_model = value_or_throw(pipeline::load_model(model_dir(), alone, {}));
+  pipeline::PromptEncoder single_prompts(alone, std::move(single_model.text));
   pipeline::TextToVideo single(single_model, alone, single_prompts);
   auto want = single.generate(request());
   ASSERT_TRUE(want.ok()) << want.status();

@@ -1,4 +1,4 @@
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/prompt_encoder.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +6,11 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/io/safetensors.h"
+#include "pipeline/text/gemma3_conditioner.h"
+#include "pipeline/text/t5_conditioner.h"
+#include "pipeline/text/tokenizer.h"
 #include "dist/world.h"
 #include "tests/mpi_test_util.h"
 #include "tests/test_util.h"
@@ -32,21 +37,21 @@ const std::string& tokenizer_bytes() {
   return bytes;
 }
 
-TextEncoder make_encoder(bool gemma) {
+std::unique_ptr<TextConditioner> make_encoder(bool gemma) {
   if (gemma) {
     auto tok = value_or_throw(Tokenizer::from_serialized(tokenizer_bytes(), TokenizerRules::gemma(16), "test"));
     auto model = value_or_throw(Gemma3TextEncoder::from_checkpoint(
         value_or_throw(load_gemma3_config(testing::fixture_dir("gemma3_text_leftpad") + "/config.json")),
         value_or_throw(SafetensorsCheckpoint::open(testing::fixture_dir("gemma3_text_leftpad") + "/weights.safetensors")),
         at::kFloat, at::kCPU));
-    return TextEncoder::gemma3(std::move(tok), std::move(model));
+    return std::make_unique<Gemma3TextConditioner>(std::move(tok), std::move(model), Placement{});
   }
   auto tok = value_or_throw(Tokenizer::from_serialized(tokenizer_bytes(), TokenizerRules::t5(16), "test"));
   auto model = value_or_throw(T5Encoder::from_checkpoint(
       value_or_throw(load_t5_config(testing::fixture_dir("t5_encoder") + "/config.json")),
       value_or_throw(SafetensorsCheckpoint::open(testing::fixture_dir("t5_encoder") + "/weights.safetensors")),
       at::kFloat, at::kCPU));
-  return TextEncoder::t5(std::move(tok), std::move(model), /*mask_to_t5=*/true);
+  return std::make_unique<T5TextConditioner>(std::move(tok), std::move(model), /*mask_to_t5=*/true, Placement{});
 }
 
 class PromptEncoderTest : public ::testing::TestWithParam<bool> {};
@@ -54,7 +59,7 @@ class PromptEncoderTest : public ::testing::TestWithParam<bool> {};
 TEST_P(PromptEncoderTest, RankZeroEncodesEveryRankReceives) {
   const bool gemma = GetParam();
   dist::Communicator& g = group();
-  std::optional<TextEncoder> mine;
+  std::unique_ptr<TextConditioner> mine;
   if (g.rank() == 0) mine = make_encoder(gemma);
   PromptEncoder encoder(g, std::move(mine));
   EXPECT_EQ(encoder.has_encoder(), g.rank() == 0) << "only rank 0 holds encoder weights";
@@ -67,7 +72,7 @@ TEST_P(PromptEncoderTest, RankZeroEncodesEveryRankReceives) {
   EXPECT_EQ(got->mask.scalar_type(), at::kLong);
 
   // A single-process encode with the same model gives identical tensors.
-  auto want = make_encoder(gemma).encode(prompts);
+  auto want = make_encoder(gemma)->encode(prompts);
   ASSERT_TRUE(want.ok()) << want.status();
   EXPECT_TRUE(at::equal(got->embeddings, want->embeddings));
   EXPECT_TRUE(at::equal(got->mask, want->mask));
@@ -94,7 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Families, PromptEncoderTest, ::testing::Values(true, fa
 
 TEST(PromptEncoder, EncoderOnAnotherRankIsRefused) {
   if (group().rank() == 0) {
-    EXPECT_THROW(PromptEncoder(group(), std::nullopt), Error);
+    EXPECT_THROW(PromptEncoder(group(), nullptr), Error);
   } else {
     EXPECT_THROW(PromptEncoder(group(), make_encoder(true)), Error);
   }

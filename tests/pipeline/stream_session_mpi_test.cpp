@@ -7,7 +7,7 @@
 #include "dist/world.h"
 #include "dist/mpi_communicator.h"
 #include "pipeline/runtime/continuation_state.h"
-#include "pipeline/ltx_video/small_model.h"
+#include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/video_generation.h"
 #include "tests/mpi_model_util.h"
 #include "tests/mpi_test_util.h"
@@ -22,13 +22,11 @@ std::string model_dir() { return testing::builtin_model_dir(); }
 
 // A model, its prompt encoder and a KV budget on one communicator.
 struct Engine {
-  LtxVideoModel model;
+  Model model;
   std::unique_ptr<PromptEncoder> prompts;
   KvBudget budget;
-  explicit Engine(dist::Communicator& comm)
-      : model(value_or_throw(LtxVideoModel::load(model_dir(), comm, at::kFloat))) {
-    std::optional<TextEncoder> enc = std::move(model.text_encoder);
-    prompts = std::make_unique<PromptEncoder>(comm, std::move(enc));
+  explicit Engine(dist::Communicator& comm) : model(value_or_throw(load_model(model_dir(), comm, {}))) {
+    prompts = std::make_unique<PromptEncoder>(comm, std::move(model.text));
   }
 };
 
@@ -73,7 +71,7 @@ TEST(StreamSession, CacheEqualsRecomputeAndHoldsExactlyTheWindow) {
     // (b) exactly the window's tokens, never duplicates.
     EXPECT_EQ(cached->cache().tokens(), (c + 1) * per_chunk) << "after chunk " << c;
     EXPECT_EQ(static_cast<int64_t>(cached->cache().chunks().size()), c + 1);
-    EXPECT_EQ(cached->cache().chunks().back().layers[0].k.size(2), 4 / group().size()) << "this rank's heads only";
+    EXPECT_EQ(cached->cache().chunks().back().layers[0].k.size(2), engine().model.geometry.attention_heads / group().size()) << "this rank's heads only";
     if (world().is_root()) {
       auto d = testing::difference(a, b);
       std::printf("  N=%d chunk %lld cached vs recomputed: %s\n", group().size(), static_cast<long long>(c),
@@ -232,7 +230,7 @@ TEST(ContinuationState, ExportImportAcrossGroupSizes) {
     auto state = value_or_throw(s->export_state());
     if (origin.rank() == 0) {
       BlobStore store(testing::scratch_dir("blobs"));
-      json = value_or_throw(to_json(state, {16, 32}, &store, /*inline_limit_bytes=*/1u << 20));
+      json = value_or_throw(to_json(state, state_model_info(e.model), &store, /*inline_limit_bytes=*/1u << 20));
       EXPECT_NE(json.find("\"kind\":\"ltx-worker.stream-state\""), std::string::npos);
     }
     want = value_or_throw(s->next_chunk(3)).latents;
@@ -240,7 +238,7 @@ TEST(ContinuationState, ExportImportAcrossGroupSizes) {
   }
   // Into this whole group.
   std::optional<ContinuationState> parsed;
-  if (world().is_root()) parsed = value_or_throw(from_json(json, {16, 32}, nullptr));
+  if (world().is_root()) parsed = value_or_throw(from_json(json, state_model_info(engine().model), nullptr));
   auto imported = value_or_throw(StreamSession::import_state("imported", parsed ? &*parsed : nullptr, engine().model,
                                                              group(), &engine().budget));
   EXPECT_EQ(imported->last_chunk(), 2);
@@ -270,7 +268,7 @@ TEST(ContinuationState, MalformedStatesAreRefused) {
   throw_if_error(s->next_chunk(0).status());
   throw_if_error(s->next_chunk(1).status());
   ContinuationState state = value_or_throw(s->export_state());
-  const StateModelInfo info{16, 32};
+  const StateModelInfo info = state_model_info(single.model);
   BlobStore store(testing::scratch_dir("blobs"));
   const std::string good = value_or_throw(to_json(state, info, nullptr));
   const std::string blobbed = value_or_throw(to_json(state, info, &store, /*inline_limit_bytes=*/16));
@@ -313,7 +311,7 @@ TEST(ContinuationState, MalformedStatesAreRefused) {
     EXPECT_FALSE(r.ok()) << c.what;
     EXPECT_NE(r.status().message().find(c.expected), std::string::npos) << c.what << ": " << r.status();
   }
-  EXPECT_EQ(from_json(good, {8, 32}, nullptr).status().code(), StatusCode::kInvalidArgument) << "another model";
+  EXPECT_EQ(from_json(good, StateModelInfo{8, 32, info.geometry}, nullptr).status().code(), StatusCode::kInvalidArgument) << "another model";
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.find("src")->last_chunk(), 1) << "the table and its session are untouched";
 }
@@ -338,7 +336,7 @@ TEST(StreamSession, ChunkwiseDecodeAgainstWholeVideoDecode) {
   DecodeSettings dec;
   dec.decode_timestep = st.decode_timestep;
   dec.decode_noise_scale = 0.0;
-  at::Tensor whole = decode_video(*engine().model.vae, whole_latents, {4 * n, h, w, 0}, dec)[0];
+  at::Tensor whole = engine().model.video_decoder->decode(whole_latents, {4 * n, h, w, 0}, dec, at::Generator())[0];
   at::Tensor chunked = at::cat(frames, 0);
   ASSERT_EQ(chunked.sizes(), whole.sizes());
   auto d = testing::difference(chunked, whole);
@@ -352,15 +350,16 @@ TEST(StreamSession, ChunkwiseDecodeAgainstWholeVideoDecode) {
 
 TEST(StreamSettings, ValidationNamesTheField) {
   StreamSettings s = settings();
-  EXPECT_TRUE(validate_stream_settings(s).ok());
+  const ModelGeometry g = engine().model.geometry;
+  EXPECT_TRUE(validate_stream_settings(s, g).ok());
   s.chunk_frames = 0;
-  EXPECT_NE(validate_stream_settings(s).message().find("chunk_frames"), std::string::npos);
+  EXPECT_NE(validate_stream_settings(s, g).message().find("chunk_frames"), std::string::npos);
   s = settings();
   s.window_chunks = 0;
-  EXPECT_NE(validate_stream_settings(s).message().find("window"), std::string::npos);
+  EXPECT_NE(validate_stream_settings(s, g).message().find("window"), std::string::npos);
   s = settings();
   s.width = 65;
-  EXPECT_NE(validate_stream_settings(s).message().find("width"), std::string::npos);
+  EXPECT_NE(validate_stream_settings(s, g).message().find("width"), std::string::npos);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pipeline/ltx_video/small_model.h"
+#include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/text_to_video.h"
 #include "dist/local_communicator.h"
 #include "tests/test_util.h"
@@ -83,20 +84,24 @@ TEST(SmallModel, WritesThePublicLayoutAndLoadsThroughTheSameCode) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   }
   dist::LocalCommunicator alone;
-  auto model = LtxVideoModel::load(dir, alone, at::kFloat);
+  auto model = load_model(dir, alone, {});
   ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ(model->transformer->config().num_attention_heads, 4);
+  EXPECT_EQ(model->family, "ltx-video");
+  EXPECT_EQ(model->geometry.attention_heads, 16) << "groups of 1, 2, 4, 8 and 16 ranks split the heads";
+  EXPECT_EQ(model->geometry.spatial_compression, 32);
+  EXPECT_EQ(model->geometry.temporal_compression, 8);
   EXPECT_FALSE(write_small_model(dir).ok()) << "refuses a non-empty folder";
 }
 
 TEST(GenerationRequest, ValidationNamesTheField) {
   GenerationRequest r;
   r.prompt = "x";
-  EXPECT_TRUE(validate_request(r).ok());
+  const ModelGeometry g;  // 32 x 32 pixels and 8 frames per latent voxel
+  EXPECT_TRUE(validate_request(r, g).ok());
   auto field = [&](auto edit, const std::string& name) {
     GenerationRequest bad = r;
     edit(bad);
-    Status st = validate_request(bad);
+    Status st = validate_request(bad, g);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << name;
     EXPECT_NE(st.message().find(name), std::string::npos) << st;
   };
@@ -108,6 +113,24 @@ TEST(GenerationRequest, ValidationNamesTheField) {
   field([](auto& b) { b.guidance_scale = -1; }, "guidance_scale");
   field([](auto& b) { b.fps = 0; }, "fps");
   field([](auto& b) { b.prompt = ""; }, "prompt");
+}
+
+// Sizes follow the model's compression factors, not fixed numbers.
+TEST(GenerationRequest, SizesFollowTheModelsCompression) {
+  GenerationRequest r;
+  r.prompt = "x";
+  r.width = 48;
+  r.height = 80;
+  r.num_frames = 13;
+  ModelGeometry fine;
+  fine.spatial_compression = 16;
+  fine.temporal_compression = 4;
+  EXPECT_TRUE(validate_request(r, fine).ok());
+  Status coarse = validate_request(r, ModelGeometry{});
+  EXPECT_NE(coarse.message().find("multiple of 32"), std::string::npos) << coarse;
+  r.num_frames = 11;
+  EXPECT_NE(validate_request(r, fine).message().find("4k+1"), std::string::npos);
+  EXPECT_EQ(fine.grid(48, 80, 13).num_tokens(), 4 * 5 * 3);
 }
 
 }  // namespace

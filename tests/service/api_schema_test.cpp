@@ -10,7 +10,7 @@ namespace ltx::service {
 namespace {
 
 ApiError error_of(const std::string& body) {
-  auto r = parse_video_request(body);
+  auto r = parse_video_request(body, pipeline::ModelGeometry{});
   EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
   return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
 }
@@ -36,7 +36,7 @@ TEST(ApiError, MapsEveryCanonicalCode) {
 
 TEST(VideoRequestSchema, ParsesAValidRequest) {
   auto r = parse_video_request(R"({"prompt": "waves", "width": 512, "height": 320, "num_frames": 25,
-      "num_inference_steps": 20, "guidance_scale": 3.5, "seed": 7, "fps": 24})");
+      "num_inference_steps": 20, "guidance_scale": 3.5, "seed": 7, "fps": 24})", pipeline::ModelGeometry{});
   ASSERT_TRUE(std::holds_alternative<pipeline::GenerationRequest>(r));
   const auto& g = std::get<pipeline::GenerationRequest>(r);
   EXPECT_EQ(g.prompt, "waves");

@@ -133,14 +133,14 @@ TEST(ResponseChannel, DropsALaggingClientInsteadOfGrowing) {
 }
 
 ApiError stream_error(const std::string& body) {
-  auto r = parse_stream_request(body, {16, 32}, nullptr);
+  auto r = parse_stream_request(body, {16, 32, {}}, nullptr);
   EXPECT_TRUE(std::holds_alternative<ApiError>(r)) << body;
   return std::holds_alternative<ApiError>(r) ? std::get<ApiError>(r) : ApiError{};
 }
 
 TEST(StreamRequestSchema, SettingsParseAndErrorsNameTheField) {
   auto ok = parse_stream_request(R"({"prompt": "p", "width": 128, "height": 96, "chunk_frames": 3,
-                                     "num_inference_steps": 5, "seed": 9, "window": 6, "sink": true})", {16, 32}, nullptr);
+                                     "num_inference_steps": 5, "seed": 9, "window": 6, "sink": true})", {16, 32, {}}, nullptr);
   ASSERT_TRUE(std::holds_alternative<StreamCreateRequest>(ok));
   const auto& s = std::get<StreamCreateRequest>(ok).settings;
   EXPECT_EQ(s.width, 128);

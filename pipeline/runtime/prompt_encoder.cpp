@@ -1,4 +1,4 @@
-#include "pipeline/text/prompt_encoder.h"
+#include "pipeline/runtime/prompt_encoder.h"
 
 #include <array>
 #include <cstring>
@@ -7,42 +7,11 @@
 #include "common/logging.h"
 
 namespace ltx::pipeline {
-TextEncoder::TextEncoder(Tokenizer tokenizer, std::variant<Gemma3TextEncoder, T5Encoder> model, bool mask_to_t5)
-    : tokenizer_(std::move(tokenizer)), model_(std::move(model)), mask_to_t5_(mask_to_t5) {
-  const bool gemma = std::holds_alternative<Gemma3TextEncoder>(model_);
-  settings_key_ = std::string(gemma ? "gemma3" : "t5") + "|len=" + std::to_string(tokenizer_.rules().max_length) +
-                  "|strip=" + (tokenizer_.rules().strip ? "1" : "0") + "|mask=" + (mask_to_t5_ ? "1" : "0");
-}
-
-TextEncoder TextEncoder::gemma3(Tokenizer tokenizer, Gemma3TextEncoder model) {
-  return TextEncoder(std::move(tokenizer), std::move(model), true);
-}
-
-TextEncoder TextEncoder::t5(Tokenizer tokenizer, T5Encoder model, bool mask_to_t5) {
-  return TextEncoder(std::move(tokenizer), std::move(model), mask_to_t5);
-}
-
-Result<EncodedPrompts> TextEncoder::encode(const std::vector<std::string>& prompts) const {
-  LTX_ASSIGN_OR_RETURN(TokenizedBatch batch, tokenizer_.encode(prompts));
-  try {
-    EncodedPrompts out;
-    out.mask = batch.attention_mask;
-    if (const auto* g = std::get_if<Gemma3TextEncoder>(&model_)) {
-      out.embeddings = g->encode(batch.input_ids, batch.attention_mask, false).last_hidden_state;
-    } else {
-      out.embeddings = std::get<T5Encoder>(model_).encode(batch.input_ids, batch.attention_mask, mask_to_t5_);
-    }
-    return out;
-  } catch (...) {
-    return status_from_current_exception().with_context("text encoder");
-  }
-}
-
-PromptEncoder::PromptEncoder(dist::Communicator& comm, std::optional<TextEncoder> encoder, size_t capacity)
-    : comm_(comm), encoder_(std::move(encoder)), capacity_(capacity) {
-  LTX_CHECK(encoder_.has_value() == (comm_.rank() == 0),
+PromptEncoder::PromptEncoder(dist::Communicator& comm, std::unique_ptr<TextConditioner> conditioner, size_t capacity)
+    : comm_(comm), encoder_(std::move(conditioner)), capacity_(capacity) {
+  LTX_CHECK((encoder_ != nullptr) == (comm_.rank() == 0),
             "the text encoder lives on rank 0 only (this is rank ", comm_.rank(), ", encoder ",
-            encoder_.has_value() ? "given" : "missing", ")");
+            encoder_ != nullptr ? "given" : "missing", ")");
 }
 
 Result<EncodedPrompts> PromptEncoder::encode_on_root(const std::vector<std::string>& prompts) {

@@ -1,0 +1,81 @@
+#include "pipeline/ltx_video/ltx_denoiser.h"
+
+#include "common/check.h"
+
+namespace ltx::pipeline {
+namespace {
+
+struct LtxPreparedText final : PreparedText {
+  TextConditioning text;
+  int64_t batch() const override { return text.bias.size(0); }
+};
+
+struct LtxPositions final : DenoiserPositions {
+  at::Tensor cos, sin;  // this shard's rows, [shard_len, inner] fp32
+};
+
+template <typename T, typename Base>
+const T& family_object(const Base* p, const char* what) {
+  const T* t = dynamic_cast<const T*>(p);
+  LTX_CHECK(t != nullptr, "the LTX-Video denoiser was given ", what, " made by another model");
+  return *t;
+}
+
+}  // namespace
+
+LtxDenoiser::LtxDenoiser(LtxTransformer transformer, RopeSettings rope)
+    : transformer_(std::move(transformer)), rope_(rope) {}
+
+RopeSettings LtxDenoiser::rope_at(double fps) const {
+  RopeSettings r = rope_;
+  r.frame_rate = fps;
+  return r;
+}
+
+std::unique_ptr<PreparedText> LtxDenoiser::prepare_text(const at::Tensor& embeddings, const at::Tensor& mask) const {
+  auto p = std::make_unique<LtxPreparedText>();
+  p->text = transformer_.prepare_text(embeddings, mask);
+  return p;
+}
+
+std::unique_ptr<DenoiserPositions> LtxDenoiser::positions(const LatentGrid& grid, double fps,
+                                                          const parallel::SequenceShard& shard) const {
+  RopeTables tables = rope_tables(grid, rope_at(fps), transformer_.inner_dim(), transformer_.device());
+  auto p = std::make_unique<LtxPositions>();
+  p->cos = shard.take(tables.cos, 0);
+  p->sin = shard.take(tables.sin, 0);
+  return p;
+}
+
+at::Tensor LtxDenoiser::forward(const DenoiserCall& call) const {
+  LTX_CHECK(call.text != nullptr && call.positions != nullptr, "a denoiser call needs its text and positions");
+  const auto& positions = family_object<LtxPositions>(call.positions, "positions");
+  LtxForwardArgs args;
+  args.hidden_states = call.latents.to(transformer_.device(), transformer_.dtype());
+  args.timestep = call.timestep.to(transformer_.device(), at::kFloat);
+  args.text = &family_object<LtxPreparedText>(call.text, "text conditioning").text;
+  args.rope_cos = positions.cos;
+  args.rope_sin = positions.sin;
+  args.shard = call.shard;
+  args.kv_prefix = call.kv_prefix != nullptr && !call.kv_prefix->empty() ? call.kv_prefix : nullptr;
+  args.kv_out = call.kv_out;
+  args.self_attention_bias = call.self_attention_bias;
+  return transformer_.forward(args).to(at::kFloat);
+}
+
+void LtxDenoiser::rebase_keys(LayerKv& layer, int64_t frames, double fps) const {
+  if (frames == 0) return;
+  // angle = omega * (2p - 1): the frame axis at p = 0.5 - dp gives
+  // -2*omega*dp; the other axes at p = 0.5 give 0 (identity).
+  const RopeSettings rope = rope_at(fps);
+  const double dp = rope_frame_step(rope, frames);
+  at::Tensor pos = at::tensor({0.5 - dp, 0.5, 0.5}, at::kFloat).view({1, 3});
+  const int64_t b = layer.k.size(0), t = layer.k.size(1), h = layer.k.size(2), d = layer.k.size(3);
+  const dist::Communicator& comm = transformer_.communicator();
+  const int64_t first_channel = comm.rank() * (transformer_.num_heads() / comm.size()) * transformer_.head_dim();
+  RopeTables r = rope_tables_from_positions(pos, rope, transformer_.inner_dim(), layer.k.device());
+  at::Tensor cos = r.cos.narrow(1, first_channel, h * d), sin = r.sin.narrow(1, first_channel, h * d);
+  layer.k = apply_rope(layer.k.reshape({b, t, h * d}), cos, sin).view({b, t, h, d});
+}
+
+}  // namespace ltx::pipeline

@@ -1,0 +1,40 @@
+// LtxDenoiser: the LTX-Video transformer (dit/ltx_transformer.h) as the
+// family's Denoiser role: text prepared once per request, RoPE tables per
+// grid in one global frame (so cached keys of earlier chunks stay valid), and
+// the KV hooks a stream session uses. Owns the transformer; immutable after
+// construction; forward() is collective (the Ulysses all-to-alls).
+#pragma once
+
+#include <memory>
+
+#include "pipeline/dit/ltx_rope.h"
+#include "pipeline/dit/ltx_transformer.h"
+#include "pipeline/model/roles.h"
+
+namespace ltx::pipeline {
+
+class LtxDenoiser final : public Denoiser {
+ public:
+  // `rope` carries the decoder's compression factors (frame_rate is set per call).
+  LtxDenoiser(LtxTransformer transformer, RopeSettings rope);
+
+  const LtxTransformer& transformer() const { return transformer_; }
+  Placement placement() const override { return {transformer_.device(), transformer_.dtype()}; }
+  int64_t latent_channels() const override { return transformer_.config().in_channels; }
+  int64_t context_channels() const override { return transformer_.config().caption_channels; }
+  int64_t num_layers() const override { return transformer_.config().num_layers; }
+  int64_t attention_heads() const override { return transformer_.num_heads(); }
+
+  std::unique_ptr<PreparedText> prepare_text(const at::Tensor& embeddings, const at::Tensor& mask) const override;
+  std::unique_ptr<DenoiserPositions> positions(const LatentGrid& grid, double fps,
+                                               const parallel::SequenceShard& shard) const override;
+  at::Tensor forward(const DenoiserCall& call) const override;
+  void rebase_keys(LayerKv& layer, int64_t frames, double fps) const override;
+
+ private:
+  RopeSettings rope_at(double fps) const;
+  LtxTransformer transformer_;
+  RopeSettings rope_;
+};
+
+}  // namespace ltx::pipeline

@@ -1,0 +1,109 @@
+#include "pipeline/model/placement.h"
+
+#include <ATen/Context.h>
+
+#include "common/check.h"
+
+namespace ltx::pipeline {
+namespace {
+
+bool valid_device(const std::string& d) { return d.empty() || d == "auto" || d == "cpu" || d == "cuda"; }
+
+Status check_dtype(const std::string& field, const std::string& value) {
+  if (value.empty()) return Status();
+  auto parsed = parse_dtype(value);
+  if (!parsed.ok()) return invalid_argument_error(field + ": " + parsed.status().message());
+  return Status();
+}
+
+at::ScalarType default_dtype(const at::Device& device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
+
+// One component on rank 0's side (text encoder, decoders).
+Result<Placement> resolve_component(const std::string& field, const std::string& device, const std::string& dtype,
+                                    const std::string& all_dtype, const at::Device& group_device) {
+  Placement p;
+  if (device.empty() || device == "auto") {
+    p.device = group_device;
+  } else if (device == "cpu") {
+    p.device = at::Device(at::kCPU);
+  } else {  // cuda
+    if (group_device.is_cuda()) {
+      p.device = group_device;
+    } else if (at::hasCUDA()) {
+      p.device = at::Device(at::kCUDA, 0);
+    } else {
+      return failed_precondition_error(field + " cuda: this machine has no CUDA device (or this libtorch has no CUDA)");
+    }
+  }
+  const std::string& name = !dtype.empty() ? dtype : all_dtype;
+  if (name.empty()) {
+    p.dtype = default_dtype(p.device);
+  } else {
+    LTX_ASSIGN_OR_RETURN(p.dtype, parse_dtype(name));
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string Placement::to_string() const { return device.str() + " " + dtype_name(dtype); }
+
+Result<at::ScalarType> parse_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32" || name == "float") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "fp16" || name == "float16" || name == "half") return at::kHalf;
+  return invalid_argument_error("dtype must be fp32, bf16 or fp16, got '" + name + "'");
+}
+
+const char* dtype_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "fp32";
+    case at::kBFloat16: return "bf16";
+    case at::kHalf: return "fp16";
+    default: return c10::toString(dtype);
+  }
+}
+
+Status PlacementChoice::validate() const {
+  LTX_RETURN_IF_ERROR(check_dtype("--dtype", dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--text-dtype", text_dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--denoiser-dtype", denoiser_dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--decoder-dtype", decoder_dtype));
+  if (!valid_device(text_device)) {
+    return invalid_argument_error("--text-device must be auto, cpu or cuda, got '" + text_device + "'");
+  }
+  if (!valid_device(decoder_device)) {
+    return invalid_argument_error("--decoder-device must be auto, cpu or cuda, got '" + decoder_device + "'");
+  }
+  return Status();
+}
+
+Result<ModelPlacement> ModelPlacement::resolve(const PlacementChoice& c, const at::Device& group_device) {
+  LTX_RETURN_IF_ERROR(c.validate());
+  ModelPlacement p;
+  LTX_ASSIGN_OR_RETURN(p.text_encoder, resolve_component("--text-device", c.text_device, c.text_dtype, c.dtype, group_device));
+  LTX_ASSIGN_OR_RETURN(p.decoder, resolve_component("--decoder-device", c.decoder_device, c.decoder_dtype, c.dtype, group_device));
+  LTX_ASSIGN_OR_RETURN(p.denoiser, resolve_component("denoiser", "auto", c.denoiser_dtype, c.dtype, group_device));
+  return p;
+}
+
+ModelPlacement ModelPlacement::defaults(const at::Device& group_device) {
+  auto p = resolve(PlacementChoice{}, group_device);  // "auto" everywhere cannot fail
+  LTX_INTERNAL_ASSERT(p.ok(), p.status().to_string());
+  return *p;
+}
+
+std::string ModelPlacement::to_string() const {
+  return "text " + text_encoder.to_string() + ", denoiser " + denoiser.to_string() + ", decoder " + decoder.to_string();
+}
+
+bool ModelPlacement::uses_cuda() const {
+  return text_encoder.device.is_cuda() || denoiser.device.is_cuda() || decoder.device.is_cuda();
+}
+
+void allow_tf32_on_cuda() {
+  at::globalContext().setAllowTF32CuBLAS(true);
+  at::globalContext().setAllowTF32CuDNN(true);
+}
+
+}  // namespace ltx::pipeline

@@ -1,0 +1,64 @@
+// Placement: where each model component lives and in which dtype.
+//
+// A model has three placed components: the text encoder and the decoders
+// (rank 0) and the denoiser (every rank). Users choose per component with
+// flags or the config file (`PlacementChoice`, strings as typed, validated
+// on rank 0 before any collective); each rank resolves the choice against
+// the device its communicator moves tensors on (`ModelPlacement::resolve`).
+// Defaults: on a GPU group bf16 everywhere, the denoiser on each rank's GPU,
+// the text encoder and decoders on rank 0's GPU, TF32 allowed where fp32
+// remains; on a CPU group fp32. Loaders read each tensor from the mapped
+// file straight into its component's device and dtype. Plain values.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "common/status.h"
+
+namespace ltx::pipeline {
+
+struct Placement {
+  at::Device device = at::Device(at::kCPU);
+  at::ScalarType dtype = at::kFloat;
+  std::string to_string() const;  // "cuda:0 bf16", "cpu fp32"
+};
+
+// What a user asked for; "" means the default. Devices: auto | cpu | cuda.
+// Dtypes: fp32 | bf16 | fp16 (also float32, bfloat16, float16).
+struct PlacementChoice {
+  std::string dtype;           // every component unless its own is given
+  std::string text_device;
+  std::string text_dtype;
+  std::string denoiser_dtype;  // the denoiser always lives on the group's device
+  std::string decoder_device;
+  std::string decoder_dtype;
+
+  // Names the field at fault ("--text-device must be auto, cpu or cuda, got 'gpu'").
+  Status validate() const;
+};
+
+struct ModelPlacement {
+  Placement text_encoder;
+  Placement denoiser;
+  Placement decoder;
+
+  // `group_device` is where this rank's communicator moves tensors (the
+  // denoiser must live there). FAILED_PRECONDITION when a component asks for
+  // CUDA on a machine without it.
+  static Result<ModelPlacement> resolve(const PlacementChoice& choice, const at::Device& group_device);
+  // The defaults for a group on `group_device`.
+  static ModelPlacement defaults(const at::Device& group_device);
+  std::string to_string() const;  // "text cpu fp32, denoiser cuda:0 bf16, decoder cuda:0 bf16"
+  bool uses_cuda() const;
+};
+
+Result<at::ScalarType> parse_dtype(const std::string& name);
+const char* dtype_name(at::ScalarType dtype);  // "fp32", "bf16", "fp16", else torch's name
+
+// Lets fp32 matrix multiplies and convolutions on CUDA use TF32 (once a
+// component is placed on a GPU). A no-op without CUDA.
+void allow_tf32_on_cuda();
+
+}  // namespace ltx::pipeline
