@@ -157,6 +157,9 @@ Result<LtxVaeDecoder> LtxVaeDecoder::from_checkpoint(const VaeConfig& config, co
   LTX_ASSIGN_OR_RETURN(auto loaded, load_expected_tensors(ckpt, expected(config, l), mapper,
                                                           "an LTX video VAE decoder", dtype, device));
   LtxVaeDecoder d;
+  for (const auto& [name, t] : loaded) {
+    if (name != "latents_mean" && name != "latents_std") d.weights_.push_back(t);
+  }
   d.config_ = config;
   d.dtype_ = dtype;
   d.device_ = device;

@@ -40,6 +40,8 @@ class LtxVaeDecoder {
   const VaeConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
+  // Every weight as placed (the latent statistics are kept apart, in fp32).
+  const std::vector<at::Tensor>& weights() const { return weights_; }
   bool timestep_conditioned() const { return config_.timestep_conditioning; }
 
   // Latent statistics: normalised = (z - mean) / std * scaling_factor and back.
@@ -102,6 +104,7 @@ class LtxVaeDecoder {
   at::Tensor final_scale_shift_table_;
   at::Tensor timestep_scale_multiplier_;
   at::Tensor latents_mean_, latents_std_;
+  std::vector<at::Tensor> weights_;
 };
 
 // The LTX pipelines' decode of normalised packed latents [B, N, C] of `grid`

@@ -123,6 +123,7 @@ LtxTransformer LtxTransformer::assemble(const TransformerConfig& config,
                                         std::map<std::string, at::Tensor>& loaded,
                                         dist::Communicator& comm, at::ScalarType dtype,
                                         const at::Device& device) {
+  std::vector<at::Tensor> all = tensors_of(loaded);
   auto take = [&loaded](const std::string& n) { return take_tensor(loaded, n); };
   auto linear = [&loaded](const std::string& n) { return LinearWeights::take(loaded, n); };
   LtxTransformerWeights w;
@@ -152,7 +153,9 @@ LtxTransformer LtxTransformer::assemble(const TransformerConfig& config,
     w.blocks.push_back(std::move(blk));
   }
   LTX_INTERNAL_ASSERT(loaded.empty(), "weights left over after assembling the transformer");
-  return LtxTransformer(config, std::move(w), comm, dtype, device);
+  LtxTransformer t(config, std::move(w), comm, dtype, device);
+  t.weights_ = std::move(all);
+  return t;
 }
 
 Result<LtxTransformer> LtxTransformer::load(const std::string& path, dist::Communicator& comm,

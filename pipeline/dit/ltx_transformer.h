@@ -114,6 +114,8 @@ class LtxTransformer {
   int64_t num_heads() const { return config_.num_attention_heads; }
   int64_t head_dim() const { return config_.attention_head_dim; }
   int64_t inner_dim() const { return config_.inner_dim(); }
+  // Every weight (as placed: the model's device and dtype).
+  const std::vector<at::Tensor>& weights() const { return weights_; }
 
   // Projects the caption and computes every layer's cross-attention K/V.
   // encoder_hidden_states [B, L, caption_channels]; mask [B, L] (1 = token).
@@ -148,6 +150,7 @@ class LtxTransformer {
 
   TransformerConfig config_;
   LtxTransformerWeights w_;
+  std::vector<at::Tensor> weights_;
   dist::Communicator* comm_;
   parallel::UlyssesAttention attention_;
   at::ScalarType dtype_;

@@ -49,6 +49,19 @@ Result<std::map<std::string, at::Tensor>> load_expected_tensors(
   return loaded;
 }
 
+std::vector<at::Tensor> tensors_of(const std::map<std::string, at::Tensor>& loaded) {
+  std::vector<at::Tensor> out;
+  out.reserve(loaded.size());
+  for (const auto& kv : loaded) out.push_back(kv.second);
+  return out;
+}
+
+int64_t bytes_of(const std::vector<at::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += static_cast<int64_t>(t.nbytes());
+  return n;
+}
+
 at::Tensor take_tensor(std::map<std::string, at::Tensor>& loaded, const std::string& name) {
   auto it = loaded.find(name);
   if (it == loaded.end()) return at::Tensor();

@@ -42,6 +42,11 @@ Result<at::Tensor> checked_convert(const std::string& source, const std::string&
                                    const at::Tensor& tensor, const std::vector<int64_t>& shape,
                                    at::ScalarType dtype, const at::Device& device);
 
+// Every tensor of a loaded map (shared storage, no copy): a model keeps this
+// list so its placement can be checked and its bytes counted.
+std::vector<at::Tensor> tensors_of(const std::map<std::string, at::Tensor>& loaded);
+int64_t bytes_of(const std::vector<at::Tensor>& tensors);
+
 // Removes and returns `name` from a loaded map (undefined tensor if absent).
 at::Tensor take_tensor(std::map<std::string, at::Tensor>& loaded, const std::string& name);
 

@@ -14,6 +14,7 @@ class LtxVideoDecoder final : public VideoDecoder {
 
   const LtxVaeDecoder& vae() const { return vae_; }
   Placement placement() const override { return {vae_.device(), vae_.dtype()}; }
+  std::vector<at::Tensor> weights() const override { return vae_.weights(); }
   at::Tensor decode(const at::Tensor& latents, const LatentGrid& grid, const DecodeSettings& settings,
                     at::Generator generator) const override {
     return decode_to_frames(vae_, latents, grid, settings, generator);

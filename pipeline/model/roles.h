@@ -44,6 +44,8 @@ class TextConditioner {
   // Everything besides the prompt that changes the output (prompt-cache keys).
   virtual std::string settings_key() const = 0;
   virtual Placement placement() const = 0;
+  // Every weight as placed (for checks and memory accounting).
+  virtual std::vector<at::Tensor> weights() const = 0;
 };
 
 // ---- denoiser -------------------------------------------------------------------
@@ -92,6 +94,7 @@ class Denoiser {
   // The sequence-parallel plan: attention heads are split evenly across the
   // group, so the group size must divide this.
   virtual int64_t attention_heads() const = 0;
+  virtual std::vector<at::Tensor> weights() const = 0;  // as placed
 
   // Once per request: embeddings [B, L, context_channels] and mask [B, L].
   virtual std::unique_ptr<PreparedText> prepare_text(const at::Tensor& embeddings, const at::Tensor& mask) const = 0;
@@ -124,6 +127,7 @@ class VideoDecoder {
  public:
   virtual ~VideoDecoder() = default;
   virtual Placement placement() const = 0;
+  virtual std::vector<at::Tensor> weights() const = 0;  // as placed
   // Normalised packed latents [B, N, C] of `grid` -> frames [B, F, 3, H, W]
   // in [0, 1], fp32. `generator` draws the decode noise.
   virtual at::Tensor decode(const at::Tensor& latents, const LatentGrid& grid, const DecodeSettings& settings,

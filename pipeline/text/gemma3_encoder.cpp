@@ -91,6 +91,7 @@ Result<Gemma3TextEncoder> Gemma3TextEncoder::from_checkpoint(const Gemma3Config&
                                                               "-layer Gemma 3 text model",
                                                           dtype, device));
   Gemma3TextEncoder m;
+  m.weights_ = tensors_of(loaded);
   m.config_ = config;
   m.dtype_ = dtype;
   m.device_ = device;

@@ -44,6 +44,9 @@ class Gemma3TextEncoder {
   Gemma3Output encode(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                       bool all_hidden_states) const;
 
+  // Every weight as placed.
+  const std::vector<at::Tensor>& weights() const { return weights_; }
+
  private:
   struct Layer {
     LinearWeights q, k, v, o, gate, up, down;
@@ -57,6 +60,7 @@ class Gemma3TextEncoder {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::Device(at::kCPU);
   at::Tensor embed_;
+  std::vector<at::Tensor> weights_;
   at::Tensor final_norm_;
   std::vector<Layer> layers_;
 };

@@ -21,6 +21,7 @@ class T5TextConditioner final : public TextConditioner {
   Result<EncodedPrompts> encode(const std::vector<std::string>& prompts) const override;
   std::string settings_key() const override;
   Placement placement() const override { return placement_; }
+  std::vector<at::Tensor> weights() const override { return model_.weights(); }
 
  private:
   Tokenizer tokenizer_;

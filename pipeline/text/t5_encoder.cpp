@@ -80,6 +80,7 @@ Result<T5Encoder> T5Encoder::from_checkpoint(const T5Config& config, const Safet
                                                               "-layer T5 encoder",
                                                           dtype, device));
   T5Encoder m;
+  m.weights_ = tensors_of(loaded);
   m.config_ = config;
   m.dtype_ = dtype;
   m.device_ = device;

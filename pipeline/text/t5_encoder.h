@@ -36,6 +36,9 @@ class T5Encoder {
   static at::Tensor relative_position_buckets(int64_t t, int64_t num_buckets, int64_t max_distance,
                                               const at::Device& device);
 
+  // Every weight as placed.
+  const std::vector<at::Tensor>& weights() const { return weights_; }
+
  private:
   struct Block {
     at::Tensor attn_norm, ff_norm;
@@ -48,6 +51,7 @@ class T5Encoder {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::Device(at::kCPU);
   at::Tensor embed_;
+  std::vector<at::Tensor> weights_;
   at::Tensor relative_bias_;  // [buckets, heads]
   at::Tensor final_norm_;
   std::vector<Block> blocks_;

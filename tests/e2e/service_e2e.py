@@ -171,6 +171,9 @@ def chunk(srv, sid, index):
 def test_health_models_page(srv):
     h = srv.json("GET", "/healthz")
     assert h["group_size"] == 2 and h["ready"] is True and h["model"] and h["builtin_model"] is True, h
+    # The model's name, never a local path; its family and placement.
+    assert h["model"] == "builtin:ltx-video" and h["family"] == "ltx-video", h
+    assert h["placement"] == "text cpu fp32, denoiser cpu fp32, decoder cpu fp32", h
     models = srv.json("GET", "/v1/models")
     assert models["data"][0]["id"] == h["model"], models
     status, hdrs, page = srv.request("GET", "/")
@@ -576,6 +579,28 @@ def test_metrics(srv):
     assert int(re.search(r"ltx_prompt_cache_hits (\d+)", text).group(1)) > 0, text
 
 
+def test_bf16_group():
+    """serve --dtype bf16: every component in bf16 on CPU ranks, and a video comes out."""
+    srv = Server(1, "--dtype", "bf16")
+    try:
+        h = srv.json("GET", "/healthz")
+        assert h["placement"] == "text cpu bf16, denoiser cpu bf16, decoder cpu bf16", h
+        status, hdrs, mp4 = srv.request("POST", "/v1/videos?wait=true",
+                                        {"prompt": "waves", "width": 64, "height": 64, "num_frames": 9,
+                                         "num_inference_steps": 2})
+        assert status == 200 and hdrs["content-type"] == "video/mp4", (status, mp4[:300])
+        n = frame_count(mp4)
+        assert n is None or n == 9, n
+        rc = srv.stop()
+        assert rc == 0, "the bf16 group exited %d" % rc
+    except Exception:
+        print("--- server log (bf16 group)\n" + srv.text()[-4000:])
+        raise
+    finally:
+        srv.kill()
+        os.unlink(srv.log.name)
+
+
 def test_shutdown_cancels_running_work(srv):
     slow = srv.json("POST", "/v1/videos", SLOW, expect=202)["id"]
     waiting = {}
@@ -629,6 +654,7 @@ def main():
         run("test_idle_session_closed", test_idle_session_closed, other)
         run("test_metrics", test_metrics, srv)
         run("test_shutdown_cancels_running_work", test_shutdown_cancels_running_work, srv)
+        run("test_bf16_group", test_bf16_group)
         rc = other.stop()
         if rc != 0:
             failed += 1

@@ -48,6 +48,20 @@ TEST_P(ParityBf16, StaysCloseToTheFp32Reference) {
 INSTANTIATE_TEST_SUITE_P(TextEncoders, ParityBf16,
                          ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
 
+// The whole LTX-Video pipeline (transformer, scheduler loop, VAE decode) in
+// bf16 against the fp32 reference: every output within 3e-2 relative L2.
+TEST(ParityBf16Pipeline, WholePipelineStaysCloseToTheFp32Reference) {
+  dist::LocalCommunicator comm;
+  ParityOptions options;
+  options.dtype = at::kBFloat16;
+  auto report = run_parity_case(testing::fixture_dir("ltx_pipeline_e2e"), comm, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("[bf16] %s", report->to_string().c_str());
+  EXPECT_TRUE(report->pass()) << report->to_string();
+  EXPECT_EQ(report->results.size(), 7u) << "every out.* tensor of the case";
+  for (const auto& r : report->results) EXPECT_LE(r.tol_rel_l2, 3e-2) << r.output;
+}
+
 INSTANTIATE_TEST_SUITE_P(VaeSchedulerPipeline, Parity,
                          ::testing::Values("ltx_vae_decoder_v090", "ltx_vae_decoder_v095", "flow_match_scheduler",
                                            "ltx_pipeline_e2e"));
