@@ -477,6 +477,26 @@ const std::map<std::string, std::string>& SafetensorsCheckpoint::metadata() cons
   return files_.empty() ? kEmpty : files_.front()->metadata();
 }
 
+void SafetensorsFile::release_pages(const std::string& name) const {
+  const SafetensorsEntry* e = find(name);
+  if (e == nullptr || storage_ == nullptr || storage_->map == nullptr) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data_ + e->begin);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data_ + e->end);
+  // Every page the tensor touches, also one it shares with a neighbour: a
+  // neighbour still mapped as a view faults that page in again from the file
+  // (weights are never written in place, so nothing is lost). Interior pages
+  // only would keep every small tensor's page, and the kernel maps file pages
+  // in large folios (2 MiB each in the measurements): docs/benchmarks.md.
+  const uintptr_t first = begin / page * page, last = (end + page - 1) / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+void SafetensorsCheckpoint::release_pages(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it != where_.end()) files_[it->second]->release_pages(name);
+}
+
 Result<at::Tensor> SafetensorsCheckpoint::tensor(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return not_found_error(source_ + ": no tensor named '" + name + "'");

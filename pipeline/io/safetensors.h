@@ -62,6 +62,14 @@ class SafetensorsFile {
   // A CPU tensor of the stored dtype and shape; NOT_FOUND names the missing tensor.
   Result<at::Tensor> tensor(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Gives back the mapped pages that hold `name`'s bytes (madvise
+  // MADV_DONTNEED; a later read faults them in from the file again). Loaders
+  // call it once a tensor has been converted into memory of its own, so a
+  // load never keeps the file's pages resident beside the converted weights.
+  // Pages shared with a neighbour go too; a view of the neighbour reads them
+  // again from the file, which is exact as long as no view was written to
+  // (weights never are). A no-op for in-memory files.
+  void release_pages(const std::string& name) const;
 
   struct Storage;  // the mapping or owned bytes
 
@@ -96,6 +104,8 @@ class SafetensorsCheckpoint {
   // The __metadata__ of the first file (a single-file checkpoint's config).
   const std::map<std::string, std::string>& metadata() const;
   size_t num_files() const { return files_.size(); }
+  // See SafetensorsFile::release_pages.
+  void release_pages(const std::string& name) const;
 
  private:
   std::string source_;

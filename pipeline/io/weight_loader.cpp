@@ -45,6 +45,13 @@ Result<std::map<std::string, at::Tensor>> load_expected_tensors(
     }
     LTX_ASSIGN_OR_RETURN(at::Tensor view, ckpt.tensor(it->second));
     LTX_ASSIGN_OR_RETURN(loaded[e.name], checked_convert(ckpt.source(), it->second, view, e.shape, dtype, device));
+    // Converted into memory of its own (another dtype or device): the file's
+    // pages of this tensor go back, so a load holds one tensor's pages at a
+    // time, never the whole file beside the weights (design rule 5). A
+    // weight that stayed a view of the mapping keeps its pages.
+    const bool copied = loaded[e.name].data_ptr() != view.data_ptr();
+    view = at::Tensor();
+    if (copied) ckpt.release_pages(it->second);
   }
   return loaded;
 }
