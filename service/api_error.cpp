@@ -1,6 +1,7 @@
 #include "service/api_error.h"
 
 #include <nlohmann/json.hpp>
+#include <regex>
 
 namespace ltx::service {
 
@@ -10,9 +11,16 @@ std::string ApiError::body() const {
   return nlohmann::json{{"error", e}}.dump();
 }
 
+std::string client_message(const std::string& message) {
+  static const std::regex source_location(R"(([A-Za-z0-9_./+-]+\.(cpp|cc|h|hpp|cu|cuh):[0-9]+: ))");
+  static const std::regex local_path(R"((^|[\s'"(=])(/(?!v1/)[^\s'"():,]*/)([^\s'"():,/]+))");
+  std::string out = std::regex_replace(message, source_location, "");
+  return std::regex_replace(out, local_path, "$1$3");
+}
+
 ApiError api_error_from_status(const Status& status, const std::string& field) {
   ApiError e;
-  e.message = status.message();
+  e.message = client_message(status.message());
   e.field = field;
   switch (status.code()) {
     case StatusCode::kInvalidArgument: e.http_status = 422; e.code = "invalid_value"; break;

@@ -25,6 +25,13 @@ struct ApiError {
 };
 
 // Maps an engine Status (never OK) to the HTTP error.
+// What a client may read of a status's message: no source location
+// ("pipeline/x.cpp:12: " prefixes of check failures) and no local file path
+// (an absolute path becomes its last component: "/srv/models/m/vae: ..." ->
+// "vae: ..."; API paths under /v1/ stay). Every error answer, job error and
+// stream event goes through it; the server log keeps the whole message.
+std::string client_message(const std::string& message);
+
 ApiError api_error_from_status(const Status& status, const std::string& field = "");
 ApiError bad_json_error(const std::string& message);
 ApiError too_large_error(size_t limit_bytes);

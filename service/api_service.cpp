@@ -777,7 +777,8 @@ void ApiService::on_done(const Work& w, WorkResult res) {
       const bool cancelled = res.status.code() == StatusCode::kCancelled;
       j.status = cancelled ? "cancelled" : "failed";
       j.error_code = api_error_from_status(res.status).code;
-      j.error_message = cancelled ? cancel_message(res.status.message(), j.cancel_reason) : res.status.message();
+      const std::string why = client_message(res.status.message());
+      j.error_message = cancelled ? cancel_message(why, j.cancel_reason) : why;
     }
     finish_job(j);
     update_gauges();
@@ -805,7 +806,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
         s.status = "ready";
         events_.publish(topic, "ready", json({{"id", s.id}, {"next_chunk", s.accepted + 1}}).dump());
       } else {
-        fail_stream(s, "failed to open: " + res.status.message());
+        fail_stream(s, "failed to open: " + client_message(res.status.message()));
       }
       break;
     case Work::Kind::kChunk:
@@ -833,14 +834,14 @@ void ApiService::on_done(const Work& w, WorkResult res) {
         answer_error(w.serial, res.status);
         s.accepted = s.done;
         drop_stream_work(s.id, failed_precondition_error("stream " + s.id + ": chunk " + std::to_string(w.index) +
-                                                         " failed, so later chunks were dropped: " + res.status.message()));
-        events_.publish(topic, "chunk_failed", json({{"index", w.index}, {"error", res.status.message()}}).dump());
+                                                         " failed, so later chunks were dropped: " + client_message(res.status.message())));
+        events_.publish(topic, "chunk_failed", json({{"index", w.index}, {"error", client_message(res.status.message())}}).dump());
         // These leave the session as it was on every rank; anything else may
         // have left the ranks apart, so the stream ends there.
         const StatusCode code = res.status.code();
         if (code != StatusCode::kCancelled && code != StatusCode::kFailedPrecondition &&
             code != StatusCode::kNotFound && code != StatusCode::kResourceExhausted) {
-          fail_stream(s, "chunk " + std::to_string(w.index) + " failed: " + res.status.message());
+          fail_stream(s, "chunk " + std::to_string(w.index) + " failed: " + client_message(res.status.message()));
         }
       }
       break;

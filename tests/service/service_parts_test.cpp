@@ -5,6 +5,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/check.h"
+#include "service/api_error.h"
 #include "service/event_hub.h"
 #include "service/fair_queue.h"
 #include "service/service_config.h"
@@ -13,6 +15,31 @@
 
 namespace ltx::service {
 namespace {
+
+// No answer carries a source location or a local path (one rule for every endpoint).
+TEST(ApiError, ClientMessagesCarryNoSourceLocationOrLocalPath) {
+  EXPECT_EQ(client_message("/work/main/pipeline/dit/ltx_transformer.cpp:233: check `a == b` failed: shard"),
+            "check `a == b` failed: shard");
+  EXPECT_EQ(client_message("loading model m: /root/.cache/ltx-worker/builtin-ltx-video-v2/vae: missing tensor 'x'"),
+            "loading model m: vae: missing tensor 'x'");
+  EXPECT_EQ(client_message("config file /etc/ltx/serve.json: port must be an integer"),
+            "config file serve.json: port must be an integer");
+  EXPECT_EQ(client_message("no stream /v1/streams/str_9 here"), "no stream /v1/streams/str_9 here");
+  EXPECT_EQ(client_message("width must be a positive multiple of 32, got 100"),
+            "width must be a positive multiple of 32, got 100");
+  // A check failure as the engine reports it reaches the client without its origin.
+  Status internal;
+  try {
+    LTX_INTERNAL_ASSERT(1 == 2, "invariant");
+  } catch (...) {
+    internal = status_from_current_exception();
+  }
+  ASSERT_NE(internal.message().find(".cpp:"), std::string::npos) << internal;
+  ApiError e = api_error_from_status(internal);
+  EXPECT_EQ(e.message.find(".cpp:"), std::string::npos) << e.message;
+  EXPECT_EQ(e.message.find("/work/"), std::string::npos) << e.message;
+  EXPECT_EQ(e.http_status, 500);
+}
 
 TEST(FairQueue, ServesOwnersRoundRobinAndKeepsEachOwnersOrder) {
   FairQueue<std::string> q;
