@@ -48,4 +48,11 @@ Status share_root_verdict(MPI_Comm comm, const Status& local, std::string* paylo
   return broadcast_status(comm, root, local, payload);
 }
 
+MPI_Comm split_comm(MPI_Comm comm, int color, int key) {
+  LTX_CHECK(color >= 0, "split: color must be non-negative, got ", color);
+  MPI_Comm part = MPI_COMM_NULL;
+  LTX_MPI_CHECK(MPI_Comm_split(comm, color, key, &part));
+  return part;
+}
+
 }  // namespace ltx::dist

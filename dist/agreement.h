@@ -32,4 +32,21 @@ Status agree_all_ok(MPI_Comm comm, const Status& local);
 // payloads are left alone on an error).
 Status share_root_verdict(MPI_Comm comm, const Status& local, std::string* payload = nullptr, int root = 0);
 
+// MPI_Comm_split, checked; `color` must be non-negative (a caller error).
+MPI_Comm split_comm(MPI_Comm comm, int color, int key);
+
+// Collective: the part of `comm` whose ranks passed `color` (ranked by
+// `key`), handed to make(part) while it exists; the part is freed afterwards
+// (a communicator made from it keeps its own duplicate). For
+// Communicator::split of the MPI-bootstrapped backends.
+template <typename Make>
+auto with_split(MPI_Comm comm, int color, int key, Make&& make) {
+  MPI_Comm part = split_comm(comm, color, key);
+  struct Free {
+    MPI_Comm* c;
+    ~Free() { MPI_Comm_free(c); }
+  } free_part{&part};
+  return make(part);
+}
+
 }  // namespace ltx::dist

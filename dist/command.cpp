@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "common/check.h"
+#include "dist/wire.h"
 
 namespace ltx::dist {
 namespace {
@@ -11,145 +12,46 @@ namespace {
 constexpr char kMagic[4] = {'L', 'T', 'X', 'C'};
 constexpr size_t kHeaderBytes = 4 + 2 + 2 + 8 + 4;
 
-class Writer {
- public:
-  void u16(uint16_t v) { uint(v, 2); }
-  void u32(uint32_t v) { uint(v, 4); }
-  void u64(uint64_t v) { uint(v, 8); }
-  void i64(int64_t v) { uint(static_cast<uint64_t>(v), 8); }
-  void f64(double v) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    u64(bits);
-  }
-  void str(const std::string& s) {
-    LTX_CHECK(s.size() <= kMaxCommandString, "command string field of ", s.size(),
-              " bytes exceeds ", kMaxCommandString);
-    u32(static_cast<uint32_t>(s.size()));
-    out_ += s;
-  }
-  std::string& bytes() { return out_; }
-
- private:
-  void uint(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-  std::string out_;
-};
-
-class Reader {
- public:
-  Reader(const std::string& b, size_t pos, size_t end) : b_(b), pos_(pos), end_(end) {}
-  bool u16(uint16_t* v) { return uint(v, 2); }
-  bool u32(uint32_t* v) { return uint(v, 4); }
-  bool u64(uint64_t* v) { return uint(v, 8); }
-  bool i64(int64_t* v) {
-    uint64_t u;
-    if (!uint(&u, 8)) return false;
-    *v = static_cast<int64_t>(u);
-    return true;
-  }
-  bool f64(double* v) {
-    uint64_t bits;
-    if (!u64(&bits)) return false;
-    std::memcpy(v, &bits, sizeof(bits));
-    return true;
-  }
-  bool str(std::string* s) {
-    uint32_t n;
-    if (!u32(&n) || n > kMaxCommandString || n > end_ - pos_) return false;
-    s->assign(b_, pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool done() const { return pos_ == end_; }
-
- private:
-  template <typename T>
-  bool uint(T* v, int n) {
-    if (end_ - pos_ < static_cast<size_t>(n)) return false;
-    uint64_t x = 0;
-    for (int i = n - 1; i >= 0; --i) x = (x << 8) | static_cast<uint8_t>(b_[pos_ + i]);
-    pos_ += n;
-    *v = static_cast<T>(x);
-    return true;
-  }
-  const std::string& b_;
-  size_t pos_;
-  size_t end_;
-};
-
-void write_payload(Writer& w, const PingCommand& c) { w.u64(c.token); }
-void write_payload(Writer& w, const BeginRequestCommand& c) {
+void write_payload(WireWriter& w, const PingCommand& c) { w.u64(c.token); }
+void write_payload(WireWriter& w, const BeginRequestCommand& c) {
   w.str(c.request_id);
   w.str(c.session_id);
-  w.i64(c.width);
-  w.i64(c.height);
-  w.i64(c.num_frames);
-  w.i64(c.num_steps);
-  w.f64(c.guidance_scale);
-  w.u64(c.seed);
-  w.f64(c.guidance_rescale);
-  w.f64(c.fps);
+  w.str(c.params);
 }
-void write_payload(Writer& w, const StepCommand& c) {
+void write_payload(WireWriter& w, const StepCommand& c) {
   w.str(c.request_id);
   w.i64(c.step);
 }
-void write_payload(Writer& w, const CancelCommand& c) { w.str(c.request_id); }
-void write_payload(Writer& w, const EndSessionCommand& c) { w.str(c.session_id); }
-void write_payload(Writer&, const ShutdownCommand&) {}
-void write_payload(Writer& w, const OpenStreamCommand& c) {
+void write_payload(WireWriter& w, const CancelCommand& c) { w.str(c.request_id); }
+void write_payload(WireWriter& w, const EndSessionCommand& c) { w.str(c.session_id); }
+void write_payload(WireWriter&, const ShutdownCommand&) {}
+void write_payload(WireWriter& w, const OpenStreamCommand& c) {
   w.str(c.session_id);
-  w.u16(c.import_state ? 1 : 0);
-  w.i64(c.width);
-  w.i64(c.height);
-  w.i64(c.chunk_frames);
-  w.i64(c.num_steps);
-  w.f64(c.guidance_scale);
-  w.u64(c.seed);
-  w.f64(c.fps);
-  w.i64(c.window_chunks);
-  w.u16(c.sink ? 1 : 0);
-  w.i64(c.max_kv_bytes);
-  w.i64(c.decode_context);
-  w.f64(c.decode_timestep);
-  w.f64(c.decode_noise_scale);
+  w.flag(c.import_state);
+  w.str(c.params);
 }
-void write_payload(Writer& w, const StreamChunkCommand& c) {
+void write_payload(WireWriter& w, const StreamChunkCommand& c) {
   w.str(c.session_id);
   w.i64(c.index);
 }
-void write_payload(Writer& w, const ExportStateCommand& c) { w.str(c.session_id); }
+void write_payload(WireWriter& w, const ExportStateCommand& c) { w.str(c.session_id); }
 
-bool read_payload(Reader& r, PingCommand* c) { return r.u64(&c->token); }
-bool read_payload(Reader& r, BeginRequestCommand* c) {
-  return r.str(&c->request_id) && r.str(&c->session_id) && r.i64(&c->width) &&
-         r.i64(&c->height) && r.i64(&c->num_frames) && r.i64(&c->num_steps) &&
-         r.f64(&c->guidance_scale) && r.u64(&c->seed) && r.f64(&c->guidance_rescale) && r.f64(&c->fps);
+bool read_payload(WireReader& r, PingCommand* c) { return r.u64(&c->token); }
+bool read_payload(WireReader& r, BeginRequestCommand* c) {
+  return r.str(&c->request_id) && r.str(&c->session_id) && r.str(&c->params);
 }
-bool read_payload(Reader& r, StepCommand* c) { return r.str(&c->request_id) && r.i64(&c->step); }
-bool read_payload(Reader& r, CancelCommand* c) { return r.str(&c->request_id); }
-bool read_payload(Reader& r, EndSessionCommand* c) { return r.str(&c->session_id); }
-bool read_payload(Reader&, ShutdownCommand*) { return true; }
-// A flag travels as u16 0 or 1; anything else is malformed.
-bool read_flag(Reader& r, bool* out) {
-  uint16_t v = 0;
-  if (!r.u16(&v) || v > 1) return false;
-  *out = v == 1;
-  return true;
+bool read_payload(WireReader& r, StepCommand* c) { return r.str(&c->request_id) && r.i64(&c->step); }
+bool read_payload(WireReader& r, CancelCommand* c) { return r.str(&c->request_id); }
+bool read_payload(WireReader& r, EndSessionCommand* c) { return r.str(&c->session_id); }
+bool read_payload(WireReader&, ShutdownCommand*) { return true; }
+bool read_payload(WireReader& r, OpenStreamCommand* c) {
+  return r.str(&c->session_id) && r.flag(&c->import_state) && r.str(&c->params);
 }
-bool read_payload(Reader& r, OpenStreamCommand* c) {
-  return r.str(&c->session_id) && read_flag(r, &c->import_state) && r.i64(&c->width) && r.i64(&c->height) &&
-         r.i64(&c->chunk_frames) && r.i64(&c->num_steps) && r.f64(&c->guidance_scale) && r.u64(&c->seed) &&
-         r.f64(&c->fps) && r.i64(&c->window_chunks) && read_flag(r, &c->sink) && r.i64(&c->max_kv_bytes) &&
-         r.i64(&c->decode_context) && r.f64(&c->decode_timestep) && r.f64(&c->decode_noise_scale);
-}
-bool read_payload(Reader& r, StreamChunkCommand* c) { return r.str(&c->session_id) && r.i64(&c->index); }
-bool read_payload(Reader& r, ExportStateCommand* c) { return r.str(&c->session_id); }
+bool read_payload(WireReader& r, StreamChunkCommand* c) { return r.str(&c->session_id) && r.i64(&c->index); }
+bool read_payload(WireReader& r, ExportStateCommand* c) { return r.str(&c->session_id); }
 
 template <typename T>
-Result<Command> read_as(Reader& r, CommandType type) {
+Result<Command> read_as(WireReader& r, CommandType type) {
   T c;
   if (!read_payload(r, &c)) {
     return invalid_argument_error(std::string("control command ") + command_type_name(type) +
@@ -197,9 +99,9 @@ const char* command_type_name(CommandType type) {
 }
 
 std::string encode_command(const Command& command, uint64_t sequence) {
-  Writer payload;
+  WireWriter payload;
   std::visit([&payload](const auto& c) { write_payload(payload, c); }, command);
-  Writer w;
+  WireWriter w;
   w.bytes().append(kMagic, 4);
   w.u16(kControlProtocolVersion);
   w.u16(static_cast<uint16_t>(command_type(command)));
@@ -222,7 +124,7 @@ Result<DecodedCommand> decode_command(const std::string& bytes) {
   if (std::memcmp(bytes.data(), kMagic, 4) != 0) {
     return invalid_argument_error("control command: bad magic (not an ltx-worker command)");
   }
-  Reader header(bytes, 4, kHeaderBytes);
+  WireReader header(bytes, 4, kHeaderBytes);
   uint16_t version = 0, type = 0;
   uint64_t sequence = 0;
   uint32_t length = 0;
@@ -240,7 +142,7 @@ Result<DecodedCommand> decode_command(const std::string& bytes) {
                                   " payload bytes, " + std::to_string(bytes.size() - kHeaderBytes) +
                                   " arrived");
   }
-  Reader r(bytes, kHeaderBytes, bytes.size());
+  WireReader r(bytes, kHeaderBytes, bytes.size());
   Result<Command> cmd = invalid_argument_error("control command: unknown type " + std::to_string(type));
   switch (static_cast<CommandType>(type)) {
     case CommandType::kPing: cmd = read_as<PingCommand>(r, CommandType::kPing); break;

@@ -1,7 +1,8 @@
 // Commands rank 0 sends to the group over the control channel, and their wire
 // encoding.
 //
-// Plain structs only: HTTP JSON never crosses this boundary. The encoding is
+// Plain structs only: HTTP JSON never crosses this boundary, and no model or
+// request field either (a request travels as one encoded value). The encoding is
 // compact and versioned: "LTXC" magic, u16 version, u16 type, u64 sequence,
 // u32 payload length, payload (little-endian integers, IEEE doubles, strings
 // as u32 length + bytes). Decoding checks every length and refuses unknown
@@ -18,11 +19,9 @@
 
 namespace ltx::dist {
 
-constexpr uint16_t kControlProtocolVersion = 3;
+constexpr uint16_t kControlProtocolVersion = 4;  // 4: request fields travel as one encoded value
 // Largest encoded command rank 0 will send (and receivers will accept).
 constexpr uint64_t kMaxCommandBytes = 64ull << 20;
-// Largest string field.
-constexpr uint32_t kMaxCommandString = 1u << 20;
 
 enum class CommandType : uint16_t {
   kPing = 1,          // liveness and lock-step checks
@@ -39,17 +38,12 @@ enum class CommandType : uint16_t {
 struct PingCommand {
   uint64_t token = 0;
 };
+// The request's own fields travel as one value the engine encodes
+// (pipeline/runtime/video_params.h); dist/ carries it as bytes.
 struct BeginRequestCommand {
   std::string request_id;
   std::string session_id;  // empty for one-shot jobs
-  int64_t width = 0;
-  int64_t height = 0;
-  int64_t num_frames = 0;
-  int64_t num_steps = 0;
-  double guidance_scale = 1.0;
-  uint64_t seed = 0;
-  double guidance_rescale = 0.0;
-  double fps = 25.0;
+  std::string params;      // the encoded request
 };
 struct StepCommand {
   std::string request_id;
@@ -62,25 +56,12 @@ struct EndSessionCommand {
   std::string session_id;
 };
 struct ShutdownCommand {};
-// The numbers of pipeline::StreamSettings (the prompts stay on rank 0, which
-// encodes them). With `import_state` the settings come from the continuation
-// state rank 0 holds and broadcasts; the numbers here are then unused.
+// With `import_state` the settings come from the continuation state rank 0
+// holds and broadcasts; `params` (the encoded stream settings) is then empty.
 struct OpenStreamCommand {
   std::string session_id;
   bool import_state = false;
-  int64_t width = 0;
-  int64_t height = 0;
-  int64_t chunk_frames = 0;
-  int64_t num_steps = 0;
-  double guidance_scale = 1.0;
-  uint64_t seed = 0;
-  double fps = 25.0;
-  int64_t window_chunks = 0;
-  bool sink = false;
-  int64_t max_kv_bytes = 0;
-  int64_t decode_context = 0;
-  double decode_timestep = 0.0;
-  double decode_noise_scale = 0.0;
+  std::string params;
 };
 struct StreamChunkCommand {
   std::string session_id;

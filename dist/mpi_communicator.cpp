@@ -108,14 +108,8 @@ Status MpiCommunicator::root_verdict(const Status& local, std::string* payload) 
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
-  LTX_CHECK(color >= 0, "split: color must be non-negative, got ", color);
-  MPI_Comm part = MPI_COMM_NULL;
-  LTX_MPI_CHECK(MPI_Comm_split(comm_, color, key, &part));
-  struct Free {
-    MPI_Comm* c;
-    ~Free() { MPI_Comm_free(c); }
-  } free_part{&part};
-  return std::make_unique<MpiCommunicator>(part);  // keeps its own duplicate
+  return with_split(comm_, color, key,
+                    [](MPI_Comm part) -> std::unique_ptr<Communicator> { return std::make_unique<MpiCommunicator>(part); });
 }
 
 }  // namespace ltx::dist

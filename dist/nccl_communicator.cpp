@@ -237,15 +237,10 @@ Status NcclCommunicator::root_verdict(const Status& local, std::string* payload)
 }
 
 std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
-  LTX_CHECK(color >= 0, "split: color must be non-negative, got ", color);
-  MPI_Comm part = MPI_COMM_NULL;
-  LTX_MPI_CHECK(MPI_Comm_split(mpi_comm_, color, key, &part));
-  struct Free {
-    MPI_Comm* c;
-    ~Free() { MPI_Comm_free(c); }
-  } free_part{&part};
   // The same GPU per rank; the new communicator bootstraps over the part.
-  return std::make_unique<NcclCommunicator>(part, local_rank_, local_size_, timeout_);
+  return with_split(mpi_comm_, color, key, [this](MPI_Comm part) -> std::unique_ptr<Communicator> {
+    return std::make_unique<NcclCommunicator>(part, local_rank_, local_size_, timeout_);
+  });
 }
 
 }  // namespace ltx::dist

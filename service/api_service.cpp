@@ -5,6 +5,7 @@
 #include "common/logging.h"
 #include "service/stream_request_schema.h"
 #include "service/video_request_schema.h"
+#include "service/video_params_json.h"
 #include "service/web_page.h"
 
 namespace ltx::service {
@@ -299,7 +300,7 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   Work w;
   w.kind = Work::Kind::kVideo;
   w.id = job.id;
-  w.video = req;
+  w.params = req;
   job.cancel = w.cancel;
   std::shared_ptr<ResponseChannel> waiter;
   if (wait) {
@@ -458,9 +459,7 @@ json ApiService::job_json(const Job& j) const {
               {"status", j.status},
               {"created_at", j.created_unix},
               {"progress", {{"step", j.step}, {"steps", j.steps}}},
-              {"request", {{"prompt", q.prompt}, {"negative_prompt", q.negative_prompt}, {"width", q.width},
-                           {"height", q.height}, {"num_frames", q.num_frames}, {"num_inference_steps", q.num_steps},
-                           {"guidance_scale", q.guidance_scale}, {"seed", q.seed}, {"fps", q.fps}}},
+              {"request", params_json(q, pipeline::kJobParam)},
               {"timings", {{"queue_seconds", j.queue_s}, {"denoise_seconds", j.denoise_s}, {"decode_seconds", j.decode_s},
                            {"encode_seconds", j.encode_s}, {"total_seconds", j.total_s}}},
               {"events_url", "/v1/videos/" + j.id + "/events"}};
@@ -508,7 +507,7 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   Work w;
   w.kind = req.state ? Work::Kind::kImportStream : Work::Kind::kOpenStream;
   w.id = st.id;
-  w.settings = s;
+  w.params = s;
   w.state = req.state;
   w.cancel = st.cancel;
   st.in_flight = 1;
@@ -563,7 +562,7 @@ HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest&
   w.kind = Work::Kind::kChunk;
   w.id = id;
   w.index = index;
-  w.settings = s.settings;
+  w.params = s.settings;
   w.cancel = s.cancel;
   auto reply = std::make_shared<ResponseChannel>();
   enqueue(id, std::move(w), reply);
@@ -589,7 +588,7 @@ HttpResponse ApiService::export_state(const std::string& id) {
   Work w;
   w.kind = Work::Kind::kExportState;
   w.id = id;
-  w.settings = s.settings;
+  w.params = s.settings;
   w.cancel = s.cancel;
   auto reply = std::make_shared<ResponseChannel>();
   enqueue(id, std::move(w), reply);  // after the stream's queued chunks: the state includes them
@@ -658,10 +657,7 @@ json ApiService::stream_json(const Stream& s) const {
               {"next_chunk", s.accepted + 1},
               {"queued_chunks", s.accepted - s.done},
               {"frames_per_chunk", info_.geometry.temporal_compression * p.chunk_frames},
-              {"settings", {{"prompt", p.prompt}, {"negative_prompt", p.negative_prompt}, {"width", p.width},
-                            {"height", p.height}, {"chunk_frames", p.chunk_frames}, {"num_inference_steps", p.num_steps},
-                            {"guidance_scale", p.guidance_scale}, {"seed", p.seed}, {"fps", p.fps},
-                            {"window", p.window_chunks}, {"sink", p.sink}, {"decode_context", p.decode_context}}},
+              {"settings", params_json(p, pipeline::kStreamParam)},
               {"chunks_url", "/v1/streams/" + s.id + "/chunks"},
               {"events_url", "/v1/streams/" + s.id + "/events"},
               {"state_url", "/v1/streams/" + s.id + "/state"}};

@@ -5,6 +5,7 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "pipeline/io/video_file.h"
+#include "pipeline/runtime/video_params.h"
 
 namespace ltx::service {
 namespace {
@@ -13,50 +14,9 @@ using clock = std::chrono::steady_clock;
 
 double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
 
-// What of a request or stream crosses the control channel, both ways: rank 0
-// sends these fields; the other ranks rebuild the settings from them (the
-// prompts stay on rank 0, which alone encodes them).
-dist::BeginRequestCommand video_command(const std::string& id, const pipeline::GenerationRequest& r) {
-  return dist::BeginRequestCommand{id, "", r.width, r.height, r.num_frames, r.num_steps,
-                                   r.guidance_scale, r.seed, r.guidance_rescale, r.fps};
-}
-
-pipeline::GenerationRequest video_request(const dist::BeginRequestCommand& c) {
-  pipeline::GenerationRequest r;
-  r.width = c.width;
-  r.height = c.height;
-  r.num_frames = c.num_frames;
-  r.num_steps = c.num_steps;
-  r.guidance_scale = c.guidance_scale;
-  r.guidance_rescale = c.guidance_rescale;
-  r.seed = c.seed;
-  r.fps = c.fps;
-  return r;
-}
-
-dist::OpenStreamCommand stream_command(const std::string& id, const pipeline::StreamSettings& s) {
-  return dist::OpenStreamCommand{id, false, s.width, s.height, s.chunk_frames, s.num_steps,
-                                 s.guidance_scale, s.seed, s.fps, s.window_chunks, s.sink, s.max_kv_bytes,
-                                 s.decode_context, s.decode_timestep, s.decode_noise_scale};
-}
-
-pipeline::StreamSettings stream_settings(const dist::OpenStreamCommand& c) {
-  pipeline::StreamSettings s;
-  s.width = c.width;
-  s.height = c.height;
-  s.chunk_frames = c.chunk_frames;
-  s.num_steps = c.num_steps;
-  s.guidance_scale = c.guidance_scale;
-  s.seed = c.seed;
-  s.fps = c.fps;
-  s.window_chunks = c.window_chunks;
-  s.sink = c.sink;
-  s.max_kv_bytes = c.max_kv_bytes;
-  s.decode_context = c.decode_context;
-  s.decode_timestep = c.decode_timestep;
-  s.decode_noise_scale = c.decode_noise_scale;
-  return s;
-}
+// Every rank rebuilds the request from the command's encoded parameters
+// (pipeline/runtime/video_params.h): one field list, both ways.
+Result<pipeline::VideoParams> params_of(const std::string& bytes) { return pipeline::decode_params(bytes); }
 
 }  // namespace
 
@@ -111,10 +71,10 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
   const auto t0 = clock::now();
   dist::Command cmd;
   switch (w.kind) {
-    case Work::Kind::kVideo: cmd = video_command(w.id, w.video); break;
+    case Work::Kind::kVideo: cmd = dist::BeginRequestCommand{w.id, "", pipeline::encode_params(w.params)}; break;
     case Work::Kind::kVideoSlice: cmd = dist::StepCommand{w.id, w.index}; break;
     case Work::Kind::kVideoDrop: cmd = dist::CancelCommand{w.id}; break;
-    case Work::Kind::kOpenStream: cmd = stream_command(w.id, w.settings); break;
+    case Work::Kind::kOpenStream: cmd = dist::OpenStreamCommand{w.id, false, pipeline::encode_params(w.params)}; break;
     case Work::Kind::kImportStream: {
       dist::OpenStreamCommand c;
       c.session_id = w.id;
@@ -130,7 +90,7 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
   out_.status = outcome.status;
   if (out_.status.ok() && frames_.defined()) {
     const auto te = clock::now();
-    const double fps = runs_video_steps(w.kind) ? w.video.fps : w.settings.fps;
+    const double fps = w.params.fps;
     auto mp4 = pipeline::encode_mp4(frames_, fps);
     if (mp4.ok()) {
       out_.mp4 = std::move(*mp4);
@@ -184,13 +144,7 @@ Status GroupEngine::handle(const dist::Command& command) {
 }
 
 Status GroupEngine::run_video(const dist::BeginRequestCommand& c) {
-  pipeline::GenerationRequest r;
-  if (comm_.rank() == 0) {
-    LTX_INTERNAL_ASSERT(current_ != nullptr && current_->kind == Work::Kind::kVideo, "no video work on rank 0");
-    r = current_->video;  // rank 0 alone knows the prompts
-  } else {
-    r = video_request(c);
-  }
+  LTX_ASSIGN_OR_RETURN(pipeline::GenerationRequest r, params_of(c.params));
   if (videos_.count(c.request_id)) return failed_precondition_error("video " + c.request_id + " is already running");
   LTX_ASSIGN_OR_RETURN(videos_[c.request_id], t2v_.start(r));
   return advance_video(c.request_id);
@@ -252,13 +206,7 @@ Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c) {
     }
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
   } else {
-    pipeline::StreamSettings s;
-    if (comm_.rank() == 0) {
-      LTX_INTERNAL_ASSERT(current_ != nullptr && current_->kind == Work::Kind::kOpenStream, "no stream work on rank 0");
-      s = current_->settings;
-    } else {
-      s = stream_settings(c);
-    }
+    LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, params_of(c.params));
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
   }
   if (comm_.rank() == 0) out_.last_chunk = session->last_chunk();

@@ -1,9 +1,9 @@
 #include "service/stream_request_schema.h"
 
 #include "service/json_fields.h"
+#include "service/video_params_json.h"
 
 #include <nlohmann/json.hpp>
-#include <set>
 
 namespace ltx::service {
 namespace {
@@ -42,21 +42,8 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
     return out;
   }
 
-  static const std::set<std::string> kKnown = {
-      "prompt", "negative_prompt", "width", "height", "chunk_frames", "num_inference_steps", "guidance_scale",
-      "seed", "fps", "window", "sink", "max_kv_bytes", "decode_context", "decode_timestep", "decode_noise_scale"};
-  JsonFields f(j);
   pipeline::StreamSettings s;
-  for (auto e : {f.unknown(kKnown), f.required("prompt"), f.string("prompt", &s.prompt),
-                 f.string("negative_prompt", &s.negative_prompt), f.integer("width", &s.width),
-                 f.integer("height", &s.height), f.integer("chunk_frames", &s.chunk_frames),
-                 f.integer("num_inference_steps", &s.num_steps), f.number("guidance_scale", &s.guidance_scale),
-                 f.number("fps", &s.fps), f.integer("window", &s.window_chunks),
-                 f.integer("max_kv_bytes", &s.max_kv_bytes), f.integer("decode_context", &s.decode_context),
-                 f.number("decode_timestep", &s.decode_timestep), f.number("decode_noise_scale", &s.decode_noise_scale),
-                 f.non_negative("seed", &s.seed), f.boolean("sink", &s.sink)}) {
-    if (e) return *e;
-  }
+  if (auto e = read_params(j, pipeline::kStreamParam, &s)) return *e;
   Status valid = pipeline::validate_stream_settings(s, model.geometry);
   if (!valid.ok()) return validation_error(valid);
   StreamCreateRequest out;

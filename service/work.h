@@ -29,8 +29,7 @@ struct Work {
   Kind kind = Kind::kVideo;
   std::string id;       // video job or stream id
   int64_t index = 0;    // kChunk: the chunk; kVideoSlice: the step it resumes at
-  pipeline::GenerationRequest video;                    // kVideo
-  pipeline::StreamSettings settings;                    // kOpenStream
+  pipeline::VideoParams params;                         // kVideo (and its slices), kOpenStream, kChunk
   std::shared_ptr<const pipeline::ContinuationState> state;  // kImportStream
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();

@@ -53,12 +53,13 @@ std::string sha256_hex(const std::string& bytes) {
   return out;
 }
 
+// A stream's settings are the stream fields of the request type's one field list.
 json settings_to_json(const StreamSettings& s) {
-  return {{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"width", s.width}, {"height", s.height},
-          {"chunk_frames", s.chunk_frames}, {"num_inference_steps", s.num_steps}, {"guidance_scale", s.guidance_scale},
-          {"seed", s.seed}, {"fps", s.fps}, {"window", s.window_chunks}, {"sink", s.sink},
-          {"max_kv_bytes", s.max_kv_bytes}, {"decode_context", s.decode_context},
-          {"decode_timestep", s.decode_timestep}, {"decode_noise_scale", s.decode_noise_scale}};
+  json j = json::object();
+  for_each_param(s, [&j](const char* name, const auto& v, unsigned uses) {
+    if (uses & kStreamParam) j[name] = v;
+  });
+  return j;
 }
 
 // Reads a required field of the expected JSON type or fails naming it.
@@ -177,21 +178,11 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   LTX_RETURN_IF_ERROR(field(ss, "session.", "base_frame", &s.base_frame));
   const json& st = doc["settings"];
   StreamSettings& p = s.settings;
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "prompt", &p.prompt));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "negative_prompt", &p.negative_prompt));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "width", &p.width));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "height", &p.height));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "chunk_frames", &p.chunk_frames));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "num_inference_steps", &p.num_steps));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "guidance_scale", &p.guidance_scale));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "seed", &p.seed));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "fps", &p.fps));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "window", &p.window_chunks));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "sink", &p.sink));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "max_kv_bytes", &p.max_kv_bytes));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_context", &p.decode_context));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_timestep", &p.decode_timestep));
-  LTX_RETURN_IF_ERROR(field(st, "settings.", "decode_noise_scale", &p.decode_noise_scale));
+  Status read;
+  for_each_param(p, [&](const char* name, auto& v, unsigned uses) {
+    if (read.ok() && (uses & kStreamParam)) read = field(st, "settings.", name, &v);
+  });
+  LTX_RETURN_IF_ERROR(read);
   LTX_RETURN_IF_ERROR(validate_stream_settings(p, model.geometry).with_context("state settings"));
   if (s.last_chunk < 0) return invalid_argument_error("state: session.last_chunk must be >= 0 (export after a chunk)");
   if (s.base_frame < 0 || s.base_frame > s.last_chunk * p.chunk_frames) {

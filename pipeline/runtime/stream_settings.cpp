@@ -3,17 +3,10 @@
 namespace ltx::pipeline {
 
 Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g, const GenerationLimits& l) {
-  GenerationRequest r;
-  r.prompt = s.prompt;
-  r.negative_prompt = s.negative_prompt;
-  r.width = s.width;
-  r.height = s.height;
-  r.num_steps = s.num_steps;
-  r.guidance_scale = s.guidance_scale;
-  r.fps = s.fps;
-  r.decode_timestep = s.decode_timestep;
-  r.decode_noise_scale = s.decode_noise_scale;
+  // The fields jobs and streams share follow the job rules (a one-frame video).
+  GenerationRequest r = s;
   r.num_frames = 1;
+  r.guidance_rescale = 0.0;
   LTX_RETURN_IF_ERROR(validate_request(r, g, l));
   auto bad = [](const std::string& m) { return invalid_argument_error(m); };
   if (s.chunk_frames < 1 || s.chunk_frames > 32) return bad("chunk_frames must be in [1, 32] latent frames, got " + std::to_string(s.chunk_frames));

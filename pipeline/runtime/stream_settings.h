@@ -1,7 +1,7 @@
 // StreamSettings: what a streaming session is made with (prompts, size, chunk
-// length, steps, guidance, seed, cache window and limits, decode settings),
-// and their validation on rank 0 before anything reaches the group. Plain
-// values; safe to copy between threads.
+// length, steps, guidance, seed, cache window and limits, decode settings:
+// the stream fields of VideoParams), and their validation on rank 0 before
+// anything reaches the group. Plain values; safe to copy between threads.
 #pragma once
 
 #include <cstdint>
@@ -12,23 +12,8 @@
 
 namespace ltx::pipeline {
 
-struct StreamSettings {
-  std::string prompt;
-  std::string negative_prompt;
-  int64_t width = 256;
-  int64_t height = 192;
-  int64_t chunk_frames = 2;   // latent frames per chunk (8 pixel frames each; the first chunk 8n-7)
-  int64_t num_steps = 8;
-  double guidance_scale = 3.0;
-  uint64_t seed = 0;
-  double fps = 25.0;
-  int64_t window_chunks = 4;
-  bool sink = false;
-  int64_t max_kv_bytes = 0;   // per rank; 0 = unlimited
-  int64_t decode_context = 1; // latent frames of left context when decoding a chunk
-  double decode_timestep = 0.05;
-  double decode_noise_scale = 0.025;
-};
+// A stream's settings: the one request type (video_params.h).
+using StreamSettings = VideoParams;
 
 Status validate_stream_settings(const StreamSettings& settings, const ModelGeometry& geometry,
                                 const GenerationLimits& limits = {});

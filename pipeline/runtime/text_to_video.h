@@ -21,24 +21,13 @@
 #include "dist/communicator.h"
 #include "pipeline/model/model.h"
 #include "pipeline/runtime/prompt_encoder.h"
+#include "pipeline/runtime/video_params.h"
 #include "pipeline/runtime/video_generation.h"
 
 namespace ltx::pipeline {
 
-struct GenerationRequest {
-  std::string prompt;
-  std::string negative_prompt;
-  int64_t width = 256;        // a multiple of the model's spatial compression (32)
-  int64_t height = 192;
-  int64_t num_frames = 17;    // temporal compression k + 1 (8k + 1)
-  int64_t num_steps = 8;
-  double guidance_scale = 3.0;   // >= 0; classifier-free guidance when > 1
-  double guidance_rescale = 0.0; // in [0, 1]
-  uint64_t seed = 0;
-  double fps = 25.0;
-  double decode_timestep = 0.05;
-  double decode_noise_scale = 0.025;
-};
+// A video job's settings: the one request type (video_params.h).
+using GenerationRequest = VideoParams;
 
 // Limits that keep one request within reason for the server.
 struct GenerationLimits {

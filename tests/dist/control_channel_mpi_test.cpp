@@ -34,7 +34,7 @@ struct FakeEngine {
       return Status();
     }
     if (auto* b = std::get_if<BeginRequestCommand>(&cmd)) {
-      if (b->num_steps <= 0) return invalid_argument_error("num_steps must be positive");
+      if (b->params.empty()) return invalid_argument_error("a request needs its parameters");
       requests.insert(b->request_id);
       return Status();
     }
@@ -63,7 +63,7 @@ TEST(ControlChannel, MixOfValidAndInvalidCommandsKeepsRanksInStep) {
       EXPECT_EQ(o.per_rank.size(), static_cast<size_t>(n));
     };
     expect_ok(PingCommand{1});
-    expect_ok(BeginRequestCommand{"vid_1", "", 64, 64, 9, 4, 3.0, 7});
+    expect_ok(BeginRequestCommand{"vid_1", "", "params"});
     expect_ok(StepCommand{"vid_1", 0});
 
     // Handler errors on every rank: rank 0's own error, code preserved.

@@ -76,7 +76,7 @@ TEST(ApiService, PausedJobResumesFirstAndCancelledWhilePausedIsFreedOnTheGroup) 
   Work slice = next(api);
   EXPECT_EQ(slice.kind, Work::Kind::kVideoSlice);
   EXPECT_EQ(slice.index, 3);
-  EXPECT_EQ(slice.video.num_steps, 6) << "a slice carries the request";
+  EXPECT_EQ(slice.params.num_steps, 6) << "a slice carries the request";
 
   // Paused again, then cancelled while paused: cancelled at once, freed on the group.
   api.on_done(slice, paused);

@@ -1,0 +1,25 @@
+// The HTTP JSON of a request's parameters (POST /v1/videos, POST
+// /v1/streams, and the "request"/"settings" objects of answers), walked from
+// the engine's one field list (pipeline/runtime/video_params.h): the JSON
+// names are the list's, and a field belongs to jobs, streams or both as the
+// list says. Pure functions; any thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "pipeline/runtime/video_params.h"
+#include "service/api_error.h"
+
+namespace ltx::service {
+
+// Reads the fields `kind` takes from `object` into `params` (absent ones keep
+// their defaults). "prompt" is required; a key the kind does not take, or a
+// value of the wrong type, is the 422 naming the field.
+std::optional<ApiError> read_params(const nlohmann::json& object, pipeline::ParamUse kind,
+                                    pipeline::VideoParams* params);
+
+// Every field `kind` takes, by name.
+nlohmann::json params_json(const pipeline::VideoParams& params, pipeline::ParamUse kind);
+
+}  // namespace ltx::service
