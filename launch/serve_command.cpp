@@ -23,6 +23,7 @@
 #include "service/api_service.h"
 #include "service/group_engine.h"
 #include "service/http_server.h"
+#include "service/inference_loop.h"
 #include "service/service_config.h"
 
 namespace ltx::launch {
@@ -187,24 +188,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
               static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), m.name.c_str());
   std::fflush(stdout);
 
-  // The inference loop: one work item at a time on the whole group.
-  while (!g_stop.load()) {
-    api.tick();  // idle sessions and SSE keep-alives, also under steady load
-    auto work = api.next_work(std::chrono::milliseconds(200));
-    if (!work) continue;
-    ScopedRequestId tag(work->id);
-    const service::Work& w = *work;
-    const double queued_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.queued_at).count();
-    service::WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); });
-    // One timing line per work item: the raw material of the benchmarks.
-    LTX_LOG(kInfo) << service::work_kind_name(w.kind) << (w.kind == service::Work::Kind::kChunk ? " " + std::to_string(w.index) : "")
-                   << (result.status.ok() ? (result.finished ? " done" : " paused at step " + std::to_string(result.next_step))
-                                          : " ended")
-                   << ": queued " << queued_s << " s, on the group " << result.seconds << " s (denoise "
-                   << result.denoise_seconds << ", decode " << result.decode_seconds << ", mp4 " << result.encode_seconds
-                   << ")";
-    api.on_done(w, std::move(result));
-  }
+  service::run_inference_loop(api, engine, g_stop);
   LTX_LOG(kInfo) << "shutting down: no new requests, stopping the group";
   api.shutdown();
   server.stop();

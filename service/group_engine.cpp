@@ -50,11 +50,15 @@ pipeline::StateModelInfo GroupEngine::state_model() const {
   return pipeline::state_model_info(model_);
 }
 
-pipeline::CancelToken GroupEngine::cancel_token() const {
+pipeline::ProgressFn GroupEngine::progress_of(const Rank0Item* item) {
+  return item != nullptr ? item->progress : pipeline::ProgressFn();
+}
+
+pipeline::CancelToken GroupEngine::cancel_token(const Rank0Item* item) const {
   pipeline::CancelToken token;
   token.enabled = true;  // the same on every rank: the service always runs cancellable work
-  if (comm_.rank() == 0 && current_ != nullptr) {
-    auto flag = current_->cancel;
+  if (item != nullptr) {
+    auto flag = item->work.cancel;
     const std::atomic<bool>* stop_all = options_.stop_all;
     token.requested = [flag, stop_all] { return flag->load() || (stop_all != nullptr && stop_all->load()); };
     token.yield_requested = options_.should_yield;
@@ -64,10 +68,8 @@ pipeline::CancelToken GroupEngine::cancel_token() const {
 
 WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress) {
   LTX_INTERNAL_ASSERT(comm_.rank() == 0, "GroupEngine::run is rank 0's");
-  out_ = WorkResult{};
-  frames_ = at::Tensor();
-  current_ = &w;
-  progress_ = &progress;
+  Rank0Item item{w, progress, WorkResult{}, at::Tensor()};
+  WorkResult& out = item.result;
   const auto t0 = clock::now();
   dist::Command cmd;
   switch (w.kind) {
@@ -86,29 +88,26 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
     case Work::Kind::kExportState: cmd = dist::ExportStateCommand{w.id}; break;
     case Work::Kind::kCloseStream: cmd = dist::EndSessionCommand{w.id}; break;
   }
-  auto outcome = channel_.execute(cmd, [this](const dist::Command& c) { return handle(c); });
-  out_.status = outcome.status;
-  if (out_.status.ok() && frames_.defined()) {
+  auto outcome = channel_.execute(cmd, [this, &item](const dist::Command& c) { return handle(c, &item); });
+  out.status = outcome.status;
+  if (out.status.ok() && item.frames.defined()) {
     const auto te = clock::now();
     const double fps = w.params.fps;
-    auto mp4 = pipeline::encode_mp4(frames_, fps);
+    auto mp4 = pipeline::encode_mp4(item.frames, fps);
     if (mp4.ok()) {
-      out_.mp4 = std::move(*mp4);
-      out_.frame_count = frames_.size(0);
+      out.mp4 = std::move(*mp4);
+      out.frame_count = item.frames.size(0);
     } else {
-      out_.status = mp4.status();
+      out.status = mp4.status();
     }
-    out_.encode_seconds = seconds_since(te);
+    out.encode_seconds = seconds_since(te);
   }
-  out_.seconds = seconds_since(t0);
+  out.seconds = seconds_since(t0);
   const auto stats = prompts_.cache_stats();
-  out_.prompt_cache_hits = stats.hits;
-  out_.prompt_cache_misses = stats.misses;
-  out_.sessions = sessions_.size();
-  current_ = nullptr;
-  progress_ = nullptr;
-  frames_ = at::Tensor();
-  return std::move(out_);
+  out.prompt_cache_hits = stats.hits;
+  out.prompt_cache_misses = stats.misses;
+  out.sessions = sessions_.size();
+  return std::move(out);
 }
 
 Status GroupEngine::shutdown() {
@@ -119,21 +118,21 @@ Status GroupEngine::serve() {
   return channel_.serve([this](const dist::Command& c) { return handle(c); });
 }
 
-Status GroupEngine::handle(const dist::Command& command) {
-  if (const auto* c = std::get_if<dist::BeginRequestCommand>(&command)) return run_video(*c);
-  if (const auto* c = std::get_if<dist::StepCommand>(&command)) return continue_video(*c);
+Status GroupEngine::handle(const dist::Command& command, Rank0Item* item) {
+  if (const auto* c = std::get_if<dist::BeginRequestCommand>(&command)) return run_video(*c, item);
+  if (const auto* c = std::get_if<dist::StepCommand>(&command)) return continue_video(*c, item);
   if (const auto* c = std::get_if<dist::CancelCommand>(&command)) {
     if (videos_.erase(c->request_id) == 0) return not_found_error("no paused video " + c->request_id);
     return Status();
   }
-  if (const auto* c = std::get_if<dist::OpenStreamCommand>(&command)) return open_stream(*c);
-  if (const auto* c = std::get_if<dist::StreamChunkCommand>(&command)) return stream_chunk(*c);
-  if (const auto* c = std::get_if<dist::ExportStateCommand>(&command)) return export_state(*c);
+  if (const auto* c = std::get_if<dist::OpenStreamCommand>(&command)) return open_stream(*c, item);
+  if (const auto* c = std::get_if<dist::StreamChunkCommand>(&command)) return stream_chunk(*c, item);
+  if (const auto* c = std::get_if<dist::ExportStateCommand>(&command)) return export_state(*c, item);
   if (const auto* c = std::get_if<dist::EndSessionCommand>(&command)) {
     // Every rank gathers even when it holds no such session, so closing is
     // safe after a failure that left the ranks' tables apart.
     Status erased = sessions_.erase(c->session_id);
-    Status kv = share_kv_bytes();
+    Status kv = share_kv_bytes(item);
     return erased.ok() ? kv : erased;
   }
   if (std::holds_alternative<dist::PingCommand>(command) || std::holds_alternative<dist::ShutdownCommand>(command)) {
@@ -143,112 +142,113 @@ Status GroupEngine::handle(const dist::Command& command) {
                              dist::command_type_name(dist::command_type(command)) + " commands");
 }
 
-Status GroupEngine::run_video(const dist::BeginRequestCommand& c) {
+Status GroupEngine::run_video(const dist::BeginRequestCommand& c, Rank0Item* item) {
   LTX_ASSIGN_OR_RETURN(pipeline::GenerationRequest r, params_of(c.params));
   if (videos_.count(c.request_id)) return failed_precondition_error("video " + c.request_id + " is already running");
   LTX_ASSIGN_OR_RETURN(videos_[c.request_id], t2v_.start(r));
-  return advance_video(c.request_id);
+  return advance_video(c.request_id, item);
 }
 
-Status GroupEngine::continue_video(const dist::StepCommand& c) {
+Status GroupEngine::continue_video(const dist::StepCommand& c, Rank0Item* item) {
   auto it = videos_.find(c.request_id);
   if (it == videos_.end()) return not_found_error("no paused video " + c.request_id);
   if (it->second->next_step() != c.step) {
     return failed_precondition_error("video " + c.request_id + " is at step " + std::to_string(it->second->next_step()) +
                                      " here, rank 0 resumes it at " + std::to_string(c.step));
   }
-  return advance_video(c.request_id);
+  return advance_video(c.request_id, item);
 }
 
 // Runs a job's steps until it ends, fails or yields; a job that ends or fails
 // leaves the table (on every rank alike: the verdicts are broadcast).
-Status GroupEngine::advance_video(const std::string& id) {
+Status GroupEngine::advance_video(const std::string& id, Rank0Item* item) {
   pipeline::GenerationInProgress& job = *videos_.at(id);
-  pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
-  Status advanced = t2v_.advance(job, progress, cancel_token());
+  Status advanced = t2v_.advance(job, progress_of(item), cancel_token(item));
   if (!advanced.ok()) {
     videos_.erase(id);
     return advanced;
   }
   if (!job.denoised()) {
-    out_.finished = false;
-    out_.next_step = job.next_step();
+    if (item != nullptr) {
+      item->result.finished = false;
+      item->result.next_step = job.next_step();
+    }
     return Status();
   }
   auto video = t2v_.finish(job);
   videos_.erase(id);
   LTX_RETURN_IF_ERROR(video.status());
-  if (comm_.rank() == 0) {
-    frames_ = video->frames;
-    out_.denoise_seconds = video->denoise_seconds;
-    out_.decode_seconds = video->decode_seconds;
+  if (item != nullptr) {
+    item->frames = video->frames;
+    item->result.denoise_seconds = video->denoise_seconds;
+    item->result.decode_seconds = video->decode_seconds;
   }
   return Status();
 }
 
-Status GroupEngine::open_stream(const dist::OpenStreamCommand& c) {
+Status GroupEngine::open_stream(const dist::OpenStreamCommand& c, Rank0Item* item) {
   if (sessions_.find(c.session_id) != nullptr) return failed_precondition_error("session " + c.session_id + " already exists");
   // Whatever happens on this rank, every rank meets in share_kv_bytes(), so a
   // failure on one rank after the last collective cannot leave the others
   // waiting in a gather while it reports.
-  Status opened = catch_to_status([&]() -> Status { return open_stream_locally(c); });
-  Status kv = share_kv_bytes();
+  Status opened = catch_to_status([&]() -> Status { return open_stream_locally(c, item); });
+  Status kv = share_kv_bytes(item);
   return opened.ok() ? kv : opened;
 }
 
-Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c) {
+Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c, Rank0Item* item) {
   std::unique_ptr<pipeline::StreamSession> session;
   if (c.import_state) {
     const pipeline::ContinuationState* state = nullptr;
     if (comm_.rank() == 0) {
-      LTX_INTERNAL_ASSERT(current_ != nullptr && current_->state != nullptr, "no state to import on rank 0");
-      state = current_->state.get();
+      LTX_INTERNAL_ASSERT(item != nullptr && item->work.state != nullptr, "no state to import on rank 0");
+      state = item->work.state.get();
     }
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
   } else {
     LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, params_of(c.params));
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
   }
-  if (comm_.rank() == 0) out_.last_chunk = session->last_chunk();
+  if (item != nullptr) item->result.last_chunk = session->last_chunk();
   return sessions_.add(std::move(session));
 }
 
-Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c) {
+Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* item) {
   pipeline::StreamSession* s = sessions_.find(c.session_id);
   if (s == nullptr) return not_found_error("no session " + c.session_id);
-  pipeline::ProgressFn progress = comm_.rank() == 0 && progress_ != nullptr ? *progress_ : nullptr;
   const auto t0 = clock::now();
   // As in open_stream: every rank reaches share_kv_bytes() whatever its own
   // chunk did (rank 0's VAE decode runs after the last collective).
   Status made = catch_to_status([&]() -> Status {
-    LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress, cancel_token()));
-    if (comm_.rank() == 0) {
-      frames_ = chunk.frames;
-      out_.first_frame = chunk.first_frame;
-      out_.repeated = chunk.repeated;
-      out_.denoise_seconds = seconds_since(t0);
+    LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress_of(item), cancel_token(item)));
+    if (item != nullptr) {
+      item->frames = chunk.frames;
+      item->result.first_frame = chunk.first_frame;
+      item->result.repeated = chunk.repeated;
+      item->result.denoise_seconds = seconds_since(t0);
     }
     return Status();
   });
-  Status kv = share_kv_bytes();
+  Status kv = share_kv_bytes(item);
   return made.ok() ? kv : made;
 }
 
-Status GroupEngine::export_state(const dist::ExportStateCommand& c) {
+Status GroupEngine::export_state(const dist::ExportStateCommand& c, Rank0Item* item) {
   pipeline::StreamSession* s = sessions_.find(c.session_id);
   if (s == nullptr) return not_found_error("no session " + c.session_id);
   LTX_ASSIGN_OR_RETURN(pipeline::ContinuationState state, s->export_state());
-  if (comm_.rank() != 0) return Status();
-  LTX_ASSIGN_OR_RETURN(out_.state_json, pipeline::to_json(state, state_model(), blob_store(), options_.state_inline_bytes));
+  if (item == nullptr) return Status();
+  LTX_ASSIGN_OR_RETURN(item->result.state_json,
+                       pipeline::to_json(state, state_model(), blob_store(), options_.state_inline_bytes));
   return Status();
 }
 
-Status GroupEngine::share_kv_bytes() {
+Status GroupEngine::share_kv_bytes(Rank0Item* item) {
   at::Tensor mine = at::full({1}, budget_.used(), at::TensorOptions().dtype(at::kLong).device(comm_.device()));
   at::Tensor all = comm_.gather(mine, 0);
-  if (comm_.rank() == 0) {
+  if (item != nullptr) {
     at::Tensor cpu = all.cpu().contiguous();
-    out_.kv_bytes_per_rank.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    item->result.kv_bytes_per_rank.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
   }
   return Status();
 }

@@ -3,9 +3,9 @@
 // Every rank owns one GroupEngine with the loaded model, the prompt encoder
 // and its SessionTable (its KV-cache shards of every open stream). Rank 0's
 // inference thread calls run(work): it turns the work into one control
-// command, which every rank (rank 0 too) executes through handle(); rank 0
-// then collects the outputs (frames encoded as MP4, the continuation state
-// as JSON). Other ranks sit in serve() until Shutdown. Work that is cancelled
+// command, which every rank (rank 0 too) executes through handle(); rank 0's
+// handlers fill the item's WorkResult, which run() returns (frames encoded as
+// MP4, the continuation state as JSON): the engine keeps no per-item state. Other ranks sit in serve() until Shutdown. Work that is cancelled
 // stops at the next denoising step boundary on every rank (the CancelToken
 // broadcast). Only the thread that owns the communicator calls into this.
 #pragma once
@@ -49,22 +49,34 @@ class GroupEngine {
   // Ranks other than 0: run commands until Shutdown.
   Status serve();
 
-  // Every rank: one command (the control channel's handler).
-  Status handle(const dist::Command& command);
+  // Every rank but rank 0 while it runs an item: one command (the control
+  // channel's handler).
+  Status handle(const dist::Command& command) { return handle(command, nullptr); }
 
   pipeline::StateModelInfo state_model() const;
   const pipeline::BlobStore* blob_store() const { return store_ ? &*store_ : nullptr; }
 
  private:
-  pipeline::CancelToken cancel_token() const;
-  Status run_video(const dist::BeginRequestCommand& c);
-  Status continue_video(const dist::StepCommand& c);
-  Status advance_video(const std::string& id);
-  Status open_stream(const dist::OpenStreamCommand& c);
-  Status open_stream_locally(const dist::OpenStreamCommand& c);
-  Status stream_chunk(const dist::StreamChunkCommand& c);
-  Status export_state(const dist::ExportStateCommand& c);
-  Status share_kv_bytes();  // collective: every rank's KV bytes to rank 0
+  // Rank 0's side of the item being run: what it asked for, and what the
+  // handlers make for it (returned by run()). Null on the other ranks.
+  struct Rank0Item {
+    const Work& work;
+    const pipeline::ProgressFn& progress;
+    WorkResult result;
+    at::Tensor frames;  // encoded as MP4 after the command
+  };
+
+  Status handle(const dist::Command& command, Rank0Item* item);
+  pipeline::CancelToken cancel_token(const Rank0Item* item) const;
+  static pipeline::ProgressFn progress_of(const Rank0Item* item);
+  Status run_video(const dist::BeginRequestCommand& c, Rank0Item* item);
+  Status continue_video(const dist::StepCommand& c, Rank0Item* item);
+  Status advance_video(const std::string& id, Rank0Item* item);
+  Status open_stream(const dist::OpenStreamCommand& c, Rank0Item* item);
+  Status open_stream_locally(const dist::OpenStreamCommand& c, Rank0Item* item);
+  Status stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* item);
+  Status export_state(const dist::ExportStateCommand& c, Rank0Item* item);
+  Status share_kv_bytes(Rank0Item* item);  // collective: every rank's KV bytes to rank 0
 
   pipeline::Model& model_;
   dist::Communicator& comm_;
@@ -77,12 +89,6 @@ class GroupEngine {
   // Video jobs that yielded between steps, by request id (every rank).
   std::map<std::string, std::unique_ptr<pipeline::GenerationInProgress>> videos_;
   std::optional<pipeline::BlobStore> store_;
-
-  // Rank 0: the work being run and what the handler leaves for run().
-  const Work* current_ = nullptr;
-  const pipeline::ProgressFn* progress_ = nullptr;
-  WorkResult out_;
-  at::Tensor frames_;
 };
 
 }  // namespace ltx::service
