@@ -9,6 +9,26 @@
 #include "service/web_page.h"
 
 namespace ltx::service {
+
+const char* state_name(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return "queued";
+    case JobState::kInProgress: return "in_progress";
+    case JobState::kCompleted: return "completed";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+const char* state_name(StreamState state) {
+  switch (state) {
+    case StreamState::kOpening: return "opening";
+    case StreamState::kReady: return "ready";
+    case StreamState::kFailed: return "failed";
+  }
+  return "unknown";
+}
 namespace {
 
 using nlohmann::json;
@@ -152,9 +172,9 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
       std::lock_guard<std::mutex> lock(mu_);
       int64_t done = 0, failed = 0, cancelled = 0;
       for (const auto& [id, j] : jobs_) {
-        done += j.status == "completed";
-        failed += j.status == "failed";
-        cancelled += j.status == "cancelled";
+        done += j.state == JobState::kCompleted;
+        failed += j.state == JobState::kFailed;
+        cancelled += j.state == JobState::kCancelled;
       }
       gauges["ltx_videos_completed"] = static_cast<double>(done);
       gauges["ltx_videos_failed"] = static_cast<double>(failed);
@@ -192,8 +212,8 @@ HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, co
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
     if (tail.empty()) return json_response(200, job_json(it->second));
-    if (it->second.status != "completed") {
-      return error(failed_precondition_error("video " + id + " is " + it->second.status + ", not completed"));
+    if (it->second.state != JobState::kCompleted) {
+      return error(failed_precondition_error("video " + id + " is " + std::string(state_name(it->second.state)) + ", not completed"));
     }
     HttpResponse out = mp4_response(it->second.mp4);
     out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".mp4\"");
@@ -267,7 +287,7 @@ void ApiService::answer_error(uint64_t serial, const Status& status) { answer(se
 
 size_t ApiService::open_sessions() const {
   size_t n = 0;
-  for (const auto& [id, s] : streams_) n += s.status != "failed";
+  for (const auto& [id, s] : streams_) n += s.state != StreamState::kFailed;
   return n;
 }
 
@@ -337,12 +357,12 @@ std::string cancel_message(const std::string& what, const std::string& reason) {
 
 ApiService::CancelOutcome ApiService::cancel_video(Job& j) {
   const std::string id = j.id;
-  if (j.status == "queued") {
+  if (j.state == JobState::kQueued) {
     queue_.remove_if([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == id; });
     cancel_job(j, "cancelled", cancel_message("cancelled before it started", j.cancel_reason), false);
     return CancelOutcome::kCancelled;
   }
-  if (j.status != "in_progress") return CancelOutcome::kNotActive;
+  if (j.state != JobState::kInProgress) return CancelOutcome::kNotActive;
   const bool running = running_ && running_->id == id && runs_video_steps(running_->kind);
   if (!running) {
     // Paused between slices: its queued slice goes, and the group frees it.
@@ -362,7 +382,7 @@ void ApiService::waiter_left(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || it->second.cancel->load()) return;
   Job& j = it->second;
-  if (j.status != "queued" && j.status != "in_progress") return;
+  if (j.state != JobState::kQueued && j.state != JobState::kInProgress) return;
   j.cancel_reason = "the client waiting for it disconnected";
   LTX_LOG(kInfo) << "video " << id << ": " << j.cancel_reason << "; cancelling it";
   cancel_video(j);
@@ -398,7 +418,7 @@ void ApiService::cancel_job(Job& j, const std::string& code, const std::string& 
     queue_.push_front(kVideoLane, std::move(drop));
     cv_.notify_one();
   }
-  j.status = "cancelled";
+  j.state = JobState::kCancelled;
   j.error_code = code;
   j.error_message = message;
   finish_job(j);
@@ -407,17 +427,17 @@ void ApiService::cancel_job(Job& j, const std::string& code, const std::string& 
 
 void ApiService::finish_job(Job& j) {
   j.finished_order = ++finished_count_;
-  json ev = {{"id", j.id}, {"status", j.status}};
-  if (j.status == "completed") {
+  json ev = {{"id", j.id}, {"status", state_name(j.state)}};
+  if (j.state == JobState::kCompleted) {
     ev["seconds"] = j.total_s;
     ev["content_url"] = "/v1/videos/" + j.id + "/content";
   } else {
     ev["error"] = {{"code", j.error_code}, {"message", j.error_message}};
   }
-  events_.publish(video_topic(j.id), j.status, ev.dump());
+  events_.publish(video_topic(j.id), state_name(j.state), ev.dump());
   events_.close(video_topic(j.id));
   for (auto& w : j.waiters) {
-    if (j.status == "completed") {
+    if (j.state == JobState::kCompleted) {
       HttpResponse r = mp4_response(j.mp4);
       r.headers.emplace_back("X-Video-Id", j.id);
       r.headers.emplace_back("X-Video-Seconds", std::to_string(j.total_s));  // on the group
@@ -425,7 +445,7 @@ void ApiService::finish_job(Job& j) {
       w->finish(std::move(r));
     } else {
       Status s = j.error_code == "unavailable" ? unavailable_error("video " + j.id + ": " + j.error_message)
-                 : j.status == "cancelled"    ? cancelled_error("video " + j.id + ": " + j.error_message)
+                 : j.state == JobState::kCancelled    ? cancelled_error("video " + j.id + ": " + j.error_message)
                                               : internal_error("video " + j.id + " failed: " + j.error_message);
       HttpResponse r = error(s);
       r.headers.emplace_back("X-Video-Id", j.id);
@@ -456,22 +476,22 @@ json ApiService::job_json(const Job& j) const {
   const auto& q = j.request;
   json out = {{"id", j.id},
               {"object", "video"},
-              {"status", j.status},
+              {"status", state_name(j.state)},
               {"created_at", j.created_unix},
               {"progress", {{"step", j.step}, {"steps", j.steps}}},
               {"request", params_json(q, pipeline::kJobParam)},
               {"timings", {{"queue_seconds", j.queue_s}, {"denoise_seconds", j.denoise_s}, {"decode_seconds", j.decode_s},
                            {"encode_seconds", j.encode_s}, {"total_seconds", j.total_s}}},
               {"events_url", "/v1/videos/" + j.id + "/events"}};
-  if (j.status == "queued") {
+  if (j.state == JobState::kQueued) {
     auto pos = queue_.position([&](const Work& w) { return w.kind == Work::Kind::kVideo && w.id == j.id; });
     out["queue_position"] = pos ? static_cast<int64_t>(*pos) : 0;
   }
-  if (j.status == "completed") {
+  if (j.state == JobState::kCompleted) {
     out["content_url"] = "/v1/videos/" + j.id + "/content";
     out["frames"] = j.frames;
   }
-  if (j.status == "failed" || j.status == "cancelled") {
+  if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
     out["error"] = {{"code", j.error_code}, {"message", j.error_message}};
   }
   return out;
@@ -530,7 +550,7 @@ HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest&
   auto it = streams_.find(id);
   if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
   Stream& s = it->second;
-  if (s.status == "failed") return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
+  if (s.state == StreamState::kFailed) return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
   const int64_t index = std::get<std::optional<int64_t>>(parsed).value_or(s.accepted + 1);
   s.last_used = steady::now();
   if (index == s.done && index >= 0) {
@@ -577,7 +597,7 @@ HttpResponse ApiService::export_state(const std::string& id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
   Stream& s = it->second;
-  if (s.status == "failed") return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
+  if (s.state == StreamState::kFailed) return error(failed_precondition_error("stream " + id + " failed: " + s.error_message));
   if (s.accepted < 0) {
     return error(failed_precondition_error("stream " + id + " has no chunk yet; its state exists after chunk 0"));
   }
@@ -605,7 +625,7 @@ void ApiService::drop_stream_work(const std::string& id, const Status& why) {
 }
 
 void ApiService::fail_stream(Stream& s, const std::string& why) {
-  s.status = "failed";
+  s.state = StreamState::kFailed;
   s.error_message = why;
   drop_stream_work(s.id, failed_precondition_error("stream " + s.id + " " + why));
   events_.publish(stream_topic(s.id), "failed", json({{"id", s.id}, {"error", why}}).dump());
@@ -650,7 +670,7 @@ json ApiService::stream_json(const Stream& s) const {
   const auto& p = s.settings;
   json out = {{"id", s.id},
               {"object", "stream"},
-              {"status", s.status},
+              {"status", state_name(s.state)},
               {"created_at", s.created_unix},
               {"resumed", s.imported},
               {"last_chunk", s.done},
@@ -661,7 +681,7 @@ json ApiService::stream_json(const Stream& s) const {
               {"chunks_url", "/v1/streams/" + s.id + "/chunks"},
               {"events_url", "/v1/streams/" + s.id + "/events"},
               {"state_url", "/v1/streams/" + s.id + "/state"}};
-  if (s.status == "failed") out["error"] = {{"message", s.error_message}};
+  if (s.state == StreamState::kFailed) out["error"] = {{"message", s.error_message}};
   return out;
 }
 
@@ -680,7 +700,7 @@ std::optional<Work> ApiService::next_work(std::chrono::milliseconds timeout) {
   switch (w->kind) {
     case Work::Kind::kVideo: {
       Job& j = jobs_.at(w->id);
-      j.status = "in_progress";
+      j.state = JobState::kInProgress;
       j.queue_s = since(w->queued_at);
       events_.publish(video_topic(j.id), "in_progress", json({{"id", j.id}, {"queue_seconds", j.queue_s}}).dump());
       break;
@@ -735,7 +755,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     if (it == jobs_.end()) return;
     Job& j = it->second;
     j.total_s += res.seconds;
-    if (j.status != "in_progress") return;  // cancelled while it ran its last slice's bookkeeping
+    if (j.state != JobState::kInProgress) return;  // cancelled while it ran its last slice's bookkeeping
     if (ok && !res.finished && j.cancel->load()) {
       // Cancelled just as it paused: free it on the group instead of resuming.
       cancel_job(j, "cancelled",
@@ -764,14 +784,14 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     j.decode_s = res.decode_seconds;
     j.encode_s = res.encode_seconds;
     if (ok) {
-      j.status = "completed";
+      j.state = JobState::kCompleted;
       j.step = j.steps;
       j.mp4 = std::move(res.mp4);
       j.frames = res.frame_count;
       metrics_.observe(Metrics::Series::kJobSeconds, res.seconds);
     } else {
       const bool cancelled = res.status.code() == StatusCode::kCancelled;
-      j.status = cancelled ? "cancelled" : "failed";
+      j.state = cancelled ? JobState::kCancelled : JobState::kFailed;
       j.error_code = api_error_from_status(res.status).code;
       const std::string why = client_message(res.status.message());
       j.error_message = cancelled ? cancel_message(why, j.cancel_reason) : why;
@@ -799,7 +819,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
     case Work::Kind::kOpenStream:
     case Work::Kind::kImportStream:
       if (ok) {
-        s.status = "ready";
+        s.state = StreamState::kReady;
         events_.publish(topic, "ready", json({{"id", s.id}, {"next_chunk", s.accepted + 1}}).dump());
       } else {
         fail_stream(s, "failed to open: " + client_message(res.status.message()));

@@ -35,6 +35,15 @@
 
 namespace ltx::service {
 
+// A video job's life: queued -> in_progress (possibly paused and resumed
+// between slices) -> completed | failed | cancelled (a queued job can be
+// cancelled at once). The names are the API's "status" values.
+enum class JobState { kQueued, kInProgress, kCompleted, kFailed, kCancelled };
+// A stream's: opening -> ready (chunks) | failed.
+enum class StreamState { kOpening, kReady, kFailed };
+const char* state_name(JobState state);
+const char* state_name(StreamState state);
+
 struct ServiceInfo {
   std::string model;      // the model's name as clients see it (never a local path)
   std::string family;     // its family, e.g. "ltx-video"
@@ -78,7 +87,7 @@ class ApiService {
   struct Job {
     std::string id;
     pipeline::GenerationRequest request;
-    std::string status = "queued";  // queued, in_progress, completed, failed, cancelled
+    JobState state = JobState::kQueued;
     int64_t step = 0, steps = 0;
     std::string mp4;
     int64_t frames = 0;
@@ -95,7 +104,7 @@ class ApiService {
     std::string id;
     pipeline::StreamSettings settings;
     bool imported = false;
-    std::string status = "opening";  // opening, ready, failed
+    StreamState state = StreamState::kOpening;
     int64_t accepted = -1;           // highest chunk index queued or made
     int64_t done = -1;               // last chunk made
     bool can_repeat = false;         // rank 0 holds the last chunk's MP4
