@@ -64,14 +64,6 @@ bool query_flag(const std::string& query, const std::string& name) {
   return false;
 }
 
-// "/v1/streams/str_1/chunks" with prefix "/v1/streams/" -> {"str_1", "/chunks"}.
-std::pair<std::string, std::string> split_id(const std::string& path, const std::string& prefix) {
-  std::string rest = path.substr(prefix.size());
-  const size_t slash = rest.find('/');
-  if (slash == std::string::npos) return {rest, ""};
-  return {rest.substr(0, slash), rest.substr(slash)};
-}
-
 HttpResponse method_not_allowed(const std::string& method, const std::string& path, const std::string& allow) {
   ApiError e;
   e.http_status = 405;
@@ -94,6 +86,7 @@ HttpResponse mp4_response(std::string mp4) {
 }  // namespace
 
 ApiService::ApiService(ServiceInfo info, ServiceConfig config) : info_(std::move(info)), config_(std::move(config)) {
+  add_routes();
   update_gauges();
 }
 
@@ -141,118 +134,121 @@ HttpResponse ApiService::handle(const HttpRequest& r) {
   const size_t q = r.target.find('?');
   const std::string path = r.target.substr(0, q);
   const std::string query = q == std::string::npos ? "" : r.target.substr(q + 1);
-  HttpResponse out = route(r, path, query);
+  const RouteTable::Match match = routes_.match(r.method, path);
+  HttpResponse out;
+  if (match.handler != nullptr) {
+    out = (*match.handler)(r, match.id, query);
+  } else if (!match.allowed.empty()) {
+    out = method_not_allowed(r.method, path, match.allowed);
+  } else {
+    out = error(not_found_error("no route " + r.method + " " + path));
+  }
   // A deferred answer is counted with the status it was accepted with (200).
-  metrics_.count_request(route_template(path), out.later ? 200 : out.status);
+  metrics_.count_request(match.label, out.later ? 200 : out.status);
   return out;
 }
 
-HttpResponse ApiService::route(const HttpRequest& r, const std::string& path, const std::string& query) {
-  const std::string& m = r.method;
-  if (path == "/" || path == "/index.html") {
-    if (m != "GET") return method_not_allowed(m, path, "GET");
+// Every route of the API: docs/api.md lists the same table.
+void ApiService::add_routes() {
+  using Request = const HttpRequest&;
+  using Id = const std::string&;
+  auto page = [](Request, Id, Id) {
     HttpResponse page;
     page.content_type = "text/html; charset=utf-8";
     page.body = web_page_html();
     return page;
-  }
-  if (path == "/healthz") {
-    if (m != "GET") return method_not_allowed(m, path, "GET");
-    std::lock_guard<std::mutex> lock(mu_);
-    json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
-              {"model", info_.model}, {"family", info_.family}, {"placement", info_.placement},
-              {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
-              {"sessions", open_sessions()}};
-    return json_response(shutdown_ ? 503 : 200, h);
-  }
-  if (path == "/metrics") {
-    if (m != "GET") return method_not_allowed(m, path, "GET");
-    std::map<std::string, double> gauges;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      int64_t done = 0, failed = 0, cancelled = 0;
-      for (const auto& [id, j] : jobs_) {
-        done += j.state == JobState::kCompleted;
-        failed += j.state == JobState::kFailed;
-        cancelled += j.state == JobState::kCancelled;
-      }
-      gauges["ltx_videos_completed"] = static_cast<double>(done);
-      gauges["ltx_videos_failed"] = static_cast<double>(failed);
-      gauges["ltx_videos_cancelled"] = static_cast<double>(cancelled);
-    }
-    HttpResponse out;
-    out.content_type = "text/plain; version=0.0.4";
-    out.body = metrics_.render(gauges);
-    return out;
-  }
-  if (path == "/v1/models") {
-    if (m != "GET") return method_not_allowed(m, path, "GET");
-    return json_response(200, {{"object", "list"}, {"data", {{{"id", info_.model}, {"object", "model"}, {"group_size", info_.group_size}}}}});
-  }
+  };
+  routes_.add("GET", "/", page);
+  routes_.add("GET", "/index.html", page);
+  routes_.add("GET", "/healthz", [this](Request, Id, Id) { return health(); });
+  routes_.add("GET", "/metrics", [this](Request, Id, Id) { return metrics_text(); });
+  routes_.add("GET", "/v1/models", [this](Request, Id, Id) {
+    return json_response(200, {{"object", "list"},
+                               {"data", {{{"id", info_.model}, {"object", "model"}, {"group_size", info_.group_size}}}}});
+  });
+  routes_.add("GET", "/v1/videos", [this](Request, Id, Id) { return list_videos(); });
+  routes_.add("POST", "/v1/videos", [this](Request r, Id, Id query) { return create_video(r, query_flag(query, "wait")); });
+  routes_.add("GET", "/v1/videos/{id}", [this](Request, Id id, Id) { return get_video(id); });
+  routes_.add("DELETE", "/v1/videos/{id}", [this](Request, Id id, Id) { return delete_video(id); });
+  routes_.add("GET", "/v1/videos/{id}/content", [this](Request, Id id, Id) { return video_content(id); });
+  routes_.add("GET", "/v1/videos/{id}/events", [this](Request, Id id, Id) { return events_of(video_topic(id), "video", id); });
+  routes_.add("GET", "/v1/streams", [this](Request, Id, Id) { return list_streams(); });
+  routes_.add("POST", "/v1/streams", [this](Request r, Id, Id) { return create_stream(r); });
+  routes_.add("GET", "/v1/streams/{id}", [this](Request, Id id, Id) { return get_stream(id); });
+  routes_.add("DELETE", "/v1/streams/{id}", [this](Request, Id id, Id) { return delete_stream(id, "deleted"); });
+  routes_.add("POST", "/v1/streams/{id}/chunks", [this](Request r, Id id, Id) { return request_chunk(id, r); });
+  routes_.add("GET", "/v1/streams/{id}/state", [this](Request, Id id, Id) { return export_state(id); });
+  routes_.add("GET", "/v1/streams/{id}/events", [this](Request, Id id, Id) { return events_of(stream_topic(id), "stream", id); });
+}
 
-  if (path == "/v1/videos") {
-    if (m == "POST") return create_video(r, query_flag(query, "wait"));
-    if (m != "GET") return method_not_allowed(m, path, "GET, POST");
-    std::lock_guard<std::mutex> lock(mu_);
-    json data = json::array();
-    for (const auto& [id, j] : jobs_) data.push_back(job_json(j));
-    return json_response(200, {{"object", "list"}, {"data", data}});
-  }
-  const std::string videos = "/v1/videos/";
-  if (path.rfind(videos, 0) == 0) {
-    auto [id, tail] = split_id(path, videos);
-    if (tail.empty() && m == "DELETE") return delete_video(id);
-    if (tail.empty() && m != "GET") return method_not_allowed(m, path, "GET, DELETE");
-    if (!tail.empty() && tail != "/content" && tail != "/events") {
-      return error(not_found_error("no route " + m + " " + path));
-    }
-    if (!tail.empty() && m != "GET") return method_not_allowed(m, path, "GET");
-    if (tail == "/events") return events_of(video_topic(id), "video", id);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
-    if (tail.empty()) return json_response(200, job_json(it->second));
-    if (it->second.state != JobState::kCompleted) {
-      return error(failed_precondition_error("video " + id + " is " + std::string(state_name(it->second.state)) + ", not completed"));
-    }
-    HttpResponse out = mp4_response(it->second.mp4);
-    out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".mp4\"");
-    return out;
-  }
+HttpResponse ApiService::health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
+            {"model", info_.model}, {"family", info_.family}, {"placement", info_.placement},
+            {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
+            {"sessions", open_sessions()}};
+  return json_response(shutdown_ ? 503 : 200, h);
+}
 
-  if (path == "/v1/streams") {
-    if (m == "POST") return create_stream(r);
-    if (m != "GET") return method_not_allowed(m, path, "GET, POST");
+HttpResponse ApiService::metrics_text() {
+  std::map<std::string, double> gauges;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    json data = json::array();
-    for (const auto& [id, s] : streams_) data.push_back(stream_json(s));
-    return json_response(200, {{"object", "list"}, {"data", data}});
+    int64_t done = 0, failed = 0, cancelled = 0;
+    for (const auto& [id, j] : jobs_) {
+      done += j.state == JobState::kCompleted;
+      failed += j.state == JobState::kFailed;
+      cancelled += j.state == JobState::kCancelled;
+    }
+    gauges["ltx_videos_completed"] = static_cast<double>(done);
+    gauges["ltx_videos_failed"] = static_cast<double>(failed);
+    gauges["ltx_videos_cancelled"] = static_cast<double>(cancelled);
   }
-  const std::string streams = "/v1/streams/";
-  if (path.rfind(streams, 0) == 0) {
-    auto [id, tail] = split_id(path, streams);
-    if (tail.empty()) {
-      if (m == "DELETE") return delete_stream(id, "deleted");
-      if (m != "GET") return method_not_allowed(m, path, "GET, DELETE");
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = streams_.find(id);
-      if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
-      return json_response(200, stream_json(it->second));
-    }
-    if (tail == "/chunks") {
-      if (m != "POST") return method_not_allowed(m, path, "POST");
-      return request_chunk(id, r);
-    }
-    if (tail == "/state") {
-      if (m != "GET") return method_not_allowed(m, path, "GET");
-      return export_state(id);
-    }
-    if (tail == "/events") {
-      if (m != "GET") return method_not_allowed(m, path, "GET");
-      return events_of(stream_topic(id), "stream", id);
-    }
+  HttpResponse out;
+  out.content_type = "text/plain; version=0.0.4";
+  out.body = metrics_.render(gauges);
+  return out;
+}
+
+HttpResponse ApiService::list_videos() {
+  std::lock_guard<std::mutex> lock(mu_);
+  json data = json::array();
+  for (const auto& [id, j] : jobs_) data.push_back(job_json(j));
+  return json_response(200, {{"object", "list"}, {"data", data}});
+}
+
+HttpResponse ApiService::get_video(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
+  return json_response(200, job_json(it->second));
+}
+
+HttpResponse ApiService::video_content(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
+  if (it->second.state != JobState::kCompleted) {
+    return error(failed_precondition_error("video " + id + " is " + std::string(state_name(it->second.state)) +
+                                           ", not completed"));
   }
-  return error(not_found_error("no route " + m + " " + path));
+  HttpResponse out = mp4_response(it->second.mp4);
+  out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".mp4\"");
+  return out;
+}
+
+HttpResponse ApiService::list_streams() {
+  std::lock_guard<std::mutex> lock(mu_);
+  json data = json::array();
+  for (const auto& [id, s] : streams_) data.push_back(stream_json(s));
+  return json_response(200, {{"object", "list"}, {"data", data}});
+}
+
+HttpResponse ApiService::get_stream(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return error(not_found_error("no stream " + id), "id");
+  return json_response(200, stream_json(it->second));
 }
 
 // ---- admission and the queue (mu_ held) ----

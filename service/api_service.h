@@ -30,6 +30,7 @@
 #include "service/fair_queue.h"
 #include "service/http_server.h"
 #include "service/metrics.h"
+#include "service/route_table.h"
 #include "service/service_config.h"
 #include "service/work.h"
 
@@ -119,7 +120,14 @@ class ApiService {
     std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   };
 
-  HttpResponse route(const HttpRequest& request, const std::string& path, const std::string& query);
+  void add_routes();
+  HttpResponse health();
+  HttpResponse metrics_text();
+  HttpResponse list_videos();
+  HttpResponse get_video(const std::string& id);
+  HttpResponse video_content(const std::string& id);
+  HttpResponse list_streams();
+  HttpResponse get_stream(const std::string& id);
   HttpResponse create_video(const HttpRequest& request, bool wait);
   HttpResponse delete_video(const std::string& id);
   HttpResponse create_stream(const HttpRequest& request);
@@ -161,6 +169,7 @@ class ApiService {
   ServiceInfo info_;
   ServiceConfig config_;
   Metrics metrics_;
+  RouteTable routes_;  // built once in the constructor; read-only after
   EventHub events_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

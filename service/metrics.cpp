@@ -87,23 +87,4 @@ std::string Metrics::render(const std::map<std::string, double>& extra) const {
   return os.str();
 }
 
-std::string route_template(const std::string& path) {
-  for (const std::string prefix : {"/v1/videos/", "/v1/streams/"}) {
-    if (path.rfind(prefix, 0) == 0) {
-      const std::string rest = path.substr(prefix.size());
-      const size_t slash = rest.find('/');
-      if (slash == std::string::npos) return prefix + "{id}";
-      const std::string tail = rest.substr(slash);
-      for (const char* known : {"/content", "/events", "/chunks", "/state"}) {
-        if (tail == known) return prefix + "{id}" + tail;
-      }
-      return "other";
-    }
-  }
-  for (const char* known : {"/healthz", "/metrics", "/v1/models", "/v1/videos", "/v1/streams", "/"}) {
-    if (path == known) return path;
-  }
-  return "other";
-}
-
 }  // namespace ltx::service

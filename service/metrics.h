@@ -43,7 +43,4 @@ class Metrics {
   std::map<std::string, std::pair<double, std::string>> gauges_;  // name -> value, help
 };
 
-// The route template of a request path (bounded label values).
-std::string route_template(const std::string& path);
-
 }  // namespace ltx::service
