@@ -85,7 +85,8 @@ HttpResponse mp4_response(std::string mp4) {
 
 }  // namespace
 
-ApiService::ApiService(ServiceInfo info, ServiceConfig config) : info_(std::move(info)), config_(std::move(config)) {
+ApiService::ApiService(ServiceInfo info, ServiceConfig config)
+    : info_(std::move(info)), config_(std::move(config)), policy_{config_.max_queue, config_.job_slice_s} {
   add_routes();
   update_gauges();
 }
@@ -253,13 +254,7 @@ HttpResponse ApiService::get_stream(const std::string& id) {
 
 // ---- admission and the queue (mu_ held) ----
 
-Status ApiService::admit_work() const {
-  if (shutdown_) return unavailable_error("the worker is shutting down");
-  if (queue_.size() >= config_.max_queue) {
-    return resource_exhausted_error("the queue is full (" + std::to_string(config_.max_queue) + " work items)");
-  }
-  return Status();
-}
+Status ApiService::admit_work() const { return policy_.admit(shutdown_, queue_.size()); }
 
 uint64_t ApiService::enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply) {
   work.serial = next_serial_++;
@@ -874,9 +869,9 @@ void ApiService::on_done(const Work& w, WorkResult res) {
 
 bool ApiService::should_yield() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (config_.job_slice_s <= 0 || !running_) return false;
-  if (!runs_video_steps(running_->kind)) return false;
-  return since(running_since_) >= config_.job_slice_s && queue_.has_other_than(kVideoLane);
+  const bool job_running = running_ && runs_video_steps(running_->kind);
+  return policy_.should_yield(job_running, job_running ? since(running_since_) : 0.0,
+                              queue_.has_other_than(kVideoLane));
 }
 
 void ApiService::tick() {

@@ -31,6 +31,7 @@
 #include "service/http_server.h"
 #include "service/metrics.h"
 #include "service/route_table.h"
+#include "service/scheduling_policy.h"
 #include "service/service_config.h"
 #include "service/work.h"
 
@@ -170,6 +171,7 @@ class ApiService {
   ServiceConfig config_;
   Metrics metrics_;
   RouteTable routes_;  // built once in the constructor; read-only after
+  SchedulingPolicy policy_;
   EventHub events_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -9,6 +9,7 @@
 #include "service/api_error.h"
 #include "service/event_hub.h"
 #include "service/fair_queue.h"
+#include "service/scheduling_policy.h"
 #include "service/service_config.h"
 #include "service/stream_request_schema.h"
 #include "tests/test_util.h"
@@ -39,6 +40,19 @@ TEST(ApiError, ClientMessagesCarryNoSourceLocationOrLocalPath) {
   EXPECT_EQ(e.message.find(".cpp:"), std::string::npos) << e.message;
   EXPECT_EQ(e.message.find("/work/"), std::string::npos) << e.message;
   EXPECT_EQ(e.http_status, 500);
+}
+
+TEST(SchedulingPolicy, AdmitsWhileThereIsRoomAndYieldsToWaitingStreams) {
+  SchedulingPolicy p{2, 1.0};
+  EXPECT_TRUE(p.admit(false, 1).ok());
+  EXPECT_EQ(p.admit(false, 2).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(p.admit(true, 0).code(), StatusCode::kUnavailable) << "shutting down wins";
+  EXPECT_TRUE(p.should_yield(true, 1.5, true));
+  EXPECT_FALSE(p.should_yield(true, 0.5, true)) << "its slice is not used up";
+  EXPECT_FALSE(p.should_yield(true, 9.0, false)) << "nothing else waits";
+  EXPECT_FALSE(p.should_yield(false, 9.0, true)) << "no video job runs";
+  SchedulingPolicy never{2, 0.0};
+  EXPECT_FALSE(never.should_yield(true, 99.0, true)) << "job_slice_s = 0 never pauses a job";
 }
 
 TEST(FairQueue, ServesOwnersRoundRobinAndKeepsEachOwnersOrder) {
