@@ -14,6 +14,7 @@
 #include "common/check.h"
 #include "common/host_memory.h"
 #include "common/logging.h"
+#include "dist/agreement.h"
 #include "dist/world.h"
 #include "launch/generate_command.h"
 #include "launch/inspect_command.h"
@@ -69,14 +70,13 @@ int main(int argc, char** argv) {
   if (command == "generate") return ltx::launch::run_generate(world, args);
   if (command == "serve") return ltx::launch::run_serve(world, args);
 
-  int rc = 0;
+  ltx::Status st;
   if (world.is_root()) {
-    ltx::Status st = ltx::launch::run_inspect(args[0], std::cout);
+    st = ltx::launch::run_inspect(args[0], std::cout);
     if (!st.ok()) {
       LTX_LOG(kError) << st.to_string();
-      rc = 1;
     }
   }
-  MPI_Bcast(&rc, 1, MPI_INT, 0, world.comm());  // every rank leaves with rank 0's verdict
-  return rc;
+  // Every rank leaves with rank 0's verdict.
+  return ltx::dist::share_root_verdict(world.comm(), st).ok() ? 0 : 1;
 }

@@ -123,9 +123,9 @@ TEST(Generation, PausedJobResumesToTheSameVideo) {
 }
 
 TEST(GenerateCommand, WritesAPlayableMp4) {
-  std::string out = testing::scratch_dir("gen") + "/video.mp4";
-  // Every rank writes under its own scratch name, but only rank 0's argument is used.
-  MPI_Bcast(out.data(), static_cast<int>(out.size()), MPI_CHAR, 0, world().comm());
+  // Rank 0's scratch path on every rank (the ranks' own names differ in
+  // length with their pids, so each rank must not broadcast its own).
+  const std::string out = testing::from_root([] { return testing::scratch_dir("gen") + "/video.mp4"; });
   int rc = run_generate(world(), {"--prompt", "Waves crash against black rocks", "--model", model_dir(), "--width",
                                   "64", "--height", "64", "--frames", "9", "--steps", "2", "--out", out});
   EXPECT_EQ(rc, 0);
@@ -139,8 +139,7 @@ TEST(GenerateCommand, WritesAPlayableMp4) {
 }
 
 TEST(GenerateCommand, StreamModeWritesAVideoMadeChunkByChunk) {
-  std::string out = testing::scratch_dir("gen") + "/stream.mp4";
-  MPI_Bcast(out.data(), static_cast<int>(out.size()), MPI_CHAR, 0, world().comm());
+  const std::string out = testing::from_root([] { return testing::scratch_dir("gen") + "/stream.mp4"; });
   int rc = run_generate(world(), {"--prompt", "Northern lights", "--model", model_dir(), "--width", "64", "--height",
                                   "64", "--steps", "2", "--stream", "--chunks", "3", "--chunk-frames", "2",
                                   "--window", "2", "--out", out});
