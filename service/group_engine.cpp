@@ -14,10 +14,6 @@ using clock = std::chrono::steady_clock;
 
 double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
 
-// Every rank rebuilds the request from the command's encoded parameters
-// (pipeline/runtime/video_params.h): one field list, both ways.
-Result<pipeline::VideoParams> params_of(const std::string& bytes) { return pipeline::decode_params(bytes); }
-
 }  // namespace
 
 const char* work_kind_name(Work::Kind kind) {
@@ -143,7 +139,8 @@ Status GroupEngine::handle(const dist::Command& command, Rank0Item* item) {
 }
 
 Status GroupEngine::run_video(const dist::BeginRequestCommand& c, Rank0Item* item) {
-  LTX_ASSIGN_OR_RETURN(pipeline::GenerationRequest r, params_of(c.params));
+  // Every rank rebuilds the request from the command's encoded parameters.
+  LTX_ASSIGN_OR_RETURN(pipeline::GenerationRequest r, pipeline::decode_params(c.params));
   if (videos_.count(c.request_id)) return failed_precondition_error("video " + c.request_id + " is already running");
   LTX_ASSIGN_OR_RETURN(videos_[c.request_id], t2v_.start(r));
   return advance_video(c.request_id, item);
@@ -206,7 +203,7 @@ Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c, Rank0I
     }
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
   } else {
-    LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, params_of(c.params));
+    LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, pipeline::decode_params(c.params));
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
   }
   if (item != nullptr) item->result.last_chunk = session->last_chunk();

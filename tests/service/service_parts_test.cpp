@@ -248,6 +248,20 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
   std::ofstream(path) << R"({"max_queue": "many"})";
   EXPECT_NE(merge_service_config_json(path, &f).message().find("max_queue"), std::string::npos);
   EXPECT_EQ(merge_service_config_json(dir + "/missing.json", &f).code(), StatusCode::kNotFound);
+
+  // The model and its placement come from the file too; bad values are named.
+  std::ofstream(path) << R"({"model": "builtin:ltx-video", "dtype": "bf16", "text_device": "cpu"})";
+  ServiceConfig p;
+  ASSERT_TRUE(merge_service_config_json(path, &p).ok());
+  EXPECT_EQ(p.model, "builtin:ltx-video");
+  EXPECT_EQ(p.placement.dtype, "bf16");
+  EXPECT_EQ(p.placement.text_device, "cpu");
+  EXPECT_TRUE(p.validate().ok());
+  std::ofstream(path) << R"({"decoder_device": "gpu"})";
+  ASSERT_TRUE(merge_service_config_json(path, &p).ok());
+  EXPECT_NE(p.validate().message().find("--decoder-device"), std::string::npos) << p.validate();
+  std::ofstream(path) << R"({"dtype": 16})";
+  EXPECT_NE(merge_service_config_json(path, &p).message().find("dtype must be a string"), std::string::npos);
 }
 
 }  // namespace
