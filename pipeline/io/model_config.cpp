@@ -7,129 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "pipeline/io/json_fields.h"
 
 namespace ltx::pipeline {
 namespace {
 
 using nlohmann::json;
-
-// Reads typed fields of one JSON object; the first problem becomes the Status.
-class FieldReader {
- public:
-  FieldReader(const json& obj, std::string source) : obj_(obj), source_(std::move(source)) {}
-
-  const Status& status() const { return status_; }
-  bool has(const char* key) const { return obj_.contains(key) && !obj_.at(key).is_null(); }
-
-  void integer(const char* key, int64_t* out, int64_t min_value = INT64_MIN) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_number_integer()) return fail(key, "must be an integer");
-    int64_t x = v->get<int64_t>();
-    if (x < min_value) return fail(key, "must be at least " + std::to_string(min_value));
-    *out = x;
-  }
-  void number(const char* key, double* out, std::optional<double> exclusive_min = std::nullopt) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_number()) return fail(key, "must be a number");
-    double x = v->get<double>();
-    if (exclusive_min && !(x > *exclusive_min)) {
-      return fail(key, "must be greater than " + std::to_string(*exclusive_min));
-    }
-    *out = x;
-  }
-  void optional_number(const char* key, std::optional<double>* out) {
-    if (!obj_.contains(key)) return;
-    const json& v = obj_.at(key);
-    if (v.is_null()) {
-      *out = std::nullopt;
-    } else if (!v.is_number()) {
-      fail(key, "must be a number or null");
-    } else {
-      *out = v.get<double>();
-    }
-  }
-  void boolean(const char* key, bool* out) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_boolean()) return fail(key, "must be true or false");
-    *out = v->get<bool>();
-  }
-  void string(const char* key, std::string* out, const std::vector<std::string>& allowed = {}) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_string()) return fail(key, "must be a string");
-    std::string s = v->get<std::string>();
-    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("\"" + a + "\"");
-      return fail(key, "value \"" + s + "\" is not supported (supported: " + list + ")");
-    }
-    *out = s;
-  }
-  void int_list(const char* key, std::vector<int64_t>* out, int64_t min_value = INT64_MIN) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_array()) return fail(key, "must be a list of integers");
-    std::vector<int64_t> r;
-    for (const json& e : *v) {
-      if (!e.is_number_integer()) return fail(key, "must be a list of integers");
-      if (e.get<int64_t>() < min_value) {
-        return fail(key, "entries must be at least " + std::to_string(min_value));
-      }
-      r.push_back(e.get<int64_t>());
-    }
-    *out = std::move(r);
-  }
-  void bool_list(const char* key, std::vector<bool>* out) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_array()) return fail(key, "must be a list of booleans");
-    std::vector<bool> r;
-    for (const json& e : *v) {
-      if (!e.is_boolean()) return fail(key, "must be a list of booleans");
-      r.push_back(e.get<bool>());
-    }
-    *out = std::move(r);
-  }
-  void string_list(const char* key, std::vector<std::string>* out) {
-    const json* v = find(key);
-    if (v == nullptr) return;
-    if (!v->is_array()) return fail(key, "must be a list of strings");
-    std::vector<std::string> r;
-    for (const json& e : *v) {
-      if (!e.is_string()) return fail(key, "must be a list of strings");
-      r.push_back(e.get<std::string>());
-    }
-    *out = std::move(r);
-  }
-  // A cross-field rule: `ok` false records `message` against `key`.
-  void require(bool ok, const char* key, const std::string& message) {
-    if (!ok) fail(key, message);
-  }
-  void fail(const std::string& key, const std::string& message) {
-    if (status_.ok()) status_ = invalid_argument_error(source_ + ": field '" + key + "' " + message);
-  }
-
- private:
-  const json* find(const char* key) const {
-    auto it = obj_.find(key);
-    if (it == obj_.end() || it->is_null()) return nullptr;  // absent or null: keep the default
-    return &*it;
-  }
-
-  const json& obj_;
-  std::string source_;
-  Status status_;
-};
-
-Result<json> parse_object(const std::string& text, const std::string& source) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return invalid_argument_error(source + ": not well-formed JSON");
-  if (!j.is_object()) return invalid_argument_error(source + ": not a JSON object");
-  return j;
-}
 
 template <typename T>
 Result<T> load_with(const std::string& path,
@@ -159,7 +42,7 @@ Result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
 }
 
 Result<TransformerConfig> parse_transformer_config(const std::string& text, const std::string& source) {
-  LTX_ASSIGN_OR_RETURN(json j, parse_object(text, source));
+  LTX_ASSIGN_OR_RETURN(json j, parse_json_object(text, source));
   TransformerConfig c;
   FieldReader r(j, source);
   r.integer("in_channels", &c.in_channels, 1);
@@ -188,7 +71,7 @@ Result<TransformerConfig> parse_transformer_config(const std::string& text, cons
 Result<TransformerConfig> parse_original_transformer_config(const std::string& metadata_json,
                                                             const std::string& source) {
   const std::string where = source + " (metadata 'config')";
-  LTX_ASSIGN_OR_RETURN(json meta, parse_object(metadata_json, where));
+  LTX_ASSIGN_OR_RETURN(json meta, parse_json_object(metadata_json, where));
   auto t = meta.find("transformer");
   if (t == meta.end() || !t->is_object()) {
     return invalid_argument_error(where + ": field 'transformer' is missing or not an object");
@@ -210,7 +93,7 @@ Result<TransformerConfig> parse_original_transformer_config(const std::string& m
 }
 
 Result<VaeConfig> parse_vae_config(const std::string& text, const std::string& source) {
-  LTX_ASSIGN_OR_RETURN(json j, parse_object(text, source));
+  LTX_ASSIGN_OR_RETURN(json j, parse_json_object(text, source));
   VaeConfig c;
   FieldReader r(j, source);
   r.integer("in_channels", &c.in_channels, 1);
@@ -263,7 +146,7 @@ Result<VaeConfig> parse_vae_config(const std::string& text, const std::string& s
 }
 
 Result<SchedulerConfig> parse_scheduler_config(const std::string& text, const std::string& source) {
-  LTX_ASSIGN_OR_RETURN(json j, parse_object(text, source));
+  LTX_ASSIGN_OR_RETURN(json j, parse_json_object(text, source));
   SchedulerConfig c;
   FieldReader r(j, source);
   r.integer("num_train_timesteps", &c.num_train_timesteps, 1);
@@ -310,7 +193,7 @@ void read_rope(FieldReader& outer, const json& obj, const std::string& source,
 }  // namespace
 
 Result<Gemma3Config> parse_gemma3_config(const std::string& text, const std::string& source) {
-  LTX_ASSIGN_OR_RETURN(json root, parse_object(text, source));
+  LTX_ASSIGN_OR_RETURN(json root, parse_json_object(text, source));
   // Gemma3ForConditionalGeneration nests the text tower under text_config.
   const json& j = root.contains("text_config") && root["text_config"].is_object()
                       ? root["text_config"]
@@ -382,7 +265,7 @@ Result<Gemma3Config> parse_gemma3_config(const std::string& text, const std::str
 }
 
 Result<T5Config> parse_t5_config(const std::string& text, const std::string& source) {
-  LTX_ASSIGN_OR_RETURN(json j, parse_object(text, source));
+  LTX_ASSIGN_OR_RETURN(json j, parse_json_object(text, source));
   T5Config c;
   FieldReader r(j, source);
   r.integer("vocab_size", &c.vocab_size, 1);
