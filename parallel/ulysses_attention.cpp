@@ -64,10 +64,13 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   return out.transpose(1, 2);  // [B, S, h, D]
 }
 
+// q [B, Sq, H, D]; k, v [B, Skv, H, D] (Skv = Sq for self-attention; any
+// length for cross-attention).
 void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   LTX_CHECK(q.dim() == 4, "q must be [B, S, H, D], got ", q.sizes());
-  LTX_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(), "q, k, v shapes differ: ",
-            q.sizes(), " ", k.sizes(), " ", v.sizes());
+  LTX_CHECK(k.dim() == 4 && k.size(0) == q.size(0) && k.size(2) == q.size(2) && k.size(3) == q.size(3) &&
+                v.sizes() == k.sizes(),
+            "q, k, v shapes do not match: ", q.sizes(), " ", k.sizes(), " ", v.sizes());
 }
 
 }  // namespace
@@ -120,8 +123,8 @@ at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
   at::Tensor kh = sequence_to_heads(k);
   at::Tensor vh = sequence_to_heads(v);
   if (options.key_padding_mask.has_value()) {
-    LTX_CHECK(options.key_padding_mask->size(-1) == qh.size(1), "key_padding_mask covers ",
-              options.key_padding_mask->size(-1), " keys, the gathered sequence has ", qh.size(1));
+    LTX_CHECK(options.key_padding_mask->size(-1) == kh.size(1), "key_padding_mask covers ",
+              options.key_padding_mask->size(-1), " keys, the gathered sequence has ", kh.size(1));
   }
   if (kv_out != nullptr) {
     kv_out->k = kh;

@@ -61,7 +61,9 @@ class UlyssesAttention {
   at::Tensor heads_to_sequence(const at::Tensor& x) const;
 
   // q, k, v: [B, s, H, D] on this rank (s = shard length, padded). Returns
-  // [B, s, H, D]. When `kv_out` is given it receives this call's own k/v for
+  // [B, s, H, D]. Cross-attention between two sharded sequences works the
+  // same way: q [B, sq, H, D] and k/v [B, skv, H, D] of another length (the
+  // key padding mask then covers the gathered keys). When `kv_out` is given it receives this call's own k/v for
   // the local heads (see LocalHeadKv).
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const AttentionOptions& options = {}, LocalHeadKv* kv_out = nullptr) const;
@@ -71,8 +73,9 @@ class UlyssesAttention {
   int64_t num_heads_;
 };
 
-// Plain single-process attention with the same conventions (q/k/v [B, S, H, D],
-// all heads): the reference the parallel path must equal.
+// Plain single-process attention with the same conventions (q [B, Sq, H, D],
+// k/v [B, Skv, H, D], all heads): the reference the parallel path must equal,
+// and the local attention of queries against replicated keys.
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const AttentionOptions& options = {});
 
