@@ -1,5 +1,7 @@
 #include "launch/parity_runner.h"
 
+#include "launch/parity_cases.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -20,8 +22,6 @@ namespace ltx::launch {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
 ParityResult compare(const std::string& name, const at::Tensor& got, const at::Tensor& want,
                      double tol_rel, double tol_abs) {
   at::Tensor a = got.to(at::kCPU).to(at::kDouble), b = want.to(at::kCPU).to(at::kDouble);
@@ -38,6 +38,8 @@ ParityResult compare(const std::string& name, const at::Tensor& got, const at::T
   r.tol_max_abs = tol_abs;
   return r;
 }
+
+namespace {
 
 Result<at::ScalarType> case_dtype(const json& c, const std::string& where) {
   std::string d = c.value("dtype", "float32");
@@ -275,6 +277,10 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
         LTX_ASSIGN_OR_RETURN(report.results, run_scheduler_case(dir, c));
       } else if (report.call.rfind("diffusers.LTXPipeline", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_pipeline_case(dir, c, comm, dtype));
+      } else if (report.call.rfind("diffusers.LTX2VideoTransformer3DModel", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_transformer_case(dir, c, comm, dtype));
+      } else if (report.call.rfind("diffusers.pipelines.ltx2.LTX2TextConnectors", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_connectors_case(dir, c, dtype));
       } else if (report.call.rfind("transformers.T5EncoderModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_t5_case(dir, dtype));
       } else {

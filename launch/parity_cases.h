@@ -1,0 +1,33 @@
+// Case runners behind run_parity_case (internal to launch/): each reads one
+// fixture folder's call from case.json and its tensors from io.safetensors,
+// runs our implementation and compares every output. Collective where the
+// model is (the sequence-parallel transformers).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "dist/communicator.h"
+#include "launch/parity_runner.h"
+
+namespace ltx::launch {
+
+// Relative L2 and max-abs error of `got` against `want` (both made fp64 on CPU).
+ParityResult compare(const std::string& name, const at::Tensor& got, const at::Tensor& want,
+                     double tol_rel, double tol_abs);
+
+// LTX2VideoTransformer3DModel.forward: every call of case.json "calls" (and
+// its "extra_calls"), sequence-parallel over `comm`.
+Result<std::vector<ParityResult>> run_ltx2_transformer_case(const std::filesystem::path& dir,
+                                                            const nlohmann::json& c, dist::Communicator& comm,
+                                                            at::ScalarType dtype);
+// LTX2TextConnectors.forward (rank-local, as the text path runs).
+Result<std::vector<ParityResult>> run_ltx2_connectors_case(const std::filesystem::path& dir,
+                                                           const nlohmann::json& c, at::ScalarType dtype);
+
+}  // namespace ltx::launch

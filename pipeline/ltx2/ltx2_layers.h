@@ -1,0 +1,101 @@
+// Building blocks shared by the LTX-2 transformer and text connectors
+// (internal to pipeline/ltx2): weightless RMS norm, GELU(tanh), the
+// AdaLN-single timestep embedder and the LTX-2 attention projections
+// (q/k RMS norm across heads, RoPE, per-head output gate). Stateless helpers
+// over weights; no communication.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "pipeline/io/weight_loader.h"
+#include "pipeline/ltx2/ltx2_rope.h"
+#include "pipeline/nn/embeddings.h"
+
+namespace ltx::pipeline::ltx2 {
+
+constexpr int64_t kTimestepChannels = 256;
+constexpr const char* kDiffusionPrefix = "model.diffusion_model.";  // original single-file prefix
+
+inline bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+inline void replace_all(std::string* s, const std::string& from, const std::string& to) {
+  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
+    s->replace(pos, from.size(), to);
+  }
+}
+
+// Weightless RMS norm with fp32 statistics, result in x's dtype.
+inline at::Tensor rms(const at::Tensor& x, double eps) {
+  at::Tensor xf = x.to(at::kFloat);
+  return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
+}
+
+inline at::Tensor gelu_tanh(const at::Tensor& x) { return at::gelu(x, "tanh"); }
+
+
+struct AdaLnWeights {
+  LinearWeights linear_1, linear_2, linear;
+  // (modulation [B, n, rows*D], embedded timestep [B, n, D]) for t [B] or [B, n].
+  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& t, int64_t batch, at::ScalarType dtype,
+                                               const at::Device& device) const {
+    // Per-token timesteps repeat a few values: embed each distinct one once.
+    at::Tensor flat = t.to(device).to(at::kFloat).reshape(-1);
+    auto uniq = at::_unique2(flat, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/false);
+    at::Tensor values = std::get<0>(uniq), inverse = std::get<1>(uniq).reshape(-1);
+    at::Tensor e = linear_2(at::silu(linear_1(timestep_sinusoid(values, kTimestepChannels).to(dtype))));
+    at::Tensor m = linear(at::silu(e));
+    e = e.index_select(0, inverse);
+    m = m.index_select(0, inverse);
+    return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};
+  }
+  static AdaLnWeights take(std::map<std::string, at::Tensor>& w, const std::string& p) {
+    return {LinearWeights::take(w, p + ".emb.timestep_embedder.linear_1"),
+            LinearWeights::take(w, p + ".emb.timestep_embedder.linear_2"), LinearWeights::take(w, p + ".linear")};
+  }
+};
+
+struct Ltx2AttentionWeights {
+  LinearWeights to_q, to_k, to_v, to_out, to_gate;  // to_gate undefined unless gated
+  at::Tensor norm_q, norm_k;
+  int64_t heads = 0, head_dim = 0;
+  double eps = 1e-6;
+
+  at::Tensor query(const at::Tensor& x, const Ltx2Rope* rope) const {
+    at::Tensor q = rms(to_q(x), eps) * norm_q;
+    return rope != nullptr ? ltx2_apply_rope(q, *rope) : q;
+  }
+  at::Tensor key(const at::Tensor& x, const Ltx2Rope* rope) const {
+    at::Tensor k = rms(to_k(x), eps) * norm_k;
+    return rope != nullptr ? ltx2_apply_rope(k, *rope) : k;
+  }
+  at::Tensor value(const at::Tensor& x) const { return to_v(x); }
+  at::Tensor split(const at::Tensor& x) const { return x.view({x.size(0), x.size(1), heads, head_dim}); }
+  // Per-head gate (2.3) from the query input, then the output projection.
+  at::Tensor finish(const at::Tensor& heads_out, const at::Tensor& query_input) const {
+    const int64_t b = heads_out.size(0), s = heads_out.size(1);
+    at::Tensor o = heads_out.reshape({b, s, heads, head_dim});
+    if (to_gate.weight.defined()) o = o * (2.0 * at::sigmoid(to_gate(query_input))).unsqueeze(-1);
+    return to_out(o.reshape({b, s, heads * head_dim}));
+  }
+  static Ltx2AttentionWeights take(std::map<std::string, at::Tensor>& w, const std::string& p, int64_t heads,
+                                   int64_t head_dim, double eps) {
+    Ltx2AttentionWeights a;
+    a.to_q = LinearWeights::take(w, p + ".to_q");
+    a.to_k = LinearWeights::take(w, p + ".to_k");
+    a.to_v = LinearWeights::take(w, p + ".to_v");
+    a.to_out = LinearWeights::take(w, p + ".to_out.0");
+    a.to_gate = LinearWeights::take(w, p + ".to_gate_logits");
+    a.norm_q = take_tensor(w, p + ".norm_q.weight");
+    a.norm_k = take_tensor(w, p + ".norm_k.weight");
+    a.heads = heads;
+    a.head_dim = head_dim;
+    a.eps = eps;
+    return a;
+  }
+};
+
+}  // namespace ltx::pipeline::ltx2
