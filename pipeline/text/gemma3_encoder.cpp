@@ -10,9 +10,7 @@
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<ExpectedTensor> expected(const Gemma3Config& c) {
+std::vector<ExpectedTensor> gemma3_expected_tensors(const Gemma3Config& c) {
   const int64_t d = c.hidden_size, hd = c.head_dim;
   std::vector<ExpectedTensor> out = {{"embed_tokens.weight", {c.vocab_size, d}}, {"norm.weight", {d}}};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
@@ -33,6 +31,8 @@ std::vector<ExpectedTensor> expected(const Gemma3Config& c) {
   }
   return out;
 }
+
+namespace {
 
 // cos/sin [T, head_dim] in fp32 for positions 0..T-1 (non-interleaved halves).
 std::pair<at::Tensor, at::Tensor> rope_table(int64_t t, int64_t head_dim, const Gemma3Config::Rope& rope,
@@ -86,7 +86,7 @@ Result<Gemma3TextEncoder> Gemma3TextEncoder::from_checkpoint(const Gemma3Config&
     if (raw.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
     return raw.substr(prefix.size());
   };
-  LTX_ASSIGN_OR_RETURN(auto loaded, load_expected_tensors(ckpt, expected(config), mapper,
+  LTX_ASSIGN_OR_RETURN(auto loaded, load_expected_tensors(ckpt, gemma3_expected_tensors(config), mapper,
                                                           "a " + std::to_string(config.num_hidden_layers) +
                                                               "-layer Gemma 3 text model",
                                                           dtype, device));

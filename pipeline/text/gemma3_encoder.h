@@ -24,6 +24,9 @@ struct Gemma3Output {
   std::vector<at::Tensor> hidden_states;  // L+1 entries when asked for, else empty
 };
 
+// The text model's tensors (names without the checkpoint's prefix) and shapes.
+std::vector<ExpectedTensor> gemma3_expected_tensors(const Gemma3Config& config);
+
 class Gemma3TextEncoder {
  public:
   // A folder with config.json and the weights (*.safetensors, sharded with an
