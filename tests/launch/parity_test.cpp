@@ -28,6 +28,10 @@ INSTANTIATE_TEST_SUITE_P(Transformer, Parity,
                                            "ltx_transformer_f3h4w6_tokentimestep",
                                            "ltx_transformer_f5h2w3"));
 
+INSTANTIATE_TEST_SUITE_P(Ltx2, Parity,
+                         ::testing::Values("ltx2_transformer_v20", "ltx2_transformer_v20_bf16", "ltx2_transformer_v23",
+                                           "ltx2_text_connectors_v20", "ltx2_text_connectors_v23"));
+
 INSTANTIATE_TEST_SUITE_P(TextEncoders, Parity,
                          ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
 
@@ -44,6 +48,23 @@ TEST_P(ParityBf16, StaysCloseToTheFp32Reference) {
   EXPECT_TRUE(report->pass()) << report->to_string();
   for (const auto& r : report->results) EXPECT_DOUBLE_EQ(r.tol_rel_l2, 3e-2);
 }
+
+// The LTX-2 transformers and connectors in bf16 against their fp32 references (2e-2).
+class ParityLtx2Bf16 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ParityLtx2Bf16, StaysCloseToTheFp32Reference) {
+  dist::LocalCommunicator comm;
+  ParityOptions options;
+  options.dtype = at::kBFloat16;
+  auto report = run_parity_case(testing::fixture_dir(GetParam()), comm, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("[bf16] %s", report->to_string().c_str());
+  EXPECT_TRUE(report->pass()) << report->to_string();
+}
+
+INSTANTIATE_TEST_SUITE_P(Ltx2, ParityLtx2Bf16,
+                         ::testing::Values("ltx2_transformer_v20", "ltx2_transformer_v23", "ltx2_text_connectors_v20",
+                                           "ltx2_text_connectors_v23"));
 
 INSTANTIATE_TEST_SUITE_P(TextEncoders, ParityBf16,
                          ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
