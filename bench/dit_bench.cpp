@@ -1,16 +1,24 @@
-// ltx-dit-bench: one denoiser forward of the LTX transformer at the real 2B
-// configuration (random weights), for a token count and the group size it
-// runs with; prints per-step time with a compute/communication split.
+// ltx-dit-bench: one denoiser forward at a released configuration (random
+// weights), for the group size it runs with; prints per-step time with a
+// compute/communication split.
 //
+// LTX-Video 2B (default):
 //   mpirun -n N build/ltx-dit-bench --tokens 1024 [--layers 28] [--steps 3]
 //          [--text-len 128] [--dtype f32|bf16] [--backend mpi|nccl|auto]
+// LTX-2 19B (2.0) or 22B (2.3) audio-video transformer:
+//   mpirun -n N build/ltx-dit-bench --model ltx2 --width 384 --height 256 --frames 121 --fps 24
+//          [--variant 2.0|2.3] [--batch 2] [--layers 48] [--text-len 1024] [--steps 1] [--dtype f32|bf16]
+//   Video tokens (F-1)/8+1 x H/32 x W/32 and audio tokens round(frames/fps*25)
+//   are derived as the pipeline derives them; batch 2 is the CFG pair.
 //
-// --layers below 28 builds fewer blocks and scales the per-layer time to 28
-// (the blocks are identical). Time is the slowest rank's; "comm" is the time
-// inside collectives on that rank (all-to-alls, including waiting for peers).
+// --layers below the model's depth builds fewer blocks and scales the
+// per-layer time to the full depth (the blocks are identical). Time is the
+// slowest rank's; "comm" is the time inside collectives on that rank
+// (all-to-alls and all-gathers, including waiting for peers).
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -22,6 +30,8 @@
 #include "dist/timed_communicator.h"
 #include "dist/world.h"
 #include "pipeline/dit/ltx_transformer.h"
+#include "pipeline/ltx2/ltx2_small_model.h"
+#include "pipeline/ltx2/ltx2_transformer.h"
 
 namespace {
 
@@ -31,13 +41,96 @@ double max_over_ranks(const ltx::dist::World& w, double v) {
   return out;
 }
 
+
+struct Ltx2Options {
+  int64_t width = 384, height = 256, frames = 121, batch = 2, layers = 48, steps = 1, text_len = 1024;
+  double fps = 24.0;
+  std::string variant = "2.0";
+};
+
+int run_ltx2(const ltx::dist::World& world, ltx::dist::TimedCommunicator& comm, const Ltx2Options& o,
+             at::ScalarType dtype, const std::string& dtype_name) {
+  using namespace ltx::pipeline;
+  Ltx2TransformerConfig config;  // the released 19B structure
+  const int64_t depth = config.num_layers;
+  if (o.variant == "2.3") {
+    config.gated_attn = config.audio_gated_attn = config.cross_attn_mod = config.audio_cross_attn_mod = true;
+    config.use_prompt_embeddings = false;
+  }
+  config.num_layers = o.layers;
+  const at::Device device = comm.device();
+  auto t_init = std::chrono::steady_clock::now();
+  auto weights = ltx2_random_tensors(Ltx2Transformer::expected_tensors(config), 0, dtype, device);
+  auto model_or = Ltx2Transformer::from_tensors(config, weights, comm, dtype, device);
+  weights.clear();
+  if (!model_or.ok()) {
+    if (world.is_root()) std::fprintf(stderr, "%s\n", model_or.status().to_string().c_str());
+    return 1;
+  }
+  const auto& model = *model_or;
+  const double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
+
+  const int64_t f = (o.frames - 1) / 8 + 1, h = o.height / 32, w = o.width / 32;
+  const int64_t nv = f * h * w;
+  const int64_t na = static_cast<int64_t>(std::nearbyint(static_cast<double>(o.frames) / o.fps * 25.0));
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
+  at::manual_seed(1);
+  const int64_t cv = config.use_prompt_embeddings ? config.caption_channels : config.cross_attention_dim;
+  const int64_t ca = config.use_prompt_embeddings ? config.caption_channels : config.audio_cross_attention_dim;
+  at::Tensor mask = at::ones({o.batch, o.text_len}, at::TensorOptions().dtype(at::kLong).device(device));
+  auto text = model.prepare_text(at::randn({o.batch, o.text_len, cv}, opts), mask,
+                                 at::randn({o.batch, o.text_len, ca}, opts), mask);
+  Ltx2ForwardArgs args;
+  args.video.shard = ltx::parallel::SequenceShard::make(nv, comm.size(), comm.rank());
+  args.audio.shard = ltx::parallel::SequenceShard::make(na, comm.size(), comm.rank());
+  args.video.tokens = at::randn({o.batch, args.video.shard.shard_len, config.in_channels}, opts);
+  args.audio.tokens = at::randn({o.batch, args.audio.shard.shard_len, config.audio_in_channels}, opts);
+  args.video.timestep = args.audio.timestep = args.sigma = at::full({o.batch}, 500.0, at::TensorOptions().device(device));
+  args.video.coords = args.video.shard.take(ltx2_video_coords(o.batch, f, h, w, o.fps, config), 2);
+  args.audio.coords = args.audio.shard.take(ltx2_audio_coords(o.batch, na, config), 2);
+  args.text = &text;
+
+  model.forward(args);  // warm-up
+  double total = 0, comm_s = 0;
+  for (int64_t s = 0; s < o.steps; ++s) {
+    comm.barrier();
+    comm.reset();
+    auto t0 = std::chrono::steady_clock::now();
+    Ltx2Output out = model.forward(args);
+    (void)(out.video.sum().item<double>() + out.audio.sum().item<double>());  // wait for the device
+    total += max_over_ranks(world, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    comm_s += max_over_ranks(world, comm.seconds());
+  }
+  total /= o.steps;
+  comm_s /= o.steps;
+  const double scale = static_cast<double>(depth) / static_cast<double>(o.layers);
+  if (world.is_root()) {
+    std::printf("# ltx-dit-bench: LTX-%s audio-video transformer, %lld/%lld layers built, %lldx%lld px, %lld frames at "
+                "%.0f fps, batch %lld, text %lld, dtype %s, backend %s, init %.1fs\n",
+                o.variant.c_str(), static_cast<long long>(o.layers), static_cast<long long>(depth),
+                static_cast<long long>(o.width), static_cast<long long>(o.height), static_cast<long long>(o.frames),
+                o.fps, static_cast<long long>(o.batch), static_cast<long long>(o.text_len), dtype_name.c_str(),
+                comm.backend_name(), init_s);
+    std::printf("ranks,video_tokens,audio_tokens,video_tokens_per_rank,audio_tokens_per_rank,layers,step_s,comm_s,"
+                "compute_s,step_s_%lld_layers,comm_s_%lld_layers\n",
+                static_cast<long long>(depth), static_cast<long long>(depth));
+    std::printf("%d,%lld,%lld,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f\n", comm.size(), static_cast<long long>(nv),
+                static_cast<long long>(na), static_cast<long long>(args.video.shard.shard_len),
+                static_cast<long long>(args.audio.shard.shard_len), static_cast<long long>(o.layers), total, comm_s,
+                total - comm_s, total * scale, comm_s * scale);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
   int64_t tokens = 1024, layers = 28, steps = 3, text_len = 128;
-  std::string dtype_name = "f32", backend_name = "auto";
+  std::string dtype_name = "f32", backend_name = "auto", model_name = "ltx-video";
+  Ltx2Options ltx2;
+  bool layers_given = false, text_given = false, steps_given = false;
   for (int i = 1; i < argc; ++i) {
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -48,9 +141,16 @@ int main(int argc, char** argv) {
     };
     std::string a = argv[i];
     if (a == "--tokens") tokens = std::stoll(value());
-    else if (a == "--layers") layers = std::stoll(value());
-    else if (a == "--steps") steps = std::stoll(value());
-    else if (a == "--text-len") text_len = std::stoll(value());
+    else if (a == "--layers") layers = std::stoll(value()), layers_given = true;
+    else if (a == "--steps") steps = std::stoll(value()), steps_given = true;
+    else if (a == "--text-len") text_len = std::stoll(value()), text_given = true;
+    else if (a == "--model") model_name = value();
+    else if (a == "--width") ltx2.width = std::stoll(value());
+    else if (a == "--height") ltx2.height = std::stoll(value());
+    else if (a == "--frames") ltx2.frames = std::stoll(value());
+    else if (a == "--fps") ltx2.fps = std::stod(value());
+    else if (a == "--batch") ltx2.batch = std::stoll(value());
+    else if (a == "--variant") ltx2.variant = value();
     else if (a == "--dtype") dtype_name = value();
     else if (a == "--backend") backend_name = value();
     else {
@@ -58,7 +158,25 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (tokens < 1 || layers < 1 || layers > 28 || steps < 1 || text_len < 1 ||
+  if (model_name == "ltx2") {
+    if (layers_given) ltx2.layers = layers;
+    if (text_given) ltx2.text_len = text_len;
+    if (steps_given) ltx2.steps = steps;
+    if (ltx2.layers < 1 || ltx2.layers > 48 || ltx2.steps < 1 || ltx2.text_len < 1 || ltx2.batch < 1 ||
+        ltx2.width < 32 || ltx2.width % 32 != 0 || ltx2.height < 32 || ltx2.height % 32 != 0 || ltx2.frames < 1 ||
+        (ltx2.frames - 1) % 8 != 0 || !(ltx2.fps > 0) || (ltx2.variant != "2.0" && ltx2.variant != "2.3") ||
+        (dtype_name != "f32" && dtype_name != "bf16")) {
+      if (world.is_root()) {
+        std::fprintf(stderr, "bad arguments (1<=layers<=48, width/height multiples of 32, frames 8k+1, fps>0, "
+                             "variant 2.0|2.3, dtype f32|bf16)\n");
+      }
+      return 2;
+    }
+  } else if (model_name != "ltx-video") {
+    if (world.is_root()) std::fprintf(stderr, "--model must be ltx-video or ltx2, got %s\n", model_name.c_str());
+    return 2;
+  }
+  if (tokens < 1 || layers < 1 || (model_name == "ltx-video" && layers > 28) || steps < 1 || text_len < 1 ||
       (dtype_name != "f32" && dtype_name != "bf16")) {
     if (world.is_root()) std::fprintf(stderr, "bad arguments (tokens>0, 1<=layers<=28, steps>0, dtype f32|bf16)\n");
     return 2;
@@ -72,6 +190,7 @@ int main(int argc, char** argv) {
   ltx::dist::TimedCommunicator comm(**base);
   const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const at::Device device = comm.device();
+  if (model_name == "ltx2") return run_ltx2(world, comm, ltx2, dtype, dtype_name);
 
   ltx::pipeline::TransformerConfig config;  // the public 2B model
   config.num_layers = layers;
