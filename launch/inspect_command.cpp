@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/ltx2/ltx2_config.h"
 
 namespace ltx::launch {
 namespace fs = std::filesystem;
@@ -23,7 +24,17 @@ Status describe_config(const fs::path& dir, std::ostream& out) {
   }
   if (!fs::exists(config)) return Status();
   LTX_ASSIGN_OR_RETURN(std::string text, pipeline::read_text_file(config.string()));
-  if (text.find("LTXVideoTransformer3DModel") != std::string::npos) {
+  if (text.find("LTX2VideoTransformer3DModel") != std::string::npos) {
+    LTX_ASSIGN_OR_RETURN(auto c, pipeline::parse_ltx2_transformer_config(text, config.string()));
+    out << "transformer: LTX-" << c.variant() << " audio-video, " << c.num_layers << " layers, video "
+        << c.num_attention_heads << " heads x " << c.attention_head_dim << ", audio " << c.audio_num_attention_heads
+        << " heads x " << c.audio_attention_head_dim << "\n";
+  } else if (text.find("LTX2TextConnectors") != std::string::npos) {
+    LTX_ASSIGN_OR_RETURN(auto c, pipeline::parse_ltx2_connectors_config(text, config.string()));
+    out << "text connectors: LTX-" << c.variant() << ", " << c.text_proj_in_factor << " hidden states x "
+        << c.caption_channels << ", video " << c.video.num_layers << " blocks x " << c.video.inner_dim()
+        << ", audio " << c.audio.num_layers << " blocks x " << c.audio.inner_dim() << "\n";
+  } else if (text.find("LTXVideoTransformer3DModel") != std::string::npos) {
     LTX_ASSIGN_OR_RETURN(auto c, pipeline::parse_transformer_config(text, config.string()));
     out << "transformer: " << c.num_layers << " layers, " << c.num_attention_heads << " heads x "
         << c.attention_head_dim << ", caption channels " << c.caption_channels << "\n";
@@ -60,6 +71,12 @@ Status run_inspect(const std::string& path, std::ostream& out) {
       slot.first += 1;
       slot.second += e->numel();
       params += e->numel();
+    }
+    auto meta = ckpt.metadata().find("config");
+    if (meta != ckpt.metadata().end() && meta->second.find("audio_num_attention_heads") != std::string::npos) {
+      LTX_ASSIGN_OR_RETURN(auto c, pipeline::parse_ltx2_original_config(meta->second, path));
+      out << "transformer: LTX-" << c.transformer.variant() << " audio-video, " << c.transformer.num_layers
+          << " layers (single-file metadata)\n";
     }
     out << path << ": " << ckpt.names().size() << " tensors in " << ckpt.num_files()
         << " file(s), " << params << " parameters\n";

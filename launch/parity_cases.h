@@ -13,9 +13,10 @@
 
 #include "common/status.h"
 #include "dist/communicator.h"
-#include "launch/parity_runner.h"
 
 namespace ltx::launch {
+
+struct ParityResult;  // parity_runner.h
 
 // Relative L2 and max-abs error of `got` against `want` (both made fp64 on CPU).
 ParityResult compare(const std::string& name, const at::Tensor& got, const at::Tensor& want,

@@ -4,6 +4,7 @@
 
 #include "common/check.h"
 #include "launch/parity_cases.h"
+#include "launch/parity_runner.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_config.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"

@@ -18,11 +18,6 @@ namespace ltx::pipeline {
 namespace {
 namespace fs = std::filesystem;
 
-bool has_tensor_containing(const ModelSource& s, const std::string& part) {
-  return std::any_of(s.tensor_names.begin(), s.tensor_names.end(),
-                     [&](const std::string& n) { return n.find(part) != std::string::npos; });
-}
-
 // The tokenizer's length limit; LTXPipeline uses 128 (hub files sometimes
 // carry a huge sentinel here).
 int64_t tokenizer_max_length(const fs::path& folder) {
@@ -72,7 +67,7 @@ class LtxVideoFamily final : public ModelFamily {
       return s.class_name == "LTXPipeline" || s.class_name == "LTXConditionPipeline" ||
              s.class_name == "LTXImageToVideoPipeline";
     }
-    if (has_tensor_containing(s, "audio")) return false;  // LTX-2's audio-video DiT
+    if (s.has_tensor_containing("audio") || s.has_tensor_containing("av_ca_")) return false;  // LTX-2
     if (!s.config_metadata.empty()) {
       auto j = nlohmann::json::parse(s.config_metadata, nullptr, false);
       if (j.is_object() && j.contains("transformer")) {
@@ -81,7 +76,7 @@ class LtxVideoFamily final : public ModelFamily {
                                     std::string::npos;
       }
     }
-    return has_tensor_containing(s, "patchify_proj.weight") || has_tensor_containing(s, "adaln_single.");
+    return s.has_tensor_containing("patchify_proj.weight") || s.has_tensor_containing("adaln_single.");
   }
 
   Result<Model> load(const ModelSource& s, dist::Communicator& comm, const ModelPlacement& placement) const override {

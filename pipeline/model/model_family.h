@@ -24,6 +24,14 @@ struct ModelSource {
   std::string class_name;                 // folders: model_index.json "_class_name"
   std::string config_metadata;            // single files: the "config" entry of __metadata__ (JSON text)
   std::vector<std::string> tensor_names;  // single files: every tensor name
+
+  // Single files: whether any tensor name contains `part`.
+  bool has_tensor_containing(const std::string& part) const {
+    for (const auto& n : tensor_names) {
+      if (n.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
 };
 
 class ModelFamily {

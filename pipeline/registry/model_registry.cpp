@@ -11,6 +11,7 @@
 #include "parallel/ulysses_attention.h"
 #include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/ltx2/ltx2_family.h"
 #include "pipeline/ltx_video/ltx_video_family.h"
 
 namespace ltx::pipeline {
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 
 const std::vector<const ModelFamily*>& model_families() {
   // One entry per family; the first that recognises a model loads it.
-  static const std::vector<const ModelFamily*> families = {&ltx_video_family()};
+  static const std::vector<const ModelFamily*> families = {&ltx_video_family(), &ltx2_family()};
   return families;
 }
 
