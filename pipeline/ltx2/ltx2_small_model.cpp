@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/schedule/flow_match_scheduler.h"
 #include "pipeline/ltx2/ltx2_layers.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"
 #include "pipeline/ltx2/ltx2_transformer.h"
@@ -303,11 +304,7 @@ Status write_ltx2_small_model(const std::string& dir_str, uint64_t seed) {
     for (const auto& [n, w] : ltx2_random_tensors(Ltx2Transformer::expected_tensors(t), seed + 2)) dit.emplace_back(n, w);
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "transformer" / "diffusion_pytorch_model.safetensors").string(), dit));
 
-    LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json",
-                                   {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"base_image_seq_len", 1024},
-                                    {"base_shift", 0.95}, {"max_image_seq_len", 4096}, {"max_shift", 2.05},
-                                    {"num_train_timesteps", 1000}, {"shift", 1.0}, {"shift_terminal", 0.1},
-                                    {"use_dynamic_shifting", true}, {"time_shift_type", "exponential"}}));
+    LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json", json::parse(ltx_scheduler_config_json())));
     LTX_RETURN_IF_ERROR(write_json(dir / "model_index.json",
                                    {{"_class_name", "LTX2Pipeline"}, {"_diffusers_version", "0.40.0"},
                                     {"scheduler", {"diffusers", "FlowMatchEulerDiscreteScheduler"}},

@@ -11,6 +11,7 @@
 #include "pipeline/dit/ltx_transformer.h"
 #include "pipeline/decode/ltx_vae_decoder.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/schedule/flow_match_scheduler.h"
 #include "pipeline/text/tokenizer.h"
 
 namespace ltx::pipeline {
@@ -156,11 +157,7 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
     for (const auto& e : vae_expected_tensors(vc)) vae.emplace_back(e.name, random_weight(e.name, e.shape, gen));
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), vae));
 
-    LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json",
-                                   {{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"base_image_seq_len", 1024},
-                                    {"base_shift", 0.95}, {"max_image_seq_len", 4096}, {"max_shift", 2.05},
-                                    {"num_train_timesteps", 1000}, {"shift", 1.0}, {"shift_terminal", 0.1},
-                                    {"use_dynamic_shifting", true}, {"time_shift_type", "exponential"}}));
+    LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json", json::parse(ltx_scheduler_config_json())));
     LTX_RETURN_IF_ERROR(write_json(dir / "model_index.json",
                                    {{"_class_name", "LTXPipeline"}, {"_diffusers_version", "0.32.0"},
                                     {"scheduler", {"diffusers", "FlowMatchEulerDiscreteScheduler"}},

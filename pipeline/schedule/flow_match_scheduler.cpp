@@ -1,5 +1,7 @@
 #include "pipeline/schedule/flow_match_scheduler.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <string>
 
@@ -109,6 +111,14 @@ at::Tensor classifier_free_guidance(const at::Tensor& uncond, const at::Tensor& 
     v = rescale * (v * (std_cond / std_v)) + (1.0 - rescale) * v;
   }
   return v;
+}
+
+std::string ltx_scheduler_config_json() {
+  return nlohmann::json{{"_class_name", "FlowMatchEulerDiscreteScheduler"}, {"base_image_seq_len", 1024},
+                        {"base_shift", 0.95}, {"max_image_seq_len", 4096}, {"max_shift", 2.05},
+                        {"num_train_timesteps", 1000}, {"shift", 1.0}, {"shift_terminal", 0.1},
+                        {"use_dynamic_shifting", true}, {"time_shift_type", "exponential"}}
+      .dump(2);
 }
 
 }  // namespace ltx::pipeline

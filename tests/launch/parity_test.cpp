@@ -35,39 +35,39 @@ INSTANTIATE_TEST_SUITE_P(Ltx2, Parity,
 INSTANTIATE_TEST_SUITE_P(TextEncoders, Parity,
                          ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
 
-// The text encoders in bf16 against the fp32 reference (tolerance 3e-2).
-class ParityBf16 : public ::testing::TestWithParam<std::string> {};
+// bf16 against the fp32 reference: the text encoders within 3e-2, the LTX-2
+// transformers and connectors within 2e-2 (the tolerance each case runner sets).
+struct Bf16Case {
+  std::string name;
+  double tolerance;
+};
+void PrintTo(const Bf16Case& c, std::ostream* os) { *os << c.name; }
+
+class ParityBf16 : public ::testing::TestWithParam<Bf16Case> {};
 
 TEST_P(ParityBf16, StaysCloseToTheFp32Reference) {
   dist::LocalCommunicator comm;
   ParityOptions options;
   options.dtype = at::kBFloat16;
-  auto report = run_parity_case(testing::fixture_dir(GetParam()), comm, options);
+  auto report = run_parity_case(testing::fixture_dir(GetParam().name), comm, options);
   ASSERT_TRUE(report.ok()) << report.status();
   std::printf("[bf16] %s", report->to_string().c_str());
   EXPECT_TRUE(report->pass()) << report->to_string();
-  for (const auto& r : report->results) EXPECT_DOUBLE_EQ(r.tol_rel_l2, 3e-2);
+  for (const auto& r : report->results) {
+    if (r.output != "out.attention_mask") {
+      EXPECT_DOUBLE_EQ(r.tol_rel_l2, GetParam().tolerance) << r.output;
+    }
+  }
 }
 
-// The LTX-2 transformers and connectors in bf16 against their fp32 references (2e-2).
-class ParityLtx2Bf16 : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(ParityLtx2Bf16, StaysCloseToTheFp32Reference) {
-  dist::LocalCommunicator comm;
-  ParityOptions options;
-  options.dtype = at::kBFloat16;
-  auto report = run_parity_case(testing::fixture_dir(GetParam()), comm, options);
-  ASSERT_TRUE(report.ok()) << report.status();
-  std::printf("[bf16] %s", report->to_string().c_str());
-  EXPECT_TRUE(report->pass()) << report->to_string();
-}
-
-INSTANTIATE_TEST_SUITE_P(Ltx2, ParityLtx2Bf16,
-                         ::testing::Values("ltx2_transformer_v20", "ltx2_transformer_v23", "ltx2_text_connectors_v20",
-                                           "ltx2_text_connectors_v23"));
+INSTANTIATE_TEST_SUITE_P(Ltx2, ParityBf16,
+                         ::testing::Values(Bf16Case{"ltx2_transformer_v20", 2e-2}, Bf16Case{"ltx2_transformer_v23", 2e-2},
+                                           Bf16Case{"ltx2_text_connectors_v20", 2e-2},
+                                           Bf16Case{"ltx2_text_connectors_v23", 2e-2}));
 
 INSTANTIATE_TEST_SUITE_P(TextEncoders, ParityBf16,
-                         ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));
+                         ::testing::Values(Bf16Case{"gemma3_text_leftpad", 3e-2}, Bf16Case{"gemma3_text_rightpad", 3e-2},
+                                           Bf16Case{"t5_encoder", 3e-2}));
 
 // The whole LTX-Video pipeline (transformer, scheduler loop, VAE decode) in
 // bf16 against the fp32 reference: every output within 3e-2 relative L2.
