@@ -42,14 +42,21 @@ struct AdaLnWeights {
   // (modulation [B, n, rows*D], embedded timestep [B, n, D]) for t [B] or [B, n].
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& t, int64_t batch, at::ScalarType dtype,
                                                const at::Device& device) const {
-    // Per-token timesteps repeat a few values: embed each distinct one once.
     at::Tensor flat = t.to(device).to(at::kFloat).reshape(-1);
+    auto embed = [&](const at::Tensor& values) {
+      at::Tensor e = linear_2(at::silu(linear_1(timestep_sinusoid(values, kTimestepChannels).to(dtype))));
+      return std::make_pair(linear(at::silu(e)), e);
+    };
+    if (t.dim() <= 1) {  // one value per sample: embed them as they are (no host synchronization)
+      auto [m, e] = embed(flat);
+      return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};
+    }
+    // Per-token timesteps repeat a few values: embed each distinct one once.
     auto uniq = at::_unique2(flat, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/false);
-    at::Tensor values = std::get<0>(uniq), inverse = std::get<1>(uniq).reshape(-1);
-    at::Tensor e = linear_2(at::silu(linear_1(timestep_sinusoid(values, kTimestepChannels).to(dtype))));
-    at::Tensor m = linear(at::silu(e));
-    e = e.index_select(0, inverse);
+    at::Tensor inverse = std::get<1>(uniq).reshape(-1);
+    auto [m, e] = embed(std::get<0>(uniq));
     m = m.index_select(0, inverse);
+    e = e.index_select(0, inverse);
     return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};
   }
   static AdaLnWeights take(std::map<std::string, at::Tensor>& w, const std::string& p) {
