@@ -31,4 +31,10 @@ Result<std::vector<ParityResult>> run_ltx2_transformer_case(const std::filesyste
 Result<std::vector<ParityResult>> run_ltx2_connectors_case(const std::filesystem::path& dir,
                                                            const nlohmann::json& c, at::ScalarType dtype);
 
+// The LTX-2 decoders with one output each (the case's only out.* tensor):
+// AutoencoderKLLTX2Audio.decode, LTX2Vocoder.forward,
+// LTX2LatentUpsamplerModel.forward. `kind` is the call's class name.
+Result<std::vector<ParityResult>> run_ltx2_decoder_case(const std::filesystem::path& dir, const nlohmann::json& c,
+                                                        const std::string& kind, at::ScalarType dtype);
+
 }  // namespace ltx::launch

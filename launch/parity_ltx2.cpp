@@ -6,7 +6,10 @@
 #include "launch/parity_cases.h"
 #include "launch/parity_runner.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/ltx2/ltx2_audio.h"
 #include "pipeline/ltx2/ltx2_config.h"
+#include "pipeline/ltx2/ltx2_latent_upsampler.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"
 #include "pipeline/ltx2/ltx2_transformer.h"
 
@@ -137,6 +140,42 @@ Result<std::vector<ParityResult>> run_ltx2_connectors_case(const fs::path& dir, 
       compare("out.video_text_embedding", out.video, io.named("out.video_text_embedding"), tol_rel(dtype), tol_abs(dtype)),
       compare("out.audio_text_embedding", out.audio, io.named("out.audio_text_embedding"), tol_rel(dtype), tol_abs(dtype)),
       compare("out.attention_mask", out.mask, io.named("out.attention_mask"), 0.0, 0.0)};
+}
+
+Result<std::vector<ParityResult>> run_ltx2_decoder_case(const fs::path& dir, const json& c, const std::string& kind,
+                                                        at::ScalarType dtype) {
+  const std::string config_path = (dir / "config.json").string();
+  LTX_ASSIGN_OR_RETURN(std::string config_text, pipeline::read_text_file(config_path));
+  LTX_ASSIGN_OR_RETURN(auto weights, pipeline::SafetensorsCheckpoint::open((dir / "weights.safetensors").string()));
+  LTX_ASSIGN_OR_RETURN(auto file, pipeline::SafetensorsFile::open((dir / "io.safetensors").string()));
+  IoTensors io(file);
+  std::string output;
+  for (const auto& n : file->names()) {
+    if (n.rfind("out.", 0) != 0) continue;
+    if (!output.empty()) return invalid_argument_error(dir.string() + ": more than one output (" + output + ", " + n + ")");
+    output = n;
+  }
+  if (output.empty()) return invalid_argument_error(dir.string() + ": no out.* tensor");
+  const json& kw = c.at("kwargs");
+  at::Tensor got;
+  if (kind == "AutoencoderKLLTX2Audio") {
+    LTX_ASSIGN_OR_RETURN(auto config, pipeline::parse_ltx2_audio_vae_config(config_text, config_path));
+    LTX_ASSIGN_OR_RETURN(auto model, pipeline::Ltx2AudioDecoder::from_checkpoint(config, weights, dtype, at::kCPU));
+    got = model.decode(io.required(kw, "z"));
+  } else if (kind == "LTX2Vocoder") {
+    LTX_ASSIGN_OR_RETURN(auto config, pipeline::parse_ltx2_vocoder_config(config_text, config_path));
+    LTX_ASSIGN_OR_RETURN(auto model, pipeline::Ltx2Vocoder::from_checkpoint(config, weights, dtype, at::kCPU));
+    at::Tensor mel = io.required(kw, "hidden_states");
+    if (kw.value("time_last", false)) mel = mel.transpose(2, 3);
+    got = model.forward(mel);
+  } else if (kind == "LTX2LatentUpsamplerModel") {
+    LTX_ASSIGN_OR_RETURN(auto config, pipeline::parse_ltx2_upsampler_config(config_text, config_path));
+    LTX_ASSIGN_OR_RETURN(auto model, pipeline::Ltx2LatentUpsampler::from_checkpoint(config, weights, dtype, at::kCPU));
+    got = model.forward(io.required(kw, "hidden_states"));
+  } else {
+    return unimplemented_error(dir.string() + ": no LTX-2 runner for '" + kind + "'");
+  }
+  return std::vector<ParityResult>{compare(output, got, io.named(output), tol_rel(dtype), tol_abs(dtype))};
 }
 
 }  // namespace ltx::launch

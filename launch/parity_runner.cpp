@@ -279,6 +279,12 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
         LTX_ASSIGN_OR_RETURN(report.results, run_pipeline_case(dir, c, comm, dtype));
       } else if (report.call.rfind("diffusers.LTX2VideoTransformer3DModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_transformer_case(dir, c, comm, dtype));
+      } else if (report.call.rfind("diffusers.AutoencoderKLLTX2Audio", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_decoder_case(dir, c, "AutoencoderKLLTX2Audio", dtype));
+      } else if (report.call.rfind("diffusers.pipelines.ltx2.LTX2Vocoder", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_decoder_case(dir, c, "LTX2Vocoder", dtype));
+      } else if (report.call.rfind("diffusers.pipelines.ltx2.latent_upsampler.LTX2LatentUpsamplerModel", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_decoder_case(dir, c, "LTX2LatentUpsamplerModel", dtype));
       } else if (report.call.rfind("diffusers.pipelines.ltx2.LTX2TextConnectors", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_connectors_case(dir, c, dtype));
       } else if (report.call.rfind("transformers.T5EncoderModel", 0) == 0) {
