@@ -271,7 +271,8 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
         LTX_ASSIGN_OR_RETURN(report.results, run_transformer_case(dir, c, comm, dtype));
       } else if (report.call.rfind("transformers.Gemma3TextModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_gemma3_case(dir, dtype));
-      } else if (report.call.rfind("diffusers.AutoencoderKLLTXVideo", 0) == 0) {
+      } else if (report.call.rfind("diffusers.AutoencoderKLLTXVideo", 0) == 0 ||
+                 report.call.rfind("diffusers.AutoencoderKLLTX2Video(**config).decode", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_vae_case(dir, dtype));
       } else if (report.call.rfind("FlowMatchEulerDiscreteScheduler", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_scheduler_case(dir, c));

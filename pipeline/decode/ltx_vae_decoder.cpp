@@ -1,5 +1,6 @@
 #include "pipeline/decode/ltx_vae_decoder.h"
 
+#include <array>
 #include <filesystem>
 
 #include "common/check.h"
@@ -18,6 +19,8 @@ struct Layout {
   struct Block {
     int64_t in = 0, out = 0, layers = 0, factor = 1;
     bool upsample = false, residual = false, noise = false;
+    std::array<int64_t, 3> stride = {2, 2, 2};
+    int64_t volume() const { return stride[0] * stride[1] * stride[2]; }
   };
   int64_t first = 0;  // conv_in width = mid block width
   int64_t mid_layers = 0;
@@ -51,6 +54,9 @@ Layout layout_of(const VaeConfig& c) {
     b.upsample = scaling[i];
     b.residual = residual[i];
     b.noise = noise[i + 1];
+    const std::string type = i < c.upsample_type.size() ? c.upsample_type[i] : "spatiotemporal";
+    if (type == "temporal") b.stride = {2, 1, 1};
+    if (type == "spatial") b.stride = {1, 2, 2};
     out = b.out;
     l.blocks.push_back(b);
   }
@@ -63,13 +69,20 @@ void add_conv(std::vector<ExpectedTensor>& e, const std::string& n, int64_t out,
   e.push_back({n + ".bias", {out}});
 }
 
-void add_res(std::vector<ExpectedTensor>& e, const std::string& p, int64_t in, int64_t out, bool tc, bool noise) {
+// The shortcut conv of a width-changing block: LTX-Video wraps it like every
+// conv (`conv_shortcut.conv.*`), LTX-2 uses a plain Conv3d (`conv_shortcut.*`).
+std::string shortcut_name(const VaeConfig& c, const std::string& p) {
+  return p + (c.ltx2 ? ".conv_shortcut" : ".conv_shortcut.conv");
+}
+
+void add_res(std::vector<ExpectedTensor>& e, const VaeConfig& c, const std::string& p, int64_t in, int64_t out,
+             bool tc, bool noise) {
   add_conv(e, p + ".conv1.conv", out, in, 3);
   add_conv(e, p + ".conv2.conv", out, out, 3);
   if (in != out) {
     e.push_back({p + ".norm3.weight", {in}});
     e.push_back({p + ".norm3.bias", {in}});
-    add_conv(e, p + ".conv_shortcut.conv", out, in, 1);
+    add_conv(e, shortcut_name(c, p), out, in, 1);
   }
   if (tc) e.push_back({p + ".scale_shift_table", {4, in}});
   if (noise) {
@@ -91,15 +104,15 @@ std::vector<ExpectedTensor> expected(const VaeConfig& c, const Layout& l) {
   add_conv(e, "decoder.conv_in.conv", l.first, c.latent_channels, 3);
   if (tc) add_embedder(e, "decoder.mid_block.time_embedder", 4 * l.first);
   for (int64_t i = 0; i < l.mid_layers; ++i) {
-    add_res(e, "decoder.mid_block.resnets." + std::to_string(i), l.first, l.first, tc, l.mid_noise);
+    add_res(e, c, "decoder.mid_block.resnets." + std::to_string(i), l.first, l.first, tc, l.mid_noise);
   }
   for (size_t i = 0; i < l.blocks.size(); ++i) {
     const auto& b = l.blocks[i];
     const std::string p = "decoder.up_blocks." + std::to_string(i);
-    if (b.in != b.out) add_res(e, p + ".conv_in", b.in, b.out, tc, b.noise);
+    if (b.in != b.out) add_res(e, c, p + ".conv_in", b.in, b.out, tc, b.noise);
     if (tc) add_embedder(e, p + ".time_embedder", 4 * b.in);
-    if (b.upsample) add_conv(e, p + ".upsamplers.0.conv.conv", b.out * 8, b.out * b.factor, 3);
-    for (int64_t j = 0; j < b.layers; ++j) add_res(e, p + ".resnets." + std::to_string(j), b.out, b.out, tc, b.noise);
+    if (b.upsample) add_conv(e, p + ".upsamplers.0.conv.conv", b.out * b.volume(), b.out * b.factor, 3);
+    for (int64_t j = 0; j < b.layers; ++j) add_res(e, c, p + ".resnets." + std::to_string(j), b.out, b.out, tc, b.noise);
   }
   add_conv(e, "decoder.conv_out.conv", c.out_channels * c.patch_size * c.patch_size, l.last, 3);
   if (tc) {
@@ -118,12 +131,13 @@ at::Tensor pixel_norm(const at::Tensor& x) {
   return (xf * at::rsqrt(xf.pow(2).mean(1, /*keepdim=*/true) + kPixelNormEps)).to(x.scalar_type());
 }
 
-// [B, C*8, F, H, W] -> [B, C, 2F, 2H, 2W]: channel (c, dt, dh, dw) goes to (2f+dt, 2h+dh, 2w+dw).
-at::Tensor depth_to_space(const at::Tensor& x) {
+// [B, C*st*sh*sw, F, H, W] -> [B, C, st*F, sh*H, sw*W]: channel (c, dt, dh, dw)
+// goes to (st*f+dt, sh*h+dh, sw*w+dw).
+at::Tensor depth_to_space(const at::Tensor& x, const std::array<int64_t, 3>& s) {
   const int64_t b = x.size(0), f = x.size(2), h = x.size(3), w = x.size(4);
-  return x.reshape({b, -1, 2, 2, 2, f, h, w})
+  return x.reshape({b, -1, s[0], s[1], s[2], f, h, w})
       .permute({0, 1, 5, 2, 6, 3, 7, 4})
-      .reshape({b, -1, 2 * f, 2 * h, 2 * w});
+      .reshape({b, -1, s[0] * f, s[1] * h, s[2] * w});
 }
 
 }  // namespace
@@ -172,7 +186,7 @@ Result<LtxVaeDecoder> LtxVaeDecoder::from_checkpoint(const VaeConfig& config, co
     r.conv2 = conv(p + ".conv2.conv");
     r.norm3_weight = take_tensor(loaded, p + ".norm3.weight");
     r.norm3_bias = take_tensor(loaded, p + ".norm3.bias");
-    r.shortcut = conv(p + ".conv_shortcut.conv");
+    r.shortcut = conv(shortcut_name(config, p));
     r.scale_shift_table = take_tensor(loaded, p + ".scale_shift_table");
     r.noise_scale1 = take_tensor(loaded, p + ".per_channel_scale1");
     r.noise_scale2 = take_tensor(loaded, p + ".per_channel_scale2");
@@ -199,7 +213,7 @@ Result<LtxVaeDecoder> LtxVaeDecoder::from_checkpoint(const VaeConfig& config, co
     UpBlock u;
     if (b.in != b.out) u.conv_in = res(p + ".conv_in");
     u.time_embedder = embedder(p + ".time_embedder");
-    if (b.upsample) u.upsampler = Upsampler{conv(p + ".upsamplers.0.conv.conv"), b.residual, b.factor};
+    if (b.upsample) u.upsampler = Upsampler{conv(p + ".upsamplers.0.conv.conv"), b.residual, b.factor, b.stride};
     for (int64_t j = 0; j < b.layers; ++j) u.resnets.push_back(res(p + ".resnets." + std::to_string(j)));
     d.up_blocks_.push_back(std::move(u));
   }
@@ -237,7 +251,11 @@ at::Tensor LtxVaeDecoder::conv3d(const at::Tensor& x, const Conv& c) const {
                   x.narrow(2, f - 1, 1).expand({-1, -1, pad, -1, -1})},
                  2);
   }
-  const std::vector<int64_t> padding = {0, k / 2, k / 2};
+  std::vector<int64_t> padding = {0, k / 2, k / 2};
+  if (k > 1 && config_.decoder_spatial_padding_mode == "reflect") {
+    in = at::reflection_pad3d(in, {k / 2, k / 2, k / 2, k / 2, 0, 0});
+    padding = {0, 0, 0};
+  }
   if (in.scalar_type() != at::kFloat && in.device().is_cpu()) {
     // Reduced-precision 3D convolutions on CPU go through fp32: some oneDNN
     // bf16 conv3d paths are known to give wrong results. (Debian's 1.13 was
@@ -287,12 +305,13 @@ at::Tensor LtxVaeDecoder::res_block(const at::Tensor& x, const ResBlock& b, cons
 }
 
 at::Tensor LtxVaeDecoder::upsample(const at::Tensor& x, const Upsampler& u) const {
-  at::Tensor y = depth_to_space(conv3d(x, u.conv));
-  y = y.narrow(2, 1, y.size(2) - 1);  // drop the first output frame
+  const int64_t drop = u.stride[0] - 1;  // a temporal upsampler drops its first output frame
+  at::Tensor y = depth_to_space(conv3d(x, u.conv), u.stride);
+  y = y.narrow(2, drop, y.size(2) - drop);
   if (u.residual) {
-    at::Tensor r = depth_to_space(x);
-    r = r.repeat({1, 8 / u.factor, 1, 1, 1});
-    y = y + r.narrow(2, 1, r.size(2) - 1);
+    at::Tensor r = depth_to_space(x, u.stride);
+    r = r.repeat({1, u.stride[0] * u.stride[1] * u.stride[2] / u.factor, 1, 1, 1});
+    y = y + r.narrow(2, drop, r.size(2) - drop);
   }
   return y;
 }

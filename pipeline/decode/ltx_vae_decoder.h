@@ -1,7 +1,9 @@
-// LtxVaeDecoder: the LTX-Video causal video VAE decoder (diffusers
+// LtxVaeDecoder: the LTX video VAE decoder (diffusers
 // AutoencoderKLLTXVideo.decode) for the 0.9.0 block structure and the
-// timestep-conditioned 0.9.1 / 0.9.5 ones, plus the per-channel latent
-// statistics the pipeline normalises with.
+// timestep-conditioned 0.9.1 / 0.9.5 ones, and the LTX-2 video VAE decoder
+// (AutoencoderKLLTX2Video.decode: 2.0 with reflect padding and residual
+// upsamplers, 2.3 with spatial / temporal upsamplers), plus the per-channel
+// latent statistics the pipeline normalises with.
 //
 // Runs on rank 0 (the rank that decodes). Immutable after load; decode() is
 // const and takes its noise generator explicitly (0.9.1 injects noise), so
@@ -11,6 +13,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +82,7 @@ class LtxVaeDecoder {
     Conv conv;
     bool residual = false;
     int64_t factor = 1;
+    std::array<int64_t, 3> stride = {2, 2, 2};  // (time, height, width)
   };
   struct UpBlock {
     std::optional<ResBlock> conv_in;

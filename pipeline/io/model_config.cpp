@@ -116,14 +116,24 @@ Result<VaeConfig> parse_vae_config(const std::string& text, const std::string& s
   r.number("scaling_factor", &c.scaling_factor, 0.0);
   r.boolean("encoder_causal", &c.encoder_causal);
   r.boolean("decoder_causal", &c.decoder_causal);
+  std::string class_name;
+  r.string("_class_name", &class_name);
+  c.ltx2 = class_name == "AutoencoderKLLTX2Video";
+  r.string_list("upsample_type", &c.upsample_type);
+  for (const auto& t : c.upsample_type) {
+    r.require(t == "spatiotemporal" || t == "temporal" || t == "spatial", "upsample_type",
+              "holds \"" + t + "\"; expected \"spatiotemporal\", \"temporal\" or \"spatial\"");
+  }
+  r.string("decoder_spatial_padding_mode", &c.decoder_spatial_padding_mode, {"zeros", "reflect"});
   // diffusers stores null for 0.9.0; the ratios follow from the block structure.
   int64_t up_blocks = static_cast<int64_t>(c.decoder_block_out_channels.size());
   int64_t spatial = c.patch_size, temporal = c.patch_size_t;
-  for (bool scales : c.decoder_spatio_temporal_scaling) {
-    if (scales) {
-      spatial *= 2;
-      temporal *= 2;
-    }
+  const size_t blocks = c.decoder_spatio_temporal_scaling.size();
+  for (size_t i = 0; i < blocks; ++i) {  // decoding order: the scaling list is in encoder order
+    if (!c.decoder_spatio_temporal_scaling[blocks - 1 - i]) continue;
+    const std::string type = i < c.upsample_type.size() ? c.upsample_type[i] : "spatiotemporal";
+    if (type != "temporal") spatial *= 2;
+    if (type != "spatial") temporal *= 2;
   }
   c.spatial_compression_ratio = spatial;
   c.temporal_compression_ratio = temporal;
@@ -139,6 +149,8 @@ Result<VaeConfig> parse_vae_config(const std::string& text, const std::string& s
   r.require(c.upsample_residual.size() == n, "upsample_residual",
             "must have as many entries as decoder_block_out_channels (" + std::to_string(n) + ")");
   r.require(c.upsample_factor.size() == n, "upsample_factor",
+            "must have as many entries as decoder_block_out_channels (" + std::to_string(n) + ")");
+  r.require(c.upsample_type.empty() || c.upsample_type.size() == n, "upsample_type",
             "must have as many entries as decoder_block_out_channels (" + std::to_string(n) + ")");
   r.require(up_blocks > 0, "decoder_block_out_channels", "must not be empty");
   LTX_RETURN_IF_ERROR(r.status());

@@ -67,6 +67,12 @@ struct VaeConfig {
   bool decoder_causal = false;
   int64_t spatial_compression_ratio = 32;   // derived when the file has null
   int64_t temporal_compression_ratio = 8;   // derived when the file has null
+  // LTX-2 (AutoencoderKLLTX2Video): per up block, in decoding order (diffusers
+  // does not reverse this list), "spatiotemporal", "temporal" or "spatial";
+  // empty means spatiotemporal everywhere (LTX-Video).
+  std::vector<std::string> upsample_type;
+  std::string decoder_spatial_padding_mode = "zeros";  // "zeros" or "reflect" (LTX-2.0)
+  bool ltx2 = false;  // AutoencoderKLLTX2Video: its resnet shortcut is a plain conv
 };
 
 // diffusers FlowMatchEulerDiscreteScheduler, as LTXPipeline drives it.
