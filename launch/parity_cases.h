@@ -37,4 +37,10 @@ Result<std::vector<ParityResult>> run_ltx2_connectors_case(const std::filesystem
 Result<std::vector<ParityResult>> run_ltx2_decoder_case(const std::filesystem::path& dir, const nlohmann::json& c,
                                                         const std::string& kind, at::ScalarType dtype);
 
+// LTX2Pipeline.__call__ (the tiny LTX-2 pipeline): text path, schedule, every
+// step's guided predictions and latents, the decoders and the vocoder;
+// sequence-parallel over `comm`.
+Result<std::vector<ParityResult>> run_ltx2_pipeline_case(const std::filesystem::path& dir, const nlohmann::json& c,
+                                                         dist::Communicator& comm, at::ScalarType dtype);
+
 }  // namespace ltx::launch

@@ -280,6 +280,8 @@ Result<ParityReport> run_parity_case(const std::string& case_dir, dist::Communic
         LTX_ASSIGN_OR_RETURN(report.results, run_pipeline_case(dir, c, comm, dtype));
       } else if (report.call.rfind("diffusers.LTX2VideoTransformer3DModel", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_transformer_case(dir, c, comm, dtype));
+      } else if (report.call.rfind("diffusers.LTX2Pipeline", 0) == 0) {
+        LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_pipeline_case(dir, c, comm, dtype));
       } else if (report.call.rfind("diffusers.AutoencoderKLLTX2Audio", 0) == 0) {
         LTX_ASSIGN_OR_RETURN(report.results, run_ltx2_decoder_case(dir, c, "AutoencoderKLLTX2Audio", dtype));
       } else if (report.call.rfind("diffusers.pipelines.ltx2.LTX2Vocoder", 0) == 0) {

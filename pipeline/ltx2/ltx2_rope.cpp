@@ -31,9 +31,11 @@ at::Tensor ltx2_audio_coords(int64_t batch, int64_t frames, const Ltx2Transforme
   at::Tensor g = at::arange(shift, shift + frames, f32);
   const double sf = static_cast<double>(c.audio_scale_factor);
   const double off = static_cast<double>(c.causal_offset) - sf;
-  const double sec = static_cast<double>(c.audio_hop_length) / static_cast<double>(c.audio_sampling_rate);
-  at::Tensor start = (g * sf + off).clamp_min(0) * sec;
-  at::Tensor end = ((g + 1) * sf + off).clamp_min(0) * sec;
+  // mel frame * hop / rate, in this order and in fp32 as the reference does:
+  // the highest RoPE frequencies (~1.6e4 rad per unit) see a one-ulp change.
+  const double hop = static_cast<double>(c.audio_hop_length), rate = static_cast<double>(c.audio_sampling_rate);
+  at::Tensor start = (g * sf + off).clamp_min(0) * hop / rate;
+  at::Tensor end = ((g + 1) * sf + off).clamp_min(0) * hop / rate;
   return at::stack({start, end}, -1).view({1, 1, frames, 2}).expand({batch, 1, frames, 2}).contiguous();
 }
 

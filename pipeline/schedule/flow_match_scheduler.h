@@ -50,13 +50,13 @@ class FlowMatchScheduler {
   SchedulerConfig config_;
 };
 
-// Classifier-free guidance: uncond + scale * (cond - uncond); with rescale
-// phi > 0 the result is mixed with its std-matched version
-// (phi * v * std(cond) / std(v) + (1 - phi) * v, std over all non-batch dims).
 // The LTX pipelines' scheduler/scheduler_config.json (dynamic shift 0.95 ..
 // 2.05 over 1024 .. 4096 tokens, terminal 0.1), as the built-in models write it.
 std::string ltx_scheduler_config_json();
 
+// Classifier-free guidance: uncond + scale * (cond - uncond); with rescale
+// phi > 0 the result is mixed with its std-matched version
+// (phi * v * std(cond) / std(v) + (1 - phi) * v, std over all non-batch dims).
 at::Tensor classifier_free_guidance(const at::Tensor& uncond, const at::Tensor& cond, double scale,
                                     double rescale = 0.0);
 

@@ -32,7 +32,8 @@ INSTANTIATE_TEST_SUITE_P(Ltx2, Parity,
                          ::testing::Values("ltx2_transformer_v20", "ltx2_transformer_v20_bf16", "ltx2_transformer_v23",
                                            "ltx2_text_connectors_v20", "ltx2_text_connectors_v23",
                                            "ltx2_audio_vae_decoder", "ltx2_vocoder", "ltx2_latent_upsampler",
-                                           "ltx2_video_vae_decoder_v20_temb", "ltx2_video_vae_decoder_v23"));
+                                           "ltx2_video_vae_decoder_v20_temb", "ltx2_video_vae_decoder_v23",
+                                           "ltx2_pipeline_e2e"));
 
 INSTANTIATE_TEST_SUITE_P(TextEncoders, Parity,
                          ::testing::Values("gemma3_text_leftpad", "gemma3_text_rightpad", "t5_encoder"));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/check.h"
 #include "dist/local_communicator.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_small_model.h"
@@ -162,6 +163,20 @@ TEST(Ltx2Loading, TheBuiltInModelLoadsThroughTheDiffusersLoaders) {
   Outputs o = run(*t, *k);
   EXPECT_TRUE(o.video.isfinite().all().item<bool>());
   EXPECT_TRUE(o.audio.isfinite().all().item<bool>());
+}
+
+// The RoPE bounds the pipeline derives equal the ones the reference passed,
+// bit for bit (a one-ulp difference in a time coordinate moves the highest
+// RoPE frequencies by ~1e-4 rad and the outputs by ~1e-5).
+TEST(Ltx2Coordinates, EqualTheReferencePipelinesBitForBit) {
+  auto io = value_or_throw(SafetensorsFile::open(testing::fixture_dir("ltx2_transformer_v20") + "/io.safetensors"));
+  const Ltx2TransformerConfig c = value_or_throw(
+      load_ltx2_transformer_config(testing::fixture_dir("ltx2_transformer_v20") + "/config.json"));
+  // b2: grid 2x3x4 at 24 fps, 9 audio frames; odd: 3x3x5 at 25 fps, 17 audio frames.
+  EXPECT_TRUE(ltx2_video_coords(2, 2, 3, 4, 24.0, c).equal(value_or_throw(io->tensor("in.b2.video_coords"))));
+  EXPECT_TRUE(ltx2_audio_coords(2, 9, c).equal(value_or_throw(io->tensor("in.b2.audio_coords"))));
+  EXPECT_TRUE(ltx2_video_coords(1, 3, 3, 5, 25.0, c).equal(value_or_throw(io->tensor("in.odd.video_coords"))));
+  EXPECT_TRUE(ltx2_audio_coords(1, 17, c).equal(value_or_throw(io->tensor("in.odd.audio_coords"))));
 }
 
 // ---- named errors --------------------------------------------------------------

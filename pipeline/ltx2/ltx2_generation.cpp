@@ -1,0 +1,118 @@
+#include "pipeline/ltx2/ltx2_generation.h"
+
+#include "common/check.h"
+
+namespace ltx::pipeline {
+namespace {
+
+// Per-sample unbiased std over every real token and channel of a sharded
+// stream [B, s, C], reduced across the group (fp64 sums).
+at::Tensor group_std(dist::Communicator& comm, const parallel::SequenceShard& shard, const at::Tensor& x) {
+  at::Tensor real = x.narrow(1, 0, shard.valid).to(at::kDouble);
+  const int64_t b = x.size(0);
+  at::Tensor stats = at::stack({real.sum({1, 2}), real.pow(2).sum({1, 2})}, 1);  // [B, 2]
+  at::Tensor all = comm.all_gather(stats.unsqueeze(0).contiguous()).sum(0);     // [B, 2]
+  const double n = static_cast<double>(shard.seq_len * x.size(2));
+  at::Tensor mean = all.select(1, 0) / n;
+  at::Tensor var = (all.select(1, 1) - n * mean * mean) / (n - 1);
+  return var.clamp_min(0).sqrt().view({b, 1, 1});
+}
+
+at::Tensor repeat2(const at::Tensor& x) { return at::cat({x, x}, 0); }
+
+}  // namespace
+
+at::Tensor pack_ltx2_audio(const at::Tensor& latents) {
+  LTX_CHECK(latents.dim() == 4, "audio latents must be [B, C, T, M], got ", latents.sizes());
+  return latents.transpose(1, 2).flatten(2, 3).contiguous();
+}
+
+at::Tensor unpack_ltx2_audio(const at::Tensor& tokens, int64_t channels) {
+  LTX_CHECK(tokens.dim() == 3 && tokens.size(2) % channels == 0, "audio tokens must be [B, T, C*M] with C = ",
+            channels, ", got ", tokens.sizes());
+  return tokens.unflatten(2, {channels, tokens.size(2) / channels}).transpose(1, 2).contiguous();
+}
+
+Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler& scheduler,
+                         const SigmaSchedule& schedule, const Ltx2DenoiseArgs& a, const Ltx2StepObserver& observer) {
+  const Ltx2Guidance& g = a.guidance;
+  LTX_CHECK(a.prompt != nullptr, "the denoising loop needs the prompt conditioning");
+  LTX_CHECK(!g.cfg() || a.cfg_pair != nullptr, "guidance_scale > 1 needs the negative + prompt conditioning");
+  dist::Communicator& comm = model.communicator();
+  const int64_t b = a.video.size(0);
+  at::Tensor x = a.video.to(at::kFloat), y = a.audio.to(at::kFloat);
+
+  auto call = [&](const at::Tensor& xv, const at::Tensor& xa, const at::Tensor& coords_v, const at::Tensor& coords_a,
+                  const Ltx2TextConditioning* text, float t, bool isolate, bool stg) {
+    Ltx2ForwardArgs f;
+    f.video.tokens = xv;
+    f.audio.tokens = xa;
+    f.video.shard = a.video_shard;
+    f.audio.shard = a.audio_shard;
+    f.video.coords = coords_v;
+    f.audio.coords = coords_a;
+    f.video.timestep = f.audio.timestep = f.sigma = at::full({xv.size(0)}, t, at::TensorOptions().dtype(at::kFloat));
+    f.text = text;
+    f.use_cross_timestep = a.use_cross_timestep;
+    f.isolate_modalities = isolate;
+    if (stg) f.stg_blocks = g.stg_blocks;
+    Ltx2Output o = model.forward(f);
+    return std::make_pair(o.video.to(at::kFloat), o.audio.to(at::kFloat));
+  };
+
+  for (int64_t i = 0; i < schedule.steps(); ++i) {
+    const float t = schedule.timesteps[i];
+    const double s = schedule.sigmas[i];
+    Ltx2StepTrace trace;
+    at::Tensor x0v, x0a, dv = at::zeros_like(x), da = at::zeros_like(y);
+    if (g.cfg()) {
+      auto [ov, oa] = call(repeat2(x), repeat2(y), repeat2(a.video_coords), repeat2(a.audio_coords), a.cfg_pair, t,
+                           false, false);
+      trace.video_cfg = ov;
+      trace.audio_cfg = oa;
+      x0v = x - ov.narrow(0, b, b) * s;
+      x0a = y - oa.narrow(0, b, b) * s;
+      dv = dv + (g.video.cfg - 1) * (x0v - (x - ov.narrow(0, 0, b) * s));
+      da = da + (g.audio.cfg - 1) * (x0a - (y - oa.narrow(0, 0, b) * s));
+    } else {
+      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, false);
+      x0v = x - ov * s;
+      x0a = y - oa * s;
+    }
+    if (g.stg()) {
+      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, true);
+      dv = dv + g.video.stg * (x0v - (x - ov * s));
+      da = da + g.audio.stg * (x0a - (y - oa * s));
+    }
+    if (g.modality()) {
+      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, true, false);
+      trace.video_isolated = ov;
+      trace.audio_isolated = oa;
+      dv = dv + (g.video.modality - 1) * (x0v - (x - ov * s));
+      da = da + (g.audio.modality - 1) * (x0a - (y - oa * s));
+    }
+    auto guide = [&](const at::Tensor& x0, const at::Tensor& delta, double rescale,
+                     const parallel::SequenceShard& shard) {
+      at::Tensor gx = x0 + delta;
+      if (rescale > 0) {
+        at::Tensor ratio = (group_std(comm, shard, x0) / group_std(comm, shard, gx)).to(at::kFloat);
+        gx = rescale * (gx * ratio) + (1 - rescale) * gx;
+      }
+      return gx;
+    };
+    at::Tensor vv = (x - guide(x0v, dv, g.video.rescale, a.video_shard)) / s;
+    at::Tensor va = (y - guide(x0a, da, g.audio.rescale, a.audio_shard)) / s;
+    x = scheduler.step(x, vv, schedule, i);
+    y = scheduler.step(y, va, schedule, i);
+    if (observer) {
+      trace.video_velocity = vv;
+      trace.audio_velocity = va;
+      trace.video_latents = x;
+      trace.audio_latents = y;
+      observer(i, trace);
+    }
+  }
+  return {x, y};
+}
+
+}  // namespace ltx::pipeline
