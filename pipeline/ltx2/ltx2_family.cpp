@@ -22,9 +22,9 @@ class Ltx2Family final : public ModelFamily {
 
   Result<Model> load(const ModelSource& s, dist::Communicator&, const ModelPlacement&) const override {
     return unimplemented_error(
-        s.path + ": an LTX-2 model; its transformer and text path load (ltx-parity, ltx-dit-bench), but "
-                 "generating with it needs the LTX-2 video VAE, audio VAE and vocoder, which this build does not "
-                 "have yet (docs/status.md)");
+        s.path + ": an LTX-2 model; its components load and match the reference (ltx-parity, ltx-dit-bench), "
+                 "but generating and serving it (the two-stream request path and video with sound in the MP4) are "
+                 "not built yet (docs/status.md)");
   }
 
   Status write_builtin(const std::string& dir) const override { return write_ltx2_small_model(dir, 0); }
