@@ -8,7 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "pipeline/decode/ltx_vae_decoder.h"
+#include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/ltx2/ltx2_audio.h"
 #include "pipeline/schedule/flow_match_scheduler.h"
 #include "pipeline/ltx2/ltx2_layers.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"
@@ -304,6 +307,72 @@ Status write_ltx2_small_model(const std::string& dir_str, uint64_t seed) {
     for (const auto& [n, w] : ltx2_random_tensors(Ltx2Transformer::expected_tensors(t), seed + 2)) dit.emplace_back(n, w);
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "transformer" / "diffusion_pytorch_model.safetensors").string(), dit));
 
+    // Decoders: the LTX-2.0 structures, shrunk. Latent statistics are the identity.
+    auto identity_stats = [](NamedTensors& out, int64_t n) {
+      out.emplace_back("latents_mean", at::zeros({n}));
+      out.emplace_back("latents_std", at::ones({n}));
+    };
+    auto without_stats = [](const std::vector<ExpectedTensor>& all) {
+      std::vector<ExpectedTensor> out;
+      for (const auto& e : all) {
+        if (e.name != "latents_mean" && e.name != "latents_std") out.push_back(e);
+      }
+      return out;
+    };
+    for (const char* sub : {"vae", "audio_vae", "vocoder"}) fs::create_directories(dir / sub);
+    json vae_config = {{"_class_name", "AutoencoderKLLTX2Video"}, {"_diffusers_version", "0.40.0"},
+                       {"in_channels", 3}, {"out_channels", 3}, {"latent_channels", t.in_channels},
+                       {"block_out_channels", {16, 32, 64, 64}}, {"decoder_block_out_channels", {16, 32, 64}},
+                       {"layers_per_block", {1, 1, 1, 1, 1}}, {"decoder_layers_per_block", {1, 1, 1, 1}},
+                       {"spatio_temporal_scaling", {true, true, true, true}},
+                       {"decoder_spatio_temporal_scaling", {true, true, true}},
+                       {"decoder_inject_noise", {false, false, false, false}},
+                       {"downsample_type", {"spatial", "temporal", "spatiotemporal", "spatiotemporal"}},
+                       {"upsample_residual", {true, true, true}}, {"upsample_factor", {2, 2, 2}},
+                       {"upsample_type", {"spatiotemporal", "spatiotemporal", "spatiotemporal"}},
+                       {"timestep_conditioning", false}, {"patch_size", 4}, {"patch_size_t", 1},
+                       {"resnet_norm_eps", 1e-6}, {"scaling_factor", 1.0}, {"encoder_causal", true},
+                       {"decoder_causal", false}, {"decoder_spatial_padding_mode", "reflect"},
+                       {"encoder_spatial_padding_mode", "zeros"}, {"spatial_compression_ratio", 32},
+                       {"temporal_compression_ratio", 8}};
+    LTX_RETURN_IF_ERROR(write_json(dir / "vae" / "config.json", vae_config));
+    LTX_ASSIGN_OR_RETURN(VaeConfig vc, parse_vae_config(vae_config.dump(), "small LTX-2 vae"));
+    NamedTensors vae;
+    for (const auto& [n, w] : ltx2_random_tensors(without_stats(vae_expected_tensors(vc)), seed + 3)) vae.emplace_back(n, w);
+    identity_stats(vae, vc.latent_channels);
+    LTX_RETURN_IF_ERROR(write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), vae));
+
+    // Audio: 4 latent channels x 4 latent mel bins = the transformer's 16 audio features.
+    json audio_config = {{"_class_name", "AutoencoderKLLTX2Audio"}, {"_diffusers_version", "0.40.0"},
+                         {"base_channels", t.audio_in_channels}, {"ch_mult", {1, 2, 2}}, {"num_res_blocks", 1},
+                         {"latent_channels", 4}, {"output_channels", 2}, {"in_channels", 2}, {"mel_bins", 16},
+                         {"norm_type", "pixel"}, {"causality_axis", "height"}, {"is_causal", true},
+                         {"mid_block_add_attention", false}, {"attn_resolutions", nullptr}, {"double_z", true},
+                         {"dropout", 0.0}, {"resolution", 256}, {"sample_rate", 16000}, {"mel_hop_length", 160}};
+    LTX_RETURN_IF_ERROR(write_json(dir / "audio_vae" / "config.json", audio_config));
+    LTX_ASSIGN_OR_RETURN(Ltx2AudioVaeConfig ac, parse_ltx2_audio_vae_config(audio_config.dump(), "small LTX-2 audio vae"));
+    NamedTensors audio_vae;
+    for (const auto& [n, w] : ltx2_random_tensors(without_stats(Ltx2AudioDecoder::expected_tensors(ac)), seed + 4)) {
+      audio_vae.emplace_back(n, w);
+    }
+    identity_stats(audio_vae, ac.base_channels);
+    LTX_RETURN_IF_ERROR(
+        write_safetensors((dir / "audio_vae" / "diffusion_pytorch_model.safetensors").string(), audio_vae));
+
+    // Vocoder: stereo 16-bin mel at 100 frames/s -> 24 kHz (x240), as the released one.
+    json vocoder_config = {{"_class_name", "LTX2Vocoder"}, {"_diffusers_version", "0.40.0"},
+                           {"in_channels", 2 * ac.mel_bins}, {"hidden_channels", 64}, {"out_channels", 2},
+                           {"upsample_kernel_sizes", {16, 15, 8, 4, 4}}, {"upsample_factors", {6, 5, 2, 2, 2}},
+                           {"resnet_kernel_sizes", {3, 7, 11}},
+                           {"resnet_dilations", {{1, 3, 5}, {1, 3, 5}, {1, 3, 5}}}, {"act_fn", "leaky_relu"},
+                           {"leaky_relu_negative_slope", 0.1}, {"antialias", false}, {"final_act_fn", "tanh"},
+                           {"final_bias", true}, {"output_sampling_rate", 24000}};
+    LTX_RETURN_IF_ERROR(write_json(dir / "vocoder" / "config.json", vocoder_config));
+    LTX_ASSIGN_OR_RETURN(Ltx2VocoderConfig voc, parse_ltx2_vocoder_config(vocoder_config.dump(), "small LTX-2 vocoder"));
+    NamedTensors vocoder;
+    for (const auto& [n, w] : ltx2_random_tensors(Ltx2Vocoder::expected_tensors(voc), seed + 5)) vocoder.emplace_back(n, w);
+    LTX_RETURN_IF_ERROR(write_safetensors((dir / "vocoder" / "diffusion_pytorch_model.safetensors").string(), vocoder));
+
     LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json", json::parse(ltx_scheduler_config_json())));
     LTX_RETURN_IF_ERROR(write_json(dir / "model_index.json",
                                    {{"_class_name", "LTX2Pipeline"}, {"_diffusers_version", "0.40.0"},
@@ -311,7 +380,10 @@ Status write_ltx2_small_model(const std::string& dir_str, uint64_t seed) {
                                     {"text_encoder", {"transformers", "Gemma3ForConditionalGeneration"}},
                                     {"tokenizer", {"transformers", "GemmaTokenizer"}},
                                     {"connectors", {"ltx2", "LTX2TextConnectors"}},
-                                    {"transformer", {"diffusers", "LTX2VideoTransformer3DModel"}}}));
+                                    {"transformer", {"diffusers", "LTX2VideoTransformer3DModel"}},
+                                    {"vae", {"diffusers", "AutoencoderKLLTX2Video"}},
+                                    {"audio_vae", {"diffusers", "AutoencoderKLLTX2Audio"}},
+                                    {"vocoder", {"ltx2", "LTX2Vocoder"}}}));
     return Status();
   });
 }

@@ -9,7 +9,9 @@
 
 #include "common/check.h"
 #include "dist/local_communicator.h"
+#include "pipeline/decode/ltx_vae_decoder.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/ltx2/ltx2_audio.h"
 #include "pipeline/ltx2/ltx2_small_model.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"
 #include "pipeline/ltx2/ltx2_transformer.h"
@@ -163,6 +165,25 @@ TEST(Ltx2Loading, TheBuiltInModelLoadsThroughTheDiffusersLoaders) {
   Outputs o = run(*t, *k);
   EXPECT_TRUE(o.video.isfinite().all().item<bool>());
   EXPECT_TRUE(o.audio.isfinite().all().item<bool>());
+  // The decoders: 2 latent frames of 2x2 -> 9 frames of 64x64; 9 audio latent
+  // frames -> 33 mel frames -> 33 x 240 samples at 24 kHz.
+  auto vae = LtxVaeDecoder::load((dir / "vae").string(), at::kFloat, at::kCPU);
+  auto audio = Ltx2AudioDecoder::load((dir / "audio_vae").string(), at::kFloat, at::kCPU);
+  auto vocoder = Ltx2Vocoder::load((dir / "vocoder").string(), at::kFloat, at::kCPU);
+  ASSERT_TRUE(vae.ok()) << vae.status();
+  ASSERT_TRUE(audio.ok()) << audio.status();
+  ASSERT_TRUE(vocoder.ok()) << vocoder.status();
+  EXPECT_EQ(vae->config().latent_channels, t->config().in_channels);
+  at::Tensor frames = vae->decode(at::randn({1, t->config().in_channels, 2, 2, 2}), std::nullopt);
+  EXPECT_EQ(frames.sizes(), (at::IntArrayRef{1, 3, 9, 64, 64}));
+  const auto& ac = audio->config();
+  EXPECT_EQ(ac.latent_channels * ac.mel_bins / 4, t->config().audio_in_channels);
+  at::Tensor mel = audio->decode(at::randn({1, ac.latent_channels, 9, ac.mel_bins / 4}));
+  EXPECT_EQ(mel.sizes(), (at::IntArrayRef{1, 2, 33, ac.mel_bins}));
+  at::Tensor wave = vocoder->forward(mel);
+  EXPECT_EQ(wave.sizes(), (at::IntArrayRef{1, 2, 33 * 240}));
+  EXPECT_EQ(vocoder->config().output_sampling_rate, 24000);
+  EXPECT_TRUE(wave.isfinite().all().item<bool>());
 }
 
 // The RoPE bounds the pipeline derives equal the ones the reference passed,
