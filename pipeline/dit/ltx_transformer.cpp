@@ -20,14 +20,6 @@ constexpr double kFinalNormEps = 1e-6;  // norm_out LayerNorm
 constexpr int64_t kTimestepChannels = 256;
 constexpr const char* kOriginalPrefix = "model.diffusion_model.";
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-void replace_all(std::string* s, const std::string& from, const std::string& to) {
-  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
-    s->replace(pos, from.size(), to);
-  }
-}
-
 // Maps a checkpoint tensor name to its diffusers name; nullopt for tensors of
 // other models in the same file (the VAE of a single-file checkpoint).
 std::optional<std::string> canonical_name(const std::string& raw) {

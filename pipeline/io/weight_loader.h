@@ -28,6 +28,16 @@ struct ExpectedTensor {
 // an lm_head, ...).
 using NameMapper = std::function<std::optional<std::string>(const std::string&)>;
 
+// String helpers the name mappers share.
+inline bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+inline void replace_all(std::string* s, const std::string& from, const std::string& to) {
+  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
+    s->replace(pos, from.size(), to);
+  }
+}
+
 // Every mapped tensor must be expected (else "unexpected tensor"), every
 // expected tensor present (else "missing tensor"), two file names may not map
 // to one tensor, shapes must match, weights must be floating point. Errors

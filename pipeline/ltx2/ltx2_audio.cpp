@@ -9,8 +9,6 @@
 
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
-using ltx2::replace_all;
-using ltx2::starts_with;
 
 namespace {
 
@@ -255,8 +253,10 @@ at::Tensor Ltx2AudioDecoder::decode(const at::Tensor& z) const {
   for (size_t l = 0; l < w_->levels.size(); ++l) {
     for (const auto& b : w_->levels[l]) h = res(b, h);
     if (w_->upsample[l].weight.defined()) {
-      h = at::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2});
-      h = causal_conv2d(h, w_->upsample[l]).narrow(2, 1, 2 * (h.size(2) / 2) - 1);
+      // Nearest x2 on both axes, causal conv, then the first time row goes: [t, f] -> [2t - 1, 2f].
+      const int64_t t2 = 2 * h.size(2);
+      h = at::upsample_nearest2d(h, {t2, h.size(3) * 2});
+      h = causal_conv2d(h, w_->upsample[l]).narrow(2, 1, t2 - 1);
     }
   }
   h = causal_conv2d(at::silu(pixel_norm(h)), w_->conv_out);
@@ -311,9 +311,8 @@ Result<Ltx2Vocoder> Ltx2Vocoder::from_checkpoint(const Ltx2VocoderConfig& c, con
     std::string n = raw;
     if (starts_with(n, "vocoder.")) {
       n = n.substr(8);
-    } else if (raw.find('.') != std::string::npos &&
-               (starts_with(n, "model.") || starts_with(n, "vae.") || starts_with(n, "audio_vae.") ||
-                starts_with(n, "text_embedding_projection."))) {
+    } else if (starts_with(n, "model.") || starts_with(n, "vae.") || starts_with(n, "audio_vae.") ||
+               starts_with(n, "text_embedding_projection.")) {
       return std::nullopt;  // other components of a single file
     }
     if (starts_with(n, "conv_pre.")) n = "conv_in." + n.substr(9);

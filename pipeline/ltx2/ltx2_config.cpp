@@ -20,10 +20,9 @@ void read_rope_layout(FieldReader& r, const char* key, Ltx2RopeLayout* out) {
 }
 
 // Fields whose value is fixed for every LTX-2 checkpoint this engine runs.
-void expect_string(FieldReader& r, const json& j, const char* key, const std::string& value) {
+void expect_string(FieldReader& r, const char* key, const std::string& value) {
   std::string s = value;
   r.string(key, &s, {value});
-  (void)j;
 }
 
 void expect_bool(FieldReader& r, const char* key, bool value) {
@@ -101,8 +100,8 @@ Result<Ltx2TransformerConfig> parse_ltx2_transformer_config(const std::string& t
     r.integer(key, &p, 1);
     r.require(p == 1, key, "must be 1 (the LTX-2 DiT runs on latent voxels and audio frames)");
   }
-  expect_string(r, j, "activation_fn", "gelu-approximate");
-  expect_string(r, j, "qk_norm", "rms_norm_across_heads");
+  expect_string(r, "activation_fn", "gelu-approximate");
+  expect_string(r, "qk_norm", "rms_norm_across_heads");
   expect_bool(r, "norm_elementwise_affine", false);
   expect_bool(r, "use_keyframes_abs_pos_embedding", false);
   check_transformer(r, c);

@@ -5,17 +5,22 @@
 namespace ltx::pipeline {
 namespace {
 
-// Per-sample unbiased std over every real token and channel of a sharded
-// stream [B, s, C], reduced across the group (fp64 sums).
-at::Tensor group_std(dist::Communicator& comm, const parallel::SequenceShard& shard, const at::Tensor& x) {
-  at::Tensor real = x.narrow(1, 0, shard.valid).to(at::kDouble);
-  const int64_t b = x.size(0);
-  at::Tensor stats = at::stack({real.sum({1, 2}), real.pow(2).sum({1, 2})}, 1);  // [B, 2]
-  at::Tensor all = comm.all_gather(stats.unsqueeze(0).contiguous()).sum(0);     // [B, 2]
-  const double n = static_cast<double>(shard.seq_len * x.size(2));
-  at::Tensor mean = all.select(1, 0) / n;
-  at::Tensor var = (all.select(1, 1) - n * mean * mean) / (n - 1);
-  return var.clamp_min(0).sqrt().view({b, 1, 1});
+// std(a) / std(b) per sample (unbiased std over every real token and channel
+// of a sharded stream [B, s, C]), reduced across the group in one all-gather
+// of fp64 sums.
+at::Tensor group_std_ratio(dist::Communicator& comm, const parallel::SequenceShard& shard, const at::Tensor& a,
+                           const at::Tensor& b) {
+  auto sums = [&](const at::Tensor& x) {
+    at::Tensor real = x.narrow(1, 0, shard.valid).to(at::kDouble);
+    return at::stack({real.sum({1, 2}), real.pow(2).sum({1, 2})}, 1);  // [B, 2]
+  };
+  at::Tensor all = comm.all_gather(at::stack({sums(a), sums(b)}).unsqueeze(0).contiguous()).sum(0);  // [2, B, 2]
+  const double n = static_cast<double>(shard.seq_len * a.size(2));
+  auto std_of = [n](const at::Tensor& s) {
+    at::Tensor mean = s.select(1, 0) / n;
+    return ((s.select(1, 1) - n * mean * mean) / (n - 1)).clamp_min(0).sqrt();
+  };
+  return (std_of(all[0]) / std_of(all[1])).to(at::kFloat).view({a.size(0), 1, 1});
 }
 
 at::Tensor repeat2(const at::Tensor& x) { return at::cat({x, x}, 0); }
@@ -95,8 +100,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
                      const parallel::SequenceShard& shard) {
       at::Tensor gx = x0 + delta;
       if (rescale > 0) {
-        at::Tensor ratio = (group_std(comm, shard, x0) / group_std(comm, shard, gx)).to(at::kFloat);
-        gx = rescale * (gx * ratio) + (1 - rescale) * gx;
+        gx = rescale * (gx * group_std_ratio(comm, shard, x0, gx)) + (1 - rescale) * gx;
       }
       return gx;
     };

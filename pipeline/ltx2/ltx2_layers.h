@@ -20,13 +20,6 @@ namespace ltx::pipeline::ltx2 {
 constexpr int64_t kTimestepChannels = 256;
 constexpr const char* kDiffusionPrefix = "model.diffusion_model.";  // original single-file prefix
 
-inline bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-inline void replace_all(std::string* s, const std::string& from, const std::string& to) {
-  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
-    s->replace(pos, from.size(), to);
-  }
-}
 
 // Weightless RMS norm with fp32 statistics, result in x's dtype.
 inline at::Tensor rms(const at::Tensor& x, double eps) {

@@ -22,8 +22,6 @@
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using ltx2::replace_all;
-using ltx2::starts_with;
 
 namespace {
 

@@ -13,9 +13,7 @@ namespace ltx::pipeline {
 namespace fs = std::filesystem;
 using ltx2::Ltx2AttentionWeights;
 using ltx2::gelu_tanh;
-using ltx2::replace_all;
 using ltx2::rms;
-using ltx2::starts_with;
 
 namespace {
 

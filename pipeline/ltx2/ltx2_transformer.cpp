@@ -16,9 +16,7 @@ using ltx2::Ltx2AttentionWeights;
 using ltx2::gelu_tanh;
 using ltx2::kDiffusionPrefix;
 using ltx2::kTimestepChannels;
-using ltx2::replace_all;
 using ltx2::rms;
-using ltx2::starts_with;
 
 namespace {
 
