@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -35,6 +36,54 @@ TEST(VideoFile, Mp4DecodesBackWithTheRightShapeAndRate) {
   auto bytes = encode_mp4(gradient_frames(3, 32, 32), 25.0);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(bytes->substr(4, 4), "ftyp");
+}
+
+AudioTrack sine(int64_t channels, int64_t samples, int64_t rate) {
+  at::Tensor t = at::arange(samples, at::kFloat) / static_cast<double>(rate);
+  return {at::sin(t * 2 * M_PI * 440).unsqueeze(0).repeat({channels, 1}) * 0.5, rate};
+}
+
+// The MP4 carries one H.264 and one AAC stream whose durations agree to
+// within one AAC frame, whether the sound is shorter or longer than the video.
+TEST(VideoFile, Mp4WithAudioHasBothTracksOfTheSameDuration) {
+  const std::string dir = testing::scratch_dir("mp4-audio");
+  for (int64_t samples : {16560, 30000}) {  // 17 frames at 24 fps last 17000 samples at 24 kHz
+    const std::string path = dir + "/av" + std::to_string(samples) + ".mp4";
+    AudioTrack audio = sine(2, samples, 24000);
+    ASSERT_TRUE(write_mp4(path, gradient_frames(17, 64, 96), 24.0, &audio).ok());
+    auto info = probe_video(path);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->frames, 17);
+    EXPECT_EQ(info->audio_streams, 1);
+    EXPECT_EQ(info->audio_codec, "aac");
+    EXPECT_EQ(info->audio_sample_rate, 24000);
+    EXPECT_EQ(info->audio_channels, 2);
+    EXPECT_NEAR(info->seconds, 17.0 / 24.0, 1e-3);
+    EXPECT_LE(std::abs(info->audio_seconds - info->seconds), 1024.0 / 24000.0)
+        << "video " << info->seconds << " s, audio " << info->audio_seconds << " s";
+  }
+  std::string plain = dir + "/plain.mp4";
+  ASSERT_TRUE(write_mp4(plain, gradient_frames(3, 32, 32), 25.0).ok());
+  EXPECT_EQ(probe_video(plain)->audio_streams, 0);
+  AudioTrack bad{at::zeros({2, 100}), 100};
+  EXPECT_FALSE(write_mp4(dir + "/bad.mp4", gradient_frames(3, 32, 32), 25.0, &bad).ok()) << "rate 100";
+}
+
+TEST(VideoFile, WavHeaderAndSamples) {
+  AudioTrack audio{at::tensor({0.0f, 0.5f, -1.0f, 2.0f}).view({2, 2}), 24000};
+  auto wav = encode_wav(audio);
+  ASSERT_TRUE(wav.ok()) << wav.status();
+  ASSERT_EQ(wav->size(), 44u + 8u);
+  EXPECT_EQ(wav->substr(0, 4), "RIFF");
+  EXPECT_EQ(wav->substr(8, 8), "WAVEfmt ");
+  auto at16 = [&](size_t off) { return static_cast<int16_t>(static_cast<uint8_t>((*wav)[off]) | (static_cast<uint8_t>((*wav)[off + 1]) << 8)); };
+  EXPECT_EQ(at16(22), 2);  // channels
+  // Interleaved: L0 R0 L1 R1 = 0, -1, 0.5, 1 (clamped).
+  EXPECT_EQ(at16(44), 0);
+  EXPECT_EQ(at16(46), -32767);
+  EXPECT_EQ(at16(48), 16384);
+  EXPECT_EQ(at16(50), 32767);
+  EXPECT_FALSE(encode_wav(AudioTrack{}).ok());
 }
 
 // Identical frames must give identical bytes whatever the heap holds and
