@@ -14,7 +14,7 @@
 #include "dist/communicator.h"
 #include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/stream_session.h"
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/io/safetensors.h"
 #include "pipeline/io/video_file.h"
 #include "pipeline/registry/model_registry.h"
 
@@ -32,6 +32,7 @@ struct GenerateOptions {
   std::string model;
   std::string out = "video.mp4";
   std::string png_dir;
+  std::string latents_out;
   std::string backend = "auto";
   pipeline::PlacementChoice placement;
 };
@@ -51,6 +52,10 @@ pipeline::StreamSettings stream_settings(const GenerateOptions& o) {
   return s;
 }
 
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 }  // namespace
 
 int run_generate(dist::World& world, const std::vector<std::string>& args) {
@@ -67,9 +72,15 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       ("steps", po::value(&r.num_steps)->default_value(r.num_steps), "denoising steps")
       ("guidance", po::value(&r.guidance_scale)->default_value(r.guidance_scale), "classifier-free guidance scale (>= 0)")
       ("seed", po::value(&r.seed)->default_value(r.seed), "noise seed")
-      ("fps", po::value(&r.fps)->default_value(r.fps), "frames per second")
-      ("out", po::value(&o.out)->default_value(o.out), "MP4 file to write")
+      ("fps", po::value(&r.fps), "frames per second (default: the model's, 25; LTX-2 24)")
+      ("pipeline", po::value(&r.pipeline)->default_value(r.pipeline),
+       "models with sound (LTX-2): one-stage, or distilled (two stages, fixed sigmas: no --steps)")
+      ("no-audio", "models with sound: do not decode the sound (the MP4 has no audio track)")
+      ("audio-guidance", po::value(&r.audio_guidance_scale)->default_value(r.audio_guidance_scale),
+       "models with sound: the audio stream's guidance scale")
+      ("out", po::value(&o.out)->default_value(o.out), "file to write: .mp4 (with sound when the model makes it) or .wav (the sound alone)")
       ("png-dir", po::value(&o.png_dir), "also write every frame as PNG into this folder")
+      ("latents-out", po::value(&o.latents_out), "also write the final latents (video_latents, audio_latents) as safetensors")
       ("backend", po::value(&o.backend)->default_value(o.backend), "mpi|nccl|auto")
       ("stream", po::bool_switch(&o.stream), "make the video chunk by chunk with the KV cache (--frames is ignored)")
       ("chunks", po::value(&o.chunks)->default_value(o.chunks), "chunks to make with --stream")
@@ -98,8 +109,8 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     if (verdict.ok() && o.stream && (o.chunks < 1 || o.chunks > 1000)) {
       verdict = invalid_argument_error("--chunks must be in [1, 1000], got " + std::to_string(o.chunks));
     }
-    if (verdict.ok() && (o.out.empty() || (o.out.size() < 4 || o.out.substr(o.out.size() - 4) != ".mp4"))) {
-      verdict = invalid_argument_error("--out must name an .mp4 file, got '" + o.out + "'");
+    if (verdict.ok() && !ends_with(o.out, ".mp4") && !ends_with(o.out, ".wav")) {
+      verdict = invalid_argument_error("--out must name an .mp4 or a .wav file, got '" + o.out + "'");
     }
     if (verdict.ok() && !dist::parse_backend(o.backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {
@@ -121,21 +132,44 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
   Status done = catch_to_status([&]() -> Status {
     LTX_ASSIGN_OR_RETURN(auto comm, dist::make_communicator(world, *dist::parse_backend(o.backend)));
     LTX_ASSIGN_OR_RETURN(pipeline::Model model, pipeline::load_model(model_spec, *comm, o.placement));
+    // What the user left out takes the model family's default (every rank
+    // parses the same arguments).
+    const pipeline::GenerationRequest defaults = pipeline::default_request(model.geometry);
+    if (!vm.count("fps")) r.fps = defaults.fps;
+    r.guidance_rescale = defaults.guidance_rescale;
+    r.decode_timestep = defaults.decode_timestep;
+    r.decode_noise_scale = defaults.decode_noise_scale;
+    r.audio = vm.count("no-audio") == 0;
     // The sizes follow the model's compression factors: rank 0 checks them
     // now, and every rank takes its verdict before the first step.
     Status valid;
     if (world.is_root()) {
       valid = pipeline::validate_request(r, model.geometry);
+      if (valid.ok() && r.pipeline == "distilled" && !vm["steps"].defaulted()) {
+        valid = invalid_argument_error("--steps: the distilled pipeline's sigmas are fixed (8 steps at half size, 3 at "
+                                       "full size); leave --steps out");
+      }
+      const bool sound = model.geometry.makes_sound();
+      if (valid.ok() && !sound && (vm.count("no-audio") || !vm["pipeline"].defaulted() || !vm["audio-guidance"].defaulted())) {
+        valid = invalid_argument_error("--no-audio, --pipeline and --audio-guidance are for models that make sound (LTX-2); " +
+                                       model.name + " is " + model.family);
+      }
+      if (valid.ok() && ends_with(o.out, ".wav") && (!sound || !r.audio)) {
+        valid = invalid_argument_error("--out " + o.out + ": a .wav needs the sound of a model that makes it (LTX-2) "
+                                       "and no --no-audio");
+      }
       if (valid.ok() && o.stream) valid = pipeline::validate_stream_settings(stream_settings(o), model.geometry);
     }
     valid = comm->root_verdict(valid);
     bad_request = !valid.ok();
     LTX_RETURN_IF_ERROR(valid);
     pipeline::PromptEncoder prompts(*comm, std::move(model.text));
-    pipeline::TextToVideo t2v(model, *comm, prompts);
+    std::unique_ptr<pipeline::VideoPipeline> pipe = pipeline::make_video_pipeline(model, *comm, prompts);
     if (world.is_root()) {
       LTX_LOG(kInfo) << "generating " << r.width << "x" << r.height << ", " << r.num_frames << " frames, "
-                     << r.num_steps << " steps on " << comm->size() << " rank(s) (" << comm->backend_name()
+                     << (model.geometry.makes_sound() && r.pipeline == "distilled" ? std::string("distilled 8+3")
+                                                                                    : std::to_string(r.num_steps))
+                     << " steps on " << comm->size() << " rank(s) (" << comm->backend_name()
                      << "), model " << model.name << " (" << model.family << "; " << model.placement.to_string() << ")";
     }
     auto progress = [&](int64_t i, int64_t n, double s) {
@@ -164,17 +198,41 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       if (world.is_root()) out.frames = at::cat(parts, 0);
       video = out;
     } else {
-      video = t2v.generate(r, progress);
+      auto stage = [&](const std::string& name) {
+        if (world.is_root()) std::fprintf(stderr, "%s\n", name.c_str());
+      };
+      video = pipe->generate(r, progress, {}, stage);
     }
     LTX_RETURN_IF_ERROR(video.status());
     if (!world.is_root()) return Status();
-    LTX_RETURN_IF_ERROR(pipeline::write_mp4(o.out, video->frames, r.fps));
+    if (!o.latents_out.empty()) {
+      std::vector<std::pair<std::string, at::Tensor>> tensors = {{"video_latents", video->latents}};
+      if (video->audio_latents.defined()) tensors.emplace_back("audio_latents", video->audio_latents);
+      LTX_RETURN_IF_ERROR(pipeline::write_safetensors(o.latents_out, tensors));
+    }
     if (!o.png_dir.empty()) LTX_RETURN_IF_ERROR(pipeline::write_png_frames(o.png_dir, video->frames));
+    if (ends_with(o.out, ".wav")) {
+      LTX_RETURN_IF_ERROR(pipeline::write_wav(o.out, video->audio));
+      std::printf("wrote %s: %lld channel(s), %lld samples at %lld Hz (%.3f s); denoise %.2fs, decode %.2fs\n",
+                  o.out.c_str(), static_cast<long long>(video->audio.samples.size(0)),
+                  static_cast<long long>(video->audio.samples.size(1)), static_cast<long long>(video->audio.sample_rate),
+                  video->audio.seconds(), video->denoise_seconds, video->decode_seconds);
+      return Status();
+    }
+    LTX_RETURN_IF_ERROR(pipeline::write_mp4(o.out, video->frames, r.fps, &video->audio));
     LTX_ASSIGN_OR_RETURN(auto info, pipeline::probe_video(o.out));
-    std::printf("wrote %s: %lldx%lld, %lld frames at %.3g fps (%s); denoise %.2fs, decode %.2fs\n", o.out.c_str(),
-                static_cast<long long>(info.width), static_cast<long long>(info.height),
-                static_cast<long long>(info.frames), info.fps, info.codec.c_str(), video->denoise_seconds,
-                video->decode_seconds);
+    std::string sound = "no sound";
+    if (info.audio_streams > 0) {
+      char buf[128];
+      std::snprintf(buf, sizeof(buf), "%s %lld Hz x%lld, %.3f s", info.audio_codec.c_str(),
+                    static_cast<long long>(info.audio_sample_rate), static_cast<long long>(info.audio_channels),
+                    info.audio_seconds);
+      sound = buf;
+    }
+    std::printf("wrote %s: %lldx%lld, %lld frames at %.3g fps (%s, %.3f s; %s); denoise %.2fs, decode %.2fs\n",
+                o.out.c_str(), static_cast<long long>(info.width), static_cast<long long>(info.height),
+                static_cast<long long>(info.frames), info.fps, info.codec.c_str(), info.seconds, sound.c_str(),
+                video->denoise_seconds, video->decode_seconds);
     return Status();
   });
   // Every rank leaves with rank 0's verdict (and its own error if it had one).

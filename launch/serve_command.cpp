@@ -18,7 +18,7 @@
 #include "dist/control_channel.h"
 #include "launch/launch_support.h"
 #include "pipeline/runtime/prompt_encoder.h"
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/runtime/video_pipeline.h"
 #include "pipeline/registry/model_registry.h"
 #include "service/api_service.h"
 #include "service/group_engine.h"

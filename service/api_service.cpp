@@ -164,8 +164,15 @@ void ApiService::add_routes() {
   routes_.add("GET", "/healthz", [this](Request, Id, Id) { return health(); });
   routes_.add("GET", "/metrics", [this](Request, Id, Id) { return metrics_text(); });
   routes_.add("GET", "/v1/models", [this](Request, Id, Id) {
-    return json_response(200, {{"object", "list"},
-                               {"data", {{{"id", info_.model}, {"object", "model"}, {"group_size", info_.group_size}}}}});
+    json m = {{"id", info_.model}, {"object", "model"}, {"family", info_.family}, {"group_size", info_.group_size},
+              {"audio", info_.geometry.makes_sound()}, {"streams", info_.geometry.streams}};
+    if (info_.geometry.makes_sound()) {
+      json pipelines = json::array({"one-stage"});
+      for (const auto& v : info_.geometry.pipeline_variants) pipelines.push_back(v.name);
+      m["audio_sample_rate"] = info_.geometry.audio_sample_rate;
+      m["pipelines"] = pipelines;
+    }
+    return json_response(200, {{"object", "list"}, {"data", json::array({m})}});
   });
   routes_.add("GET", "/v1/videos", [this](Request, Id, Id) { return list_videos(); });
   routes_.add("POST", "/v1/videos", [this](Request r, Id, Id query) { return create_video(r, query_flag(query, "wait")); });
@@ -305,7 +312,7 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   Job job;
   job.id = "vid_" + std::to_string(next_video_++);
   job.request = req;
-  job.steps = req.num_steps;
+  job.steps = info_.geometry.steps_of(req.pipeline, req.num_steps);
   job.created_unix = unix_now();
   job.created = steady::now();
   Work w;
@@ -470,7 +477,7 @@ json ApiService::job_json(const Job& j) const {
               {"status", state_name(j.state)},
               {"created_at", j.created_unix},
               {"progress", {{"step", j.step}, {"steps", j.steps}}},
-              {"request", params_json(q, pipeline::kJobParam)},
+              {"request", params_json(q, pipeline::kJobParam, info_.geometry.makes_sound())},
               {"timings", {{"queue_seconds", j.queue_s}, {"denoise_seconds", j.denoise_s}, {"decode_seconds", j.decode_s},
                            {"encode_seconds", j.encode_s}, {"total_seconds", j.total_s}}},
               {"events_url", "/v1/videos/" + j.id + "/events"}};
@@ -481,6 +488,7 @@ json ApiService::job_json(const Job& j) const {
   if (j.state == JobState::kCompleted) {
     out["content_url"] = "/v1/videos/" + j.id + "/content";
     out["frames"] = j.frames;
+    out["audio"] = j.has_audio;
   }
   if (j.state == JobState::kFailed || j.state == JobState::kCancelled) {
     out["error"] = {{"code", j.error_code}, {"message", j.error_message}};
@@ -668,7 +676,7 @@ json ApiService::stream_json(const Stream& s) const {
               {"next_chunk", s.accepted + 1},
               {"queued_chunks", s.accepted - s.done},
               {"frames_per_chunk", info_.geometry.temporal_compression * p.chunk_frames},
-              {"settings", params_json(p, pipeline::kStreamParam)},
+              {"settings", params_json(p, pipeline::kStreamParam, info_.geometry.makes_sound())},
               {"chunks_url", "/v1/streams/" + s.id + "/chunks"},
               {"events_url", "/v1/streams/" + s.id + "/events"},
               {"state_url", "/v1/streams/" + s.id + "/state"}};
@@ -725,6 +733,13 @@ void ApiService::on_step(const Work& w, int64_t step, int64_t steps, double seco
   }
 }
 
+void ApiService::on_stage(const Work& w, const std::string& stage) {
+  if (!runs_video_steps(w.kind)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (jobs_.count(w.id) == 0) return;
+  events_.publish(video_topic(w.id), "stage", json({{"id", w.id}, {"stage", stage}}).dump());
+}
+
 void ApiService::on_done(const Work& w, WorkResult res) {
   std::lock_guard<std::mutex> lock(mu_);
   running_.reset();
@@ -779,6 +794,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
       j.step = j.steps;
       j.mp4 = std::move(res.mp4);
       j.frames = res.frame_count;
+      j.has_audio = res.has_audio;
       metrics_.observe(Metrics::Series::kJobSeconds, res.seconds);
     } else {
       const bool cancelled = res.status.code() == StatusCode::kCancelled;

@@ -72,6 +72,9 @@ class ApiService {
   // when `timeout` passes or shutdown() was called.
   std::optional<Work> next_work(std::chrono::milliseconds timeout);
   void on_step(const Work& work, int64_t step, int64_t steps, double seconds);
+  // A stage of a video job begins: a "stage" event ("denoise", "stage1",
+  // "upsample", "stage2", "video_decode", "audio_decode").
+  void on_stage(const Work& work, const std::string& stage);
   void on_done(const Work& work, WorkResult result);
   void tick();
   // The inference thread, after each step of a video job: true when the job
@@ -93,6 +96,7 @@ class ApiService {
     int64_t step = 0, steps = 0;
     std::string mp4;
     int64_t frames = 0;
+    bool has_audio = false;  // its MP4 has a sound track
     std::string error_code, error_message;
     double created_unix = 0;
     std::chrono::steady_clock::time_point created;

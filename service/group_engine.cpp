@@ -5,6 +5,7 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "pipeline/io/video_file.h"
+#include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/video_params.h"
 
 namespace ltx::service {
@@ -37,7 +38,7 @@ GroupEngine::GroupEngine(pipeline::Model& model, dist::Communicator& comm, pipel
       prompts_(prompts),
       channel_(channel),
       options_(std::move(options)),
-      t2v_(model, comm, prompts),
+      pipeline_(pipeline::make_video_pipeline(model, comm, prompts)),
       budget_(options_.max_kv_bytes_per_rank) {
   if (!options_.state_dir.empty()) store_.emplace(options_.state_dir);
 }
@@ -48,6 +49,10 @@ pipeline::StateModelInfo GroupEngine::state_model() const {
 
 pipeline::ProgressFn GroupEngine::progress_of(const Rank0Item* item) {
   return item != nullptr ? item->progress : pipeline::ProgressFn();
+}
+
+pipeline::StageFn GroupEngine::stage_of(const Rank0Item* item) {
+  return item != nullptr ? item->stage : pipeline::StageFn();
 }
 
 pipeline::CancelToken GroupEngine::cancel_token(const Rank0Item* item) const {
@@ -62,9 +67,9 @@ pipeline::CancelToken GroupEngine::cancel_token(const Rank0Item* item) const {
   return token;
 }
 
-WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress) {
+WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress, const pipeline::StageFn& stage) {
   LTX_INTERNAL_ASSERT(comm_.rank() == 0, "GroupEngine::run is rank 0's");
-  Rank0Item item{w, progress, WorkResult{}, at::Tensor()};
+  Rank0Item item{w, progress, stage, WorkResult{}, at::Tensor(), pipeline::AudioTrack{}};
   WorkResult& out = item.result;
   const auto t0 = clock::now();
   dist::Command cmd;
@@ -89,7 +94,7 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress)
   if (out.status.ok() && item.frames.defined()) {
     const auto te = clock::now();
     const double fps = w.params.fps;
-    auto mp4 = pipeline::encode_mp4(item.frames, fps);
+    auto mp4 = pipeline::encode_mp4(item.frames, fps, &item.audio);
     if (mp4.ok()) {
       out.mp4 = std::move(*mp4);
       out.frame_count = item.frames.size(0);
@@ -142,7 +147,7 @@ Status GroupEngine::run_video(const dist::BeginRequestCommand& c, Rank0Item* ite
   // Every rank rebuilds the request from the command's encoded parameters.
   LTX_ASSIGN_OR_RETURN(pipeline::GenerationRequest r, pipeline::decode_params(c.params));
   if (videos_.count(c.request_id)) return failed_precondition_error("video " + c.request_id + " is already running");
-  LTX_ASSIGN_OR_RETURN(videos_[c.request_id], t2v_.start(r));
+  LTX_ASSIGN_OR_RETURN(videos_[c.request_id], pipeline_->start(r));
   return advance_video(c.request_id, item);
 }
 
@@ -159,8 +164,8 @@ Status GroupEngine::continue_video(const dist::StepCommand& c, Rank0Item* item) 
 // Runs a job's steps until it ends, fails or yields; a job that ends or fails
 // leaves the table (on every rank alike: the verdicts are broadcast).
 Status GroupEngine::advance_video(const std::string& id, Rank0Item* item) {
-  pipeline::GenerationInProgress& job = *videos_.at(id);
-  Status advanced = t2v_.advance(job, progress_of(item), cancel_token(item));
+  pipeline::VideoJob& job = *videos_.at(id);
+  Status advanced = pipeline_->advance(job, progress_of(item), cancel_token(item), stage_of(item));
   if (!advanced.ok()) {
     videos_.erase(id);
     return advanced;
@@ -172,11 +177,13 @@ Status GroupEngine::advance_video(const std::string& id, Rank0Item* item) {
     }
     return Status();
   }
-  auto video = t2v_.finish(job);
+  auto video = pipeline_->finish(job, stage_of(item));
   videos_.erase(id);
   LTX_RETURN_IF_ERROR(video.status());
   if (item != nullptr) {
     item->frames = video->frames;
+    item->audio = video->audio;
+    item->result.has_audio = !video->audio.empty();
     item->result.denoise_seconds = video->denoise_seconds;
     item->result.decode_seconds = video->decode_seconds;
   }

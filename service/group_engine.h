@@ -22,7 +22,7 @@
 #include "pipeline/runtime/continuation_state.h"
 #include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/stream_session.h"
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/runtime/video_pipeline.h"
 #include "service/work.h"
 
 namespace ltx::service {
@@ -42,8 +42,9 @@ class GroupEngine {
   GroupEngine(pipeline::Model& model, dist::Communicator& comm, pipeline::PromptEncoder& prompts,
               dist::ControlChannel& channel, GroupEngineOptions options);
 
-  // Rank 0. `progress` gets (step, steps, seconds) of each denoising step.
-  WorkResult run(const Work& work, const pipeline::ProgressFn& progress);
+  // Rank 0. `progress` gets (step, steps, seconds) of each denoising step,
+  // `stage` (optional) the name of each stage of a video job as it begins.
+  WorkResult run(const Work& work, const pipeline::ProgressFn& progress, const pipeline::StageFn& stage = nullptr);
   // Rank 0: ends every rank's serve(); returns the group's verdict.
   Status shutdown();
   // Ranks other than 0: run commands until Shutdown.
@@ -62,13 +63,16 @@ class GroupEngine {
   struct Rank0Item {
     const Work& work;
     const pipeline::ProgressFn& progress;
+    const pipeline::StageFn& stage;
     WorkResult result;
-    at::Tensor frames;  // encoded as MP4 after the command
+    at::Tensor frames;         // encoded as MP4 after the command
+    pipeline::AudioTrack audio;  // its sound track, when there is one
   };
 
   Status handle(const dist::Command& command, Rank0Item* item);
   pipeline::CancelToken cancel_token(const Rank0Item* item) const;
   static pipeline::ProgressFn progress_of(const Rank0Item* item);
+  static pipeline::StageFn stage_of(const Rank0Item* item);
   Status run_video(const dist::BeginRequestCommand& c, Rank0Item* item);
   Status continue_video(const dist::StepCommand& c, Rank0Item* item);
   Status advance_video(const std::string& id, Rank0Item* item);
@@ -83,11 +87,11 @@ class GroupEngine {
   pipeline::PromptEncoder& prompts_;
   dist::ControlChannel& channel_;
   GroupEngineOptions options_;
-  pipeline::TextToVideo t2v_;
+  std::unique_ptr<pipeline::VideoPipeline> pipeline_;  // the model's (registry: make_video_pipeline)
   pipeline::KvBudget budget_;
   pipeline::SessionTable sessions_;
   // Video jobs that yielded between steps, by request id (every rank).
-  std::map<std::string, std::unique_ptr<pipeline::GenerationInProgress>> videos_;
+  std::map<std::string, std::unique_ptr<pipeline::VideoJob>> videos_;
   std::optional<pipeline::BlobStore> store_;
 };
 

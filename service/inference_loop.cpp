@@ -15,7 +15,8 @@ void run_inference_loop(ApiService& api, GroupEngine& engine, const std::atomic<
     ScopedRequestId tag(work->id);
     const Work& w = *work;
     const double queued_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.queued_at).count();
-    WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); });
+    WorkResult result = engine.run(w, [&api, &w](int64_t i, int64_t n, double s) { api.on_step(w, i, n, s); },
+                                   [&api, &w](const std::string& stage) { api.on_stage(w, stage); });
     // One timing line per work item: the raw material of the benchmarks.
     LTX_LOG(kInfo) << work_kind_name(w.kind) << (w.kind == Work::Kind::kChunk ? " " + std::to_string(w.index) : "")
                    << (result.status.ok() ? (result.finished ? " done" : " paused at step " + std::to_string(result.next_step))

@@ -24,6 +24,9 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
+  if (!model.geometry.streams) {
+    return api_error_from_status(pipeline::validate_stream_settings(pipeline::StreamSettings{}, model.geometry));
+  }
 
   const bool bare_state = j.contains("kind");
   if (bare_state || j.contains("state")) {
@@ -43,7 +46,7 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
   }
 
   pipeline::StreamSettings s;
-  if (auto e = read_params(j, pipeline::kStreamParam, &s)) return *e;
+  if (auto e = read_params(j, pipeline::kStreamParam, model.geometry.makes_sound(), &s)) return *e;
   Status valid = pipeline::validate_stream_settings(s, model.geometry);
   if (!valid.ok()) return validation_error(valid);
   StreamCreateRequest out;

@@ -14,12 +14,13 @@
 namespace ltx::service {
 
 // Reads the fields `kind` takes from `object` into `params` (absent ones keep
-// their defaults). "prompt" is required; a key the kind does not take, or a
+// their defaults); the sound fields only when the model `makes_sound`.
+// "prompt" is required; a key the kind (or the model) does not take, or a
 // value of the wrong type, is the 422 naming the field.
-std::optional<ApiError> read_params(const nlohmann::json& object, pipeline::ParamUse kind,
+std::optional<ApiError> read_params(const nlohmann::json& object, pipeline::ParamUse kind, bool makes_sound,
                                     pipeline::VideoParams* params);
 
 // Every field `kind` takes, by name.
-nlohmann::json params_json(const pipeline::VideoParams& params, pipeline::ParamUse kind);
+nlohmann::json params_json(const pipeline::VideoParams& params, pipeline::ParamUse kind, bool makes_sound);
 
 }  // namespace ltx::service

@@ -11,8 +11,14 @@ std::variant<pipeline::GenerationRequest, ApiError> parse_video_request(const st
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
-  pipeline::GenerationRequest r;
-  if (auto e = read_params(j, pipeline::kJobParam, &r)) return *e;
+  pipeline::GenerationRequest r = pipeline::default_request(geometry);
+  if (auto e = read_params(j, pipeline::kJobParam, geometry.makes_sound(), &r)) return *e;
+  if (r.pipeline == "distilled" && j.contains("num_inference_steps")) {
+    return api_error_from_status(
+        invalid_argument_error("num_inference_steps: the distilled pipeline's sigmas are fixed (8 steps at half size, "
+                               "3 at full size); leave the field out"),
+        "num_inference_steps");
+  }
   Status valid = pipeline::validate_request(r, geometry);
   if (!valid.ok()) {
     // validate_request's messages start with the field name.

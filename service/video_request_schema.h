@@ -7,7 +7,7 @@
 #include <string>
 #include <variant>
 
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/runtime/video_pipeline.h"
 #include "service/api_error.h"
 
 namespace ltx::service {

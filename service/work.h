@@ -17,7 +17,7 @@
 #include "common/status.h"
 #include "pipeline/runtime/continuation_state.h"
 #include "pipeline/runtime/stream_session.h"
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::service {
 
@@ -43,6 +43,7 @@ struct WorkResult {
   std::string mp4;            // kVideo, kChunk
   int64_t first_frame = 0;    // kChunk
   int64_t frame_count = 0;    // kVideo, kChunk
+  bool has_audio = false;     // kVideo: the MP4 has a sound track
   bool repeated = false;      // kChunk
   int64_t last_chunk = -1;    // kImportStream: the imported session's last chunk
   std::string state_json;     // kExportState

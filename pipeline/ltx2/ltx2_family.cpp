@@ -1,6 +1,14 @@
 #include "pipeline/ltx2/ltx2_family.h"
 
+#include <filesystem>
+#include <numeric>
+
+#include "pipeline/decode/ltx_vae_decoder.h"
+#include "pipeline/io/model_config.h"
+#include "pipeline/ltx2/ltx2_conditioner.h"
+#include "pipeline/ltx2/ltx2_pipeline.h"
 #include "pipeline/ltx2/ltx2_small_model.h"
+#include "pipeline/ltx_video/ltx_video_decoder.h"
 
 namespace ltx::pipeline {
 namespace {
@@ -20,11 +28,76 @@ class Ltx2Family final : public ModelFamily {
            s.has_tensor_containing("audio_vae.per_channel_statistics");
   }
 
-  Result<Model> load(const ModelSource& s, dist::Communicator&, const ModelPlacement&) const override {
-    return unimplemented_error(
-        s.path + ": an LTX-2 model; its components load and match the reference (ltx-parity, ltx-dit-bench), "
-                 "but generating and serving it (the two-stream request path and video with sound in the MP4) are "
-                 "not built yet (docs/status.md)");
+  Result<Model> load(const ModelSource& s, dist::Communicator& comm, const ModelPlacement& placement) const override {
+    namespace fs = std::filesystem;
+    if (!s.folder) {
+      return failed_precondition_error(
+          s.path + ": an original single-file LTX-2 checkpoint holds no Gemma text encoder or tokenizer; serve a "
+                   "diffusers folder (model_index.json with transformer/, connectors/, text_encoder/, tokenizer/, "
+                   "vae/, audio_vae/, vocoder/, scheduler/); `ltx-worker inspect` and ltx-parity read single files");
+    }
+    const fs::path dir(s.path);
+    Model m;
+    m.family = name();
+    m.placement = placement;
+    auto parts = std::make_shared<Ltx2Parts>();
+    LTX_ASSIGN_OR_RETURN(VaeConfig vae_config, load_vae_config((dir / "vae" / "config.json").string()));
+    LTX_ASSIGN_OR_RETURN(Ltx2ConnectorsConfig cc, load_ltx2_connectors_config((dir / "connectors" / "config.json").string()));
+    const std::string audio_config_path = (dir / "audio_vae" / "config.json").string();
+    LTX_ASSIGN_OR_RETURN(std::string audio_text, read_text_file(audio_config_path));
+    LTX_ASSIGN_OR_RETURN(Ltx2AudioVaeConfig ac, parse_ltx2_audio_vae_config(audio_text, audio_config_path));
+    const std::string vocoder_config_path = (dir / "vocoder" / "config.json").string();
+    LTX_ASSIGN_OR_RETURN(std::string vocoder_text, read_text_file(vocoder_config_path));
+    LTX_ASSIGN_OR_RETURN(Ltx2VocoderConfig voc, parse_ltx2_vocoder_config(vocoder_text, vocoder_config_path));
+    LTX_ASSIGN_OR_RETURN(auto transformer, Ltx2Transformer::load((dir / "transformer").string(), comm,
+                                                                 placement.denoiser.dtype, placement.denoiser.device));
+    const Ltx2TransformerConfig& tc = transformer.config();
+    if (vae_config.latent_channels != tc.in_channels) {
+      return invalid_argument_error(s.path + ": the VAE has " + std::to_string(vae_config.latent_channels) +
+                                    " latent channels, the transformer " + std::to_string(tc.in_channels));
+    }
+    if (ac.latent_channels <= 0 || tc.audio_in_channels % ac.latent_channels != 0) {
+      return invalid_argument_error(s.path + ": the audio VAE's " + std::to_string(ac.latent_channels) +
+                                    " latent channels do not divide the transformer's audio_in_channels " +
+                                    std::to_string(tc.audio_in_channels));
+    }
+    m.geometry.latent_channels = tc.in_channels;
+    m.geometry.context_channels = cc.video_input_dim() + cc.audio_input_dim();
+    // Both streams' heads are split across the group.
+    m.geometry.attention_heads = std::gcd(tc.num_attention_heads, tc.audio_num_attention_heads);
+    m.geometry.spatial_compression = vae_config.spatial_compression_ratio;
+    m.geometry.temporal_compression = vae_config.temporal_compression_ratio;
+    m.geometry.audio_sample_rate = voc.output_sampling_rate;
+    m.geometry.streams = false;  // LTX-2 stream sessions are not built yet
+    const bool has_upsampler = fs::is_regular_file(dir / "latent_upsampler" / "config.json");
+    if (has_upsampler) {
+      const int64_t fixed = static_cast<int64_t>(ltx2_distilled_stage1_sigmas().size() + ltx2_distilled_stage2_sigmas().size());
+      m.geometry.pipeline_variants = {PipelineVariant{"distilled", fixed}};
+    }
+    parts->transformer = std::make_shared<const Ltx2Transformer>(std::move(transformer));
+    parts->video_context_width = cc.video_input_dim();
+    parts->audio_latent_channels = ac.latent_channels;
+    parts->audio_latents_per_second_num = ac.sample_rate;
+    parts->audio_latents_per_second_den = ac.mel_hop_length * Ltx2AudioVaeConfig::kTimeCompression;
+    LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
+    m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
+    if (comm.rank() == 0) {
+      const Placement& d = placement.decoder;
+      LTX_ASSIGN_OR_RETURN(auto vae, LtxVaeDecoder::load((dir / "vae").string(), d.dtype, d.device));
+      m.video_decoder = std::make_unique<LtxVideoDecoder>(std::move(vae));
+      LTX_ASSIGN_OR_RETURN(auto audio, Ltx2AudioDecoder::load((dir / "audio_vae").string(), d.dtype, d.device));
+      parts->audio_decoder.emplace(std::move(audio));
+      LTX_ASSIGN_OR_RETURN(auto vocoder, Ltx2Vocoder::load((dir / "vocoder").string(), d.dtype, d.device));
+      parts->vocoder.emplace(std::move(vocoder));
+      if (has_upsampler) {
+        LTX_ASSIGN_OR_RETURN(auto up, Ltx2LatentUpsampler::load((dir / "latent_upsampler").string(), d.dtype, d.device));
+        parts->upsampler.emplace(std::move(up));
+      }
+      LTX_ASSIGN_OR_RETURN(auto text, Ltx2TextConditioner::load(dir.string(), placement.text_encoder));
+      m.text = std::move(text);
+    }
+    m.parts = std::move(parts);
+    return m;
   }
 
   Status write_builtin(const std::string& dir) const override { return write_ltx2_small_model(dir, 0); }

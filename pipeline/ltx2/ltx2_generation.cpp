@@ -65,7 +65,10 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     return std::make_pair(o.video.to(at::kFloat), o.audio.to(at::kFloat));
   };
 
-  for (int64_t i = 0; i < schedule.steps(); ++i) {
+  LTX_CHECK(a.begin_step >= 0 && a.begin_step <= schedule.steps(), "begin_step ", a.begin_step, " is outside [0, ",
+            schedule.steps(), "]");
+  if (a.end_step != nullptr) *a.end_step = a.begin_step;
+  for (int64_t i = a.begin_step; i < schedule.steps(); ++i) {
     const float t = schedule.timesteps[i];
     const double s = schedule.sigmas[i];
     Ltx2StepTrace trace;
@@ -115,6 +118,8 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
       trace.audio_latents = y;
       observer(i, trace);
     }
+    if (a.end_step != nullptr) *a.end_step = i + 1;
+    if (a.gate && i + 1 < schedule.steps() && !a.gate(i)) break;
   }
   return {x, y};
 }

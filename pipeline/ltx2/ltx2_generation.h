@@ -56,13 +56,19 @@ struct Ltx2DenoiseArgs {
   const Ltx2TextConditioning* cfg_pair = nullptr;
   Ltx2Guidance guidance;
   bool use_cross_timestep = true;
+  // Resumable runs: steps [begin_step, schedule.steps()) run; `gate` (asked
+  // after each step but the last, the same answer on every rank) may stop
+  // the loop early, and `end_step` receives the step it stopped before.
+  int64_t begin_step = 0;
+  std::function<bool(int64_t)> gate;
+  int64_t* end_step = nullptr;
 };
 
 struct Ltx2Latents {
   at::Tensor video, audio;  // this rank's shards, fp32
 };
 
-// Collective. Runs every step of `schedule`.
+// Collective. Runs the steps of `schedule` from args.begin_step on.
 Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler& scheduler,
                          const SigmaSchedule& schedule, const Ltx2DenoiseArgs& args,
                          const Ltx2StepObserver& observer = nullptr);

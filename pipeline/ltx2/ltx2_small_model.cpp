@@ -12,6 +12,7 @@
 #include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_audio.h"
+#include "pipeline/ltx2/ltx2_latent_upsampler.h"
 #include "pipeline/schedule/flow_match_scheduler.h"
 #include "pipeline/ltx2/ltx2_layers.h"
 #include "pipeline/ltx2/ltx2_text_connectors.h"
@@ -317,7 +318,7 @@ Status write_ltx2_small_model(const std::string& dir_str, uint64_t seed) {
       }
       return out;
     };
-    for (const char* sub : {"vae", "audio_vae", "vocoder"}) fs::create_directories(dir / sub);
+    for (const char* sub : {"vae", "audio_vae", "vocoder", "latent_upsampler"}) fs::create_directories(dir / sub);
     json vae_config = {{"_class_name", "AutoencoderKLLTX2Video"}, {"_diffusers_version", "0.40.0"},
                        {"in_channels", 3}, {"out_channels", 3}, {"latent_channels", t.in_channels},
                        {"block_out_channels", {16, 32, 64, 64}}, {"decoder_block_out_channels", {16, 32, 64}},
@@ -370,6 +371,21 @@ Status write_ltx2_small_model(const std::string& dir_str, uint64_t seed) {
     NamedTensors vocoder;
     for (const auto& [n, w] : ltx2_random_tensors(Ltx2Vocoder::expected_tensors(voc), seed + 5)) vocoder.emplace_back(n, w);
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "vocoder" / "diffusion_pytorch_model.safetensors").string(), vocoder));
+
+    // Latent upsampler (x2 spatial, the 2.0 rational-resampler layout): loaded by subfolder, as diffusers
+    // does; it makes the distilled two-stage pipeline available.
+    json up_config = {{"_class_name", "LTX2LatentUpsamplerModel"}, {"_diffusers_version", "0.40.0"},
+                      {"in_channels", t.in_channels}, {"mid_channels", 32}, {"num_blocks_per_stage", 1},
+                      {"dims", 3}, {"spatial_upsample", true}, {"temporal_upsample", false},
+                      {"rational_spatial_scale", 2.0}, {"use_rational_resampler", true}};
+    LTX_RETURN_IF_ERROR(write_json(dir / "latent_upsampler" / "config.json", up_config));
+    LTX_ASSIGN_OR_RETURN(Ltx2UpsamplerConfig uc, parse_ltx2_upsampler_config(up_config.dump(), "small LTX-2 upsampler"));
+    NamedTensors upsampler;
+    for (const auto& [n, w] : ltx2_random_tensors(Ltx2LatentUpsampler::expected_tensors(uc), seed + 6)) {
+      upsampler.emplace_back(n, w);
+    }
+    LTX_RETURN_IF_ERROR(
+        write_safetensors((dir / "latent_upsampler" / "diffusion_pytorch_model.safetensors").string(), upsampler));
 
     LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json", json::parse(ltx_scheduler_config_json())));
     LTX_RETURN_IF_ERROR(write_json(dir / "model_index.json",

@@ -5,7 +5,7 @@
 // transformer/, connectors/, text_encoder/ (a tiny Gemma 3), tokenizer/ (a
 // trained SentencePiece model with Gemma's special ids), vae/ (decoder and
 // latent statistics), audio_vae/ (decoder and statistics), vocoder/ (24 kHz),
-// scheduler/), read back through the same loaders as the released weights.
+// latent_upsampler/ (x2 spatial), scheduler/), read back through the same loaders as the released weights.
 // Its heads split over groups of 1, 2, 4, 8 and 16 ranks.
 // write_ltx2_single_file writes the original single-file naming
 // (`model.diffusion_model.*`, `text_embedding_projection.*`, optional
@@ -26,8 +26,8 @@
 namespace ltx::pipeline {
 
 // Bumped whenever write_ltx2_small_model writes something else (names the cache folder).
-// v2: vae/, audio_vae/ and vocoder/ written too.
-constexpr const char* kLtx2SmallModelVersion = "v2";
+// v2: vae/, audio_vae/ and vocoder/ written too. v3: latent_upsampler/ too.
+constexpr const char* kLtx2SmallModelVersion = "v3";
 
 // The built-in model's structure (LTX-2.0 layout, shrunk).
 Ltx2TransformerConfig ltx2_small_transformer_config();

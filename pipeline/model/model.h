@@ -1,7 +1,10 @@
 // Model: one loaded model of any family, as its roles.
 //
 // The denoiser and the scheduler live on every rank; the text conditioner
-// and the video decoder on rank 0 only (null elsewhere). The geometry is on
+// and the video decoder on rank 0 only (null elsewhere). A family whose model
+// the shared roles do not describe (LTX-2's two streams) keeps its own parts
+// in `parts`, and its pipeline (runtime/video_pipeline.h, made by the
+// registry) reads them. The geometry is on
 // every rank: it is what the runtime and the service need to size latents
 // and validate requests without knowing the family (compression factors come
 // from the decoder's config, channels and heads from the denoiser's). Built
@@ -12,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pipeline/model/placement.h"
 #include "pipeline/model/roles.h"
@@ -19,12 +23,38 @@
 
 namespace ltx::pipeline {
 
+// A pipeline variant a request may choose besides the family's default.
+struct PipelineVariant {
+  std::string name;          // e.g. "distilled"
+  int64_t fixed_steps = 0;   // steps over all its stages when fixed; 0 = the request's num_inference_steps
+};
+
 struct ModelGeometry {
   int64_t latent_channels = 0;
   int64_t context_channels = 0;       // width of the text embeddings
   int64_t attention_heads = 0;        // the group size must divide this
   int64_t spatial_compression = 32;   // pixels per latent pixel, per side
   int64_t temporal_compression = 8;   // pixel frames per latent frame after the first
+  // Families that make sound (LTX-2): the waveform's sample rate; 0 = silent.
+  int64_t audio_sample_rate = 0;
+  // Pipeline variants a request may choose besides the default one (LTX-2:
+  // "distilled" when the folder has a latent upsampler).
+  std::vector<PipelineVariant> pipeline_variants;
+  // Whether stream sessions (chunked generation with a KV cache) run on it.
+  bool streams = true;
+
+  bool makes_sound() const { return audio_sample_rate > 0; }
+  const PipelineVariant* variant(const std::string& name) const {
+    for (const auto& p : pipeline_variants) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+  // The steps a request of `variant` with `requested` steps runs.
+  int64_t steps_of(const std::string& variant_name, int64_t requested) const {
+    const PipelineVariant* v = variant(variant_name);
+    return v != nullptr && v->fixed_steps > 0 ? v->fixed_steps : requested;
+  }
 
   // A video of `latent_frames` decodes to this many pixel frames, and back.
   int64_t pixel_frames(int64_t latent_frames) const { return temporal_compression * (latent_frames - 1) + 1; }
@@ -44,6 +74,10 @@ struct Model {
   std::unique_ptr<FlowMatchScheduler> scheduler;  // every rank
   std::unique_ptr<TextConditioner> text;         // rank 0 (a PromptEncoder takes it)
   std::unique_ptr<VideoDecoder> video_decoder;   // rank 0
+  // What only the family's own pipeline uses (LTX-2: the audio-video
+  // transformer in place of `denoiser`, the audio decoder and vocoder, the
+  // latent upsampler). Null for families the shared roles describe fully.
+  std::shared_ptr<const FamilyParts> parts;
 };
 
 }  // namespace ltx::pipeline

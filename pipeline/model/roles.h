@@ -134,4 +134,15 @@ class VideoDecoder {
                             at::Generator generator) const = 0;
 };
 
+// ---- family parts -----------------------------------------------------------------
+
+// The opaque base of a family's own parts (Model::parts); the family's
+// pipeline downcasts to its concrete type. Immutable after loading.
+class FamilyParts {
+ public:
+  virtual ~FamilyParts() = default;
+  // Every weight this rank holds (for checks and memory accounting).
+  virtual std::vector<at::Tensor> weights() const = 0;
+};
+
 }  // namespace ltx::pipeline

@@ -12,7 +12,9 @@
 #include "pipeline/io/model_config.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_family.h"
+#include "pipeline/ltx2/ltx2_pipeline.h"
 #include "pipeline/ltx_video/ltx_video_family.h"
+#include "pipeline/runtime/text_to_video.h"
 
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
@@ -149,6 +151,13 @@ Result<Model> load_model(const std::string& spec, dist::Communicator& comm, cons
   });
   LTX_RETURN_IF_ERROR(comm.all_ok(local).with_context("loading model " + model_display_name(spec)));
   return model;
+}
+
+std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communicator& comm, PromptEncoder& prompts) {
+  if (dynamic_cast<const Ltx2Parts*>(model.parts.get()) != nullptr) {
+    return std::make_unique<Ltx2TextToVideo>(model, comm, prompts);
+  }
+  return std::make_unique<TextToVideo>(model, comm, prompts);
 }
 
 }  // namespace ltx::pipeline

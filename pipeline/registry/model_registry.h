@@ -18,6 +18,8 @@
 #include "pipeline/model/model.h"
 #include "pipeline/model/model_family.h"
 #include "pipeline/model/placement.h"
+#include "pipeline/runtime/prompt_encoder.h"
+#include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
 
@@ -45,5 +47,10 @@ std::string model_display_name(const std::string& spec);
 // (the lowest failing rank's error on every rank). Also refuses a group size
 // that does not divide the denoiser's attention heads.
 Result<Model> load_model(const std::string& spec, dist::Communicator& comm, const PlacementChoice& choice);
+
+// The pipeline that generates with `model` on the group: the family's own
+// when its parts need one (LTX-2's two streams), else TextToVideo over the
+// shared roles. Holds references to all three.
+std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communicator& comm, PromptEncoder& prompts);
 
 }  // namespace ltx::pipeline

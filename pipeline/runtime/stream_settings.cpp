@@ -3,6 +3,10 @@
 namespace ltx::pipeline {
 
 Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g, const GenerationLimits& l) {
+  if (!g.streams) {
+    return unimplemented_error("this model does not stream yet: stream sessions of models that make sound "
+                               "(a KV cache of both streams, audio across chunks) are not built; make a video job");
+  }
   // The fields jobs and streams share follow the job rules (a one-frame video).
   GenerationRequest r = s;
   r.num_frames = 1;

@@ -1,7 +1,6 @@
 #include "pipeline/runtime/text_to_video.h"
 
 #include <chrono>
-#include <cmath>
 
 #include "common/check.h"
 #include "common/logging.h"
@@ -9,64 +8,7 @@
 
 namespace ltx::pipeline {
 
-Status validate_request(const GenerationRequest& r, const ModelGeometry& g, const GenerationLimits& l) {
-  auto bad = [](const std::string& m) { return invalid_argument_error(m); };
-  if (r.prompt.empty()) return bad("prompt must not be empty");
-  if (static_cast<int64_t>(r.prompt.size()) > l.max_prompt_bytes ||
-      static_cast<int64_t>(r.negative_prompt.size()) > l.max_prompt_bytes) {
-    return bad("prompt and negative_prompt must be at most " + std::to_string(l.max_prompt_bytes) + " bytes");
-  }
-  const int64_t side = g.spatial_compression, t = g.temporal_compression;
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", r.width}, {"height", r.height}}) {
-    if (v <= 0 || v % side != 0) {
-      return bad(std::string(name) + " must be a positive multiple of " + std::to_string(side) + ", got " + std::to_string(v));
-    }
-    if (v > l.max_side) return bad(std::string(name) + " must be at most " + std::to_string(l.max_side) + ", got " + std::to_string(v));
-  }
-  if (r.num_frames < 1 || (r.num_frames - 1) % t != 0) {
-    return bad("num_frames must be " + std::to_string(t) + "k+1 (1, " + std::to_string(t + 1) + ", " +
-               std::to_string(2 * t + 1) + ", ...), got " + std::to_string(r.num_frames));
-  }
-  if (r.num_frames > l.max_frames) return bad("num_frames must be at most " + std::to_string(l.max_frames));
-  if (r.num_steps < 1 || r.num_steps > l.max_steps) {
-    return bad("num_inference_steps must be in [1, " + std::to_string(l.max_steps) + "], got " + std::to_string(r.num_steps));
-  }
-  if (!std::isfinite(r.guidance_scale) || r.guidance_scale < 0) {
-    return bad("guidance_scale must be a non-negative number, got " + std::to_string(r.guidance_scale));
-  }
-  if (!(r.guidance_rescale >= 0 && r.guidance_rescale <= 1)) return bad("guidance_rescale must be in [0, 1]");
-  if (!(r.fps > 0 && r.fps <= 240)) return bad("fps must be in (0, 240], got " + std::to_string(r.fps));
-  if (!(r.decode_timestep >= 0 && r.decode_timestep <= 1)) return bad("decode_timestep must be in [0, 1]");
-  if (!(r.decode_noise_scale >= 0 && r.decode_noise_scale <= 1)) return bad("decode_noise_scale must be in [0, 1]");
-  return Status();
-}
-
-StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, StepVerdict* verdict) {
-  if (!cancel.enabled) return nullptr;
-  return [&comm, cancel, verdict](int64_t) {
-    StepVerdict v = StepVerdict::kGoOn;
-    if (comm.rank() == 0) {
-      if (cancel.requested && cancel.requested()) v = StepVerdict::kCancel;
-      else if (cancel.yield_requested && cancel.yield_requested()) v = StepVerdict::kYield;
-    }
-    at::Tensor flag = at::full({1}, static_cast<int64_t>(v), at::TensorOptions().dtype(at::kLong).device(comm.device()));
-    comm.broadcast(flag, 0);
-    v = static_cast<StepVerdict>(flag.item<int64_t>());
-    if (verdict != nullptr) *verdict = v;
-    return v == StepVerdict::kGoOn;
-  };
-}
-
-Result<GeneratedVideo> TextToVideo::generate(const GenerationRequest& r, const ProgressFn& progress,
-                                             const CancelToken& cancel) {
-  CancelToken no_yield = cancel;
-  no_yield.yield_requested = nullptr;
-  LTX_ASSIGN_OR_RETURN(auto job, start(r));
-  LTX_RETURN_IF_ERROR(advance(*job, progress, no_yield));
-  return finish(*job);
-}
-
-Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const GenerationRequest& r) {
+Result<std::unique_ptr<VideoJob>> TextToVideo::start(const GenerationRequest& r) {
   const Denoiser& model = *model_.denoiser;
   auto job = std::make_unique<GenerationInProgress>();
   job->request_ = r;
@@ -93,14 +35,17 @@ Result<std::unique_ptr<GenerationInProgress>> TextToVideo::start(const Generatio
   LTX_ASSIGN_OR_RETURN(job->schedule_, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
   job->settings_.guidance_scale = r.guidance_scale;
   job->settings_.guidance_rescale = r.guidance_rescale;
-  return job;
+  return std::unique_ptr<VideoJob>(std::move(job));
 }
 
-Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progress, const CancelToken& cancel) {
+Status TextToVideo::advance(VideoJob& base, const ProgressFn& progress, const CancelToken& cancel,
+                            const StageFn& stage) {
   using clock = std::chrono::steady_clock;
+  auto& job = dynamic_cast<GenerationInProgress&>(base);
   const Denoiser& model = *model_.denoiser;
   const int64_t steps = job.schedule_.steps();
   if (job.denoised()) return Status();
+  if (stage && job.next_step_ == 0) stage("denoise");
   auto t0 = clock::now();
   auto last = t0;
   StepObserver observer = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
@@ -121,8 +66,9 @@ Status TextToVideo::advance(GenerationInProgress& job, const ProgressFn& progres
   return Status();
 }
 
-Result<GeneratedVideo> TextToVideo::finish(GenerationInProgress& job) {
+Result<GeneratedVideo> TextToVideo::finish(VideoJob& base, const StageFn& stage) {
   using clock = std::chrono::steady_clock;
+  auto& job = dynamic_cast<GenerationInProgress&>(base);
   LTX_CHECK(job.denoised(), "finish() needs a denoised generation, this one is at step ", job.next_step_, " of ",
             job.steps());
   const GenerationRequest& r = job.request_;
@@ -136,6 +82,7 @@ Result<GeneratedVideo> TextToVideo::finish(GenerationInProgress& job) {
   // gather concatenates along dim 0: [N * 1, shard_len, C] -> [1, N * shard_len, C]
   at::Tensor packed = gathered.reshape({1, -1, channels});
   out.latents = job.shard_.unpad(packed, 1).cpu();
+  if (stage) stage("video_decode");
   auto t1 = clock::now();
   DecodeSettings ds;
   ds.decode_timestep = r.decode_timestep;

@@ -15,6 +15,7 @@
 #include "parallel/sequence_shard.h"
 #include "pipeline/model/latents.h"
 #include "pipeline/model/roles.h"
+#include "pipeline/runtime/video_pipeline.h"
 #include "pipeline/schedule/flow_match_scheduler.h"
 
 namespace ltx::pipeline {
@@ -29,10 +30,6 @@ struct DenoiseSettings {
 // CFG batch, or [B]) and its latents after the step; for progress and tests.
 using StepObserver = std::function<void(int64_t step, const at::Tensor& model_output, const at::Tensor& latents)>;
 
-// Asked after each step but the last (after the observer); false ends the
-// loop there. Every rank's gate must answer the same (see group_step_gate in
-// text_to_video.h), or the ranks' collectives diverge.
-using StepGate = std::function<bool(int64_t step)>;
 
 // Runs the whole scheduler loop on this rank's shard `latents` [B, shard_len,
 // C] (fp32) of `grid` at `fps`. `text` must hold the [negative; positive]

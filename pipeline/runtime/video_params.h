@@ -37,10 +37,26 @@ struct VideoParams {
   bool sink = false;            // keep chunk 0 for ever
   int64_t max_kv_bytes = 0;     // per rank; 0 = unlimited
   int64_t decode_context = 1;   // latent frames of left context when decoding a chunk
+  // Families that make sound (LTX-2); the defaults are diffusers' LTX2Pipeline's.
+  bool audio = true;                    // decode the sound and put it in the MP4
+  std::string pipeline = "one-stage";  // or "distilled": two stages, fixed sigmas, the upsampler between
+  double audio_guidance_scale = 7.0;   // the audio stream's CFG (guidance_scale is the video's)
+  double stg_scale = 1.0;              // spatio-temporal guidance, video and audio
+  double audio_stg_scale = 1.0;
+  double modality_scale = 3.0;         // modality guidance (the pass without the a<->v attentions)
+  double audio_modality_scale = 3.0;
+  double audio_guidance_rescale = 0.7;  // guidance_rescale is the video's
 };
 
-// Who takes a field.
-enum ParamUse : unsigned { kJobParam = 1, kStreamParam = 2, kEveryParam = 3 };
+// Who takes a field. kSoundParam marks the fields only models that make
+// sound take (ModelGeometry::makes_sound); the others ignore them and their
+// clients may not set them.
+enum ParamUse : unsigned { kJobParam = 1, kStreamParam = 2, kEveryParam = 3, kSoundParam = 4 };
+
+// Whether a model takes a field of `uses` in a request of `kind`.
+inline bool takes_param(unsigned uses, ParamUse kind, bool makes_sound) {
+  return (uses & kind) != 0 && (makes_sound || (uses & kSoundParam) == 0);
+}
 
 // Calls f(json_name, member, uses) for every field, in a fixed order (the
 // order of the control channel's encoding). Works on const and non-const params.
@@ -63,6 +79,14 @@ void for_each_param(Params& p, F&& f) {
   f("sink", p.sink, kStreamParam);
   f("max_kv_bytes", p.max_kv_bytes, kStreamParam);
   f("decode_context", p.decode_context, kStreamParam);
+  f("audio", p.audio, kJobParam | kSoundParam);
+  f("pipeline", p.pipeline, kJobParam | kSoundParam);
+  f("audio_guidance_scale", p.audio_guidance_scale, kJobParam | kSoundParam);
+  f("stg_scale", p.stg_scale, kJobParam | kSoundParam);
+  f("audio_stg_scale", p.audio_stg_scale, kJobParam | kSoundParam);
+  f("modality_scale", p.modality_scale, kJobParam | kSoundParam);
+  f("audio_modality_scale", p.audio_modality_scale, kJobParam | kSoundParam);
+  f("audio_guidance_rescale", p.audio_guidance_rescale, kJobParam | kSoundParam);
 }
 
 // The control channel's encoding of every field (dist/wire.h). decode_params

@@ -236,8 +236,9 @@ def test_video_job_and_events(srv):
     # Subscribing after the end replays every event, in order, then the stream ends.
     events = srv.events("/v1/videos/%s/events" % vid)
     names = [e for e, _ in events]
-    assert names == ["queued", "in_progress", "step", "step", "decoding", "completed"], names
+    assert names == ["queued", "in_progress", "stage", "step", "step", "decoding", "stage", "completed"], names
     assert [d["step"] for e, d in events if e == "step"] == [1, 2]
+    assert [d["stage"] for e, d in events if e == "stage"] == ["denoise", "video_decode"], events
     listed = srv.json("GET", "/v1/videos")
     assert any(v["id"] == vid for v in listed["data"]), listed
     # The synchronous variant answers with the video itself: the same bytes.

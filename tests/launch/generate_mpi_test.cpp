@@ -108,14 +108,14 @@ TEST(Generation, PausedJobResumesToTheSameVideo) {
   auto job = value_or_throw(group.start(r));
   std::vector<int64_t> pauses;
   while (!job->denoised()) {
-    ASSERT_TRUE(group.advance(*job, nullptr, token).ok());
+    ASSERT_TRUE(group.advance(*job, nullptr, token, nullptr).ok());
     pauses.push_back(job->next_step());
     pipeline::GenerationRequest other = request();
     other.seed = 77;
     ASSERT_TRUE(group.generate(other).ok());  // other work between the slices
   }
   EXPECT_EQ(pauses, (std::vector<int64_t>{2, 4, 5})) << "rank " << world().rank();
-  auto resumed = value_or_throw(group.finish(*job));
+  auto resumed = value_or_throw(group.finish(*job, nullptr));
   if (world().is_root()) {
     EXPECT_TRUE(at::equal(resumed.latents, whole.latents));
     EXPECT_TRUE(at::equal(resumed.frames, whole.frames));

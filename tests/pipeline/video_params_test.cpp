@@ -42,7 +42,7 @@ TEST(VideoParams, EveryFieldCrossesTheControlChannel) {
     });
     EXPECT_TRUE(same) << name;
   });
-  EXPECT_EQ(fields, 17);
+  EXPECT_EQ(fields, 25);
   EXPECT_EQ(got->prompt, want.prompt) << "prompts travel too (with any byte)";
 }
 
@@ -59,7 +59,7 @@ TEST(VideoParams, BadBytesAreRefusedByName) {
   const std::string good = encode_params(distinct());
   auto cut = decode_params(good.substr(0, good.size() - 3));
   EXPECT_EQ(cut.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(cut.status().message().find("decode_context"), std::string::npos) << cut.status();
+  EXPECT_NE(cut.status().message().find("audio_guidance_rescale"), std::string::npos) << cut.status();
   auto longer = decode_params(good + "x");
   EXPECT_NE(longer.status().message().find("trailing"), std::string::npos) << longer.status();
   EXPECT_FALSE(decode_params("").ok());

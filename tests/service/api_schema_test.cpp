@@ -35,6 +35,38 @@ TEST(ApiError, MapsEveryCanonicalCode) {
   EXPECT_TRUE(nlohmann::json::parse(bad_json_error("x").body())["error"]["field"].is_null());
 }
 
+// The sound fields exist for models that make sound only; the distilled
+// pipeline refuses a step count; the family's defaults fill what is absent.
+TEST(VideoRequestSchema, SoundFieldsFollowTheModel) {
+  EXPECT_EQ(error_of(R"({"prompt": "x", "audio": false})").field, "audio") << "a silent model takes no audio field";
+  pipeline::ModelGeometry av;
+  av.audio_sample_rate = 24000;
+  av.pipeline_variants = {pipeline::PipelineVariant{"distilled", 11}};
+  auto ok = parse_video_request(R"({"prompt": "x", "audio": false, "audio_guidance_scale": 5})", av);
+  ASSERT_TRUE(std::holds_alternative<pipeline::GenerationRequest>(ok));
+  const auto& r = std::get<pipeline::GenerationRequest>(ok);
+  EXPECT_FALSE(r.audio);
+  EXPECT_EQ(r.audio_guidance_scale, 5);
+  EXPECT_EQ(r.fps, 24.0) << "LTX-2's default frame rate";
+  EXPECT_EQ(r.guidance_rescale, 0.7) << "LTX-2's default rescale";
+  auto err = [&](const std::string& body) {
+    auto v = parse_video_request(body, av);
+    EXPECT_TRUE(std::holds_alternative<ApiError>(v)) << body;
+    return std::holds_alternative<ApiError>(v) ? std::get<ApiError>(v) : ApiError{};
+  };
+  EXPECT_EQ(err(R"({"prompt": "x", "pipeline": "distilled", "num_inference_steps": 8})").field, "num_inference_steps");
+  EXPECT_EQ(err(R"({"prompt": "x", "pipeline": "turbo"})").field, "pipeline");
+  EXPECT_EQ(err(R"({"prompt": "x", "pipeline": "distilled", "width": 96, "height": 64})").field, "width");
+  EXPECT_EQ(err(R"({"prompt": "x", "audio_modality_scale": -1})").field, "audio_modality_scale");
+  EXPECT_EQ(err(R"({"prompt": "x", "audio_guidance_rescale": 1.5})").field, "audio_guidance_rescale");
+  EXPECT_EQ(err(R"({"prompt": "x", "audio": 1})").field, "audio");
+  pipeline::ModelGeometry no_upsampler = av;
+  no_upsampler.pipeline_variants.clear();
+  auto v = parse_video_request(R"({"prompt": "x", "pipeline": "distilled"})", no_upsampler);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(v));
+  EXPECT_NE(std::get<ApiError>(v).message.find("latent_upsampler"), std::string::npos);
+}
+
 TEST(VideoRequestSchema, ParsesAValidRequest) {
   auto r = parse_video_request(R"({"prompt": "waves", "width": 512, "height": 320, "num_frames": 25,
       "num_inference_steps": 20, "guidance_scale": 3.5, "seed": 7, "fps": 24})", pipeline::ModelGeometry{});

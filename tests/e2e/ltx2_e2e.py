@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Black-box tests of LTX-2 with sound (ctest label e2e).
+
+1. `ltx-worker generate --model builtin:ltx2` on 1, 2 and 4 ranks at the
+   defaults (256x192, 17 frames, 8 steps, diffusers' guidance terms): the
+   video and audio latents of every group size equal the 1-rank ones within
+   1e-6 (relative L2); ffprobe finds one H.264 and one AAC stream whose
+   durations differ by at most one AAC frame; `--out x.wav` writes the sound.
+2. `ltx-worker serve --model builtin:ltx2` on 2 ranks: /v1/models names the
+   family and its sound; a video job with sound (its SSE stages in order,
+   its MP4 with both streams); the distilled two-stage pipeline; a job with
+   audio off has no audio track; the request errors (a step count for the
+   distilled pipeline, an unknown pipeline, a sound field out of range).
+
+Python's standard library only (the latents are read from safetensors here).
+
+usage: ltx2_e2e.py LTX_WORKER MPIEXEC [mpirun flags...]
+"""
+import array
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import service_e2e as svc  # noqa: E402  (the Server helper; same argv)
+
+WORKER, MPIEXEC, MPI_FLAGS = sys.argv[1], sys.argv[2], sys.argv[3:]
+AAC_FRAME_SECONDS = 1024 / 24000
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    out = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        assert v["dtype"] == "F32", (name, v["dtype"])
+        a = array.array("f")
+        begin, end = v["data_offsets"]
+        a.frombytes(blob[8 + n + begin:8 + n + end])
+        out[name] = a
+    return out
+
+
+def rel_l2(got, want):
+    assert len(got) == len(want), (len(got), len(want))
+    num = math.sqrt(sum((a - b) ** 2 for a, b in zip(got, want)))
+    return num / max(math.sqrt(sum(b * b for b in want)), 1e-30)
+
+
+def probe(path):
+    """(codec_type, codec_name, duration) of every stream, by ffprobe."""
+    p = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,duration",
+                        "-of", "json", path], stdout=subprocess.PIPE, check=True)
+    return [(s["codec_type"], s["codec_name"], float(s["duration"])) for s in json.loads(p.stdout)["streams"]]
+
+
+def check_av(path):
+    streams = probe(path)
+    video = [s for s in streams if s[0] == "video"]
+    audio = [s for s in streams if s[0] == "audio"]
+    assert len(video) == 1 and len(audio) == 1, streams
+    assert video[0][1] == "h264" and audio[0][1] == "aac", streams
+    gap = abs(video[0][2] - audio[0][2])
+    assert gap <= AAC_FRAME_SECONDS, (streams, gap)
+    return video[0][2], audio[0][2]
+
+
+def generate(np, out, *extra):
+    cmd = [MPIEXEC, "-n", str(np), *MPI_FLAGS, WORKER, "generate", "--model", "builtin:ltx2", "--prompt",
+           "Rain drums on a tin roof", "--out", out, *extra]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    text = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, (cmd, text[-3000:])
+    return text
+
+
+def test_generate_on_1_2_4_ranks(tmp):
+    latents = {}
+    for np in (1, 2, 4):
+        mp4 = os.path.join(tmp, "np%d.mp4" % np)
+        text = generate(np, mp4, "--latents-out", os.path.join(tmp, "np%d.safetensors" % np))
+        assert "%d rank(s)" % np in text, text[-2000:]
+        v, a = check_av(mp4)
+        latents[np] = read_safetensors(os.path.join(tmp, "np%d.safetensors" % np))
+        print("  %d rank(s): video %.4f s, audio %.4f s" % (np, v, a))
+    # Sharding changes the fp32 rounding of the per-token GEMMs (OpenBLAS's
+    # row results depend on the row count), ~1e-7 per forward; the guidance
+    # (video 3/3, audio 7/3 for CFG/modality) amplifies it, the audio stream
+    # the most (docs/status.md has the measured values).
+    bounds = {"video_latents": 1e-6, "audio_latents": 2e-6}
+    for np in (2, 4):
+        for name, bound in bounds.items():
+            d = rel_l2(latents[np][name], latents[1][name])
+            print("  %s, %d ranks vs 1: rel L2 %.3e" % (name, np, d))
+            assert d <= bound, (name, np, d)
+    wav = os.path.join(tmp, "sound.wav")
+    generate(1, wav, "--steps", "2")
+    with open(wav, "rb") as f:
+        head = f.read(44)
+    assert head[:4] == b"RIFF" and head[8:16] == b"WAVEfmt ", head[:16]
+    channels, rate = struct.unpack("<HI", head[22:28])
+    assert channels == 2 and rate == 24000, (channels, rate)
+
+
+def test_models(srv):
+    models = srv.json("GET", "/v1/models")["data"]
+    assert len(models) == 1, models
+    m = models[0]
+    assert m["id"] == "builtin:ltx2" and m["family"] == "ltx2", m
+    assert m["audio"] is True and m["audio_sample_rate"] == 24000 and m["pipelines"] == ["one-stage", "distilled"], m
+    assert m["streams"] is False, m
+
+
+def fetch_av(srv, vid, tmp):
+    status, hdrs, body = srv.request("GET", "/v1/videos/%s/content" % vid)
+    assert status == 200 and hdrs["content-type"] == "video/mp4", (status, hdrs)
+    path = os.path.join(tmp, vid + ".mp4")
+    with open(path, "wb") as f:
+        f.write(body)
+    return path
+
+
+def test_video_job_with_sound(srv, tmp):
+    body = {"prompt": "Thunder over the sea", "width": 128, "height": 64, "num_frames": 17,
+            "num_inference_steps": 3, "seed": 4}
+    job = srv.json("POST", "/v1/videos", body, expect=202)
+    vid = job["id"]
+    assert job["request"]["audio"] is True and job["request"]["pipeline"] == "one-stage", job["request"]
+    assert job["request"]["fps"] == 24.0, job["request"]
+    events = srv.events("/v1/videos/%s/events" % vid)
+    stages = [d["stage"] for e, d in events if e == "stage"]
+    assert stages == ["denoise", "video_decode", "audio_decode"], events
+    assert events[-1][0] == "completed", events[-3:]
+    done = srv.json("GET", "/v1/videos/" + vid)
+    assert done["status"] == "completed" and done["audio"] is True and done["frames"] == 17, done
+    check_av(fetch_av(srv, vid, tmp))
+
+
+def test_distilled_and_silent_jobs(srv, tmp):
+    body = {"prompt": "Birds at dawn", "width": 128, "height": 64, "num_frames": 9, "pipeline": "distilled", "seed": 2}
+    job = srv.json("POST", "/v1/videos", body, expect=202)
+    events = srv.events("/v1/videos/%s/events" % job["id"])
+    stages = [d["stage"] for e, d in events if e == "stage"]
+    assert stages == ["stage1", "upsample", "stage2", "video_decode", "audio_decode"], stages
+    steps = [d["step"] for e, d in events if e == "step"]
+    assert steps == list(range(1, 12)), steps
+    assert events[-1][0] == "completed", events[-3:]
+    check_av(fetch_av(srv, job["id"], tmp))
+
+    silent = srv.json("POST", "/v1/videos", {"prompt": "quiet", "width": 64, "height": 64, "num_frames": 9,
+                                             "num_inference_steps": 2, "audio": False}, expect=202)
+    done = svc.wait_video(srv, silent["id"])
+    assert done["status"] == "completed" and done["audio"] is False, done
+    path = fetch_av(srv, silent["id"], tmp)
+    assert [s[0] for s in probe(path)] == ["video"], probe(path)
+
+
+def test_request_errors(srv):
+    base = {"prompt": "x", "width": 128, "height": 64}
+    err, _ = svc.error_of(srv, "POST", "/v1/videos", {**base, "pipeline": "distilled", "num_inference_steps": 4},
+                          422, "num_inference_steps")
+    assert "fixed" in err["message"], err
+    err, _ = svc.error_of(srv, "POST", "/v1/videos", {**base, "pipeline": "three-stage"}, 422, "pipeline")
+    assert "one-stage, distilled" in err["message"], err
+    svc.error_of(srv, "POST", "/v1/videos", {**base, "pipeline": "distilled", "width": 96}, 422, "width")
+    svc.error_of(srv, "POST", "/v1/videos", {**base, "audio_guidance_rescale": 2}, 422, "audio_guidance_rescale")
+    svc.error_of(srv, "POST", "/v1/videos", {**base, "audio": "yes"}, 422, "audio")
+    err, _ = svc.error_of(srv, "POST", "/v1/streams", {"prompt": "x"}, 501)
+    assert "stream" in err["message"], err
+    # The group still serves after the refusals.
+    job = srv.json("POST", "/v1/videos", {**base, "num_frames": 9, "num_inference_steps": 2}, expect=202)
+    assert svc.wait_video(srv, job["id"])["status"] == "completed"
+
+
+def main():
+    if shutil.which("ffprobe") is None:
+        print("FAIL ffprobe is missing (scripts/install-deps installs ffmpeg)")
+        return 1
+    passed, failed = 0, 0
+    tmp = tempfile.mkdtemp(prefix="ltx2-e2e-")
+    srv = None
+
+    def run(name, fn, *args):
+        nonlocal passed, failed
+        t0 = time.time()
+        try:
+            fn(*args)
+            passed += 1
+            print("PASS %s (%.1f s)" % (name, time.time() - t0), flush=True)
+        except Exception:  # noqa: BLE001 - every failure is reported
+            failed += 1
+            print("FAIL %s\n%s" % (name, traceback.format_exc()), flush=True)
+
+    try:
+        run("test_generate_on_1_2_4_ranks", test_generate_on_1_2_4_ranks, tmp)
+        srv = svc.Server(2, "--model", "builtin:ltx2")
+        run("test_models", test_models, srv)
+        run("test_video_job_with_sound", test_video_job_with_sound, srv, tmp)
+        run("test_distilled_and_silent_jobs", test_distilled_and_silent_jobs, srv, tmp)
+        run("test_request_errors", test_request_errors, srv)
+        rc = srv.stop()
+        if rc != 0:
+            failed += 1
+            print("FAIL the group exited %d" % rc)
+    except Exception:  # noqa: BLE001
+        failed += 1
+        print("FAIL setup\n" + traceback.format_exc())
+    finally:
+        if srv is not None:
+            srv.kill()
+            if failed:
+                print("--- server log (%s)\n%s" % (srv.log.name, srv.text()[-6000:]))
+            else:
+                os.unlink(srv.log.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
