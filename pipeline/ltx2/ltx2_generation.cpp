@@ -27,6 +27,16 @@ at::Tensor repeat2(const at::Tensor& x) { return at::cat({x, x}, 0); }
 
 }  // namespace
 
+std::vector<Ltx2LayerKv> narrow_ltx2_kv(const std::vector<Ltx2LayerKv>& kv, int64_t begin, int64_t n) {
+  auto cut = [&](const LayerKv& x) {
+    return x.k.defined() ? LayerKv{x.k.narrow(0, begin, n), x.v.narrow(0, begin, n)} : x;
+  };
+  std::vector<Ltx2LayerKv> out;
+  out.reserve(kv.size());
+  for (const auto& l : kv) out.push_back({cut(l.video_self), cut(l.audio_self), cut(l.a2v), cut(l.v2a)});
+  return out;
+}
+
 at::Tensor pack_ltx2_audio(const at::Tensor& latents) {
   LTX_CHECK(latents.dim() == 4, "audio latents must be [B, C, T, M], got ", latents.sizes());
   return latents.transpose(1, 2).flatten(2, 3).contiguous();
@@ -46,6 +56,9 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
   dist::Communicator& comm = model.communicator();
   const int64_t b = a.video.size(0);
   at::Tensor x = a.video.to(at::kFloat), y = a.audio.to(at::kFloat);
+  const bool has_prefix = a.kv_prefix != nullptr && !a.kv_prefix->empty();
+  std::vector<Ltx2LayerKv> positive_prefix;  // the B-sized passes' share of a CFG prefix
+  if (has_prefix && g.cfg()) positive_prefix = narrow_ltx2_kv(*a.kv_prefix, b, b);
 
   auto call = [&](const at::Tensor& xv, const at::Tensor& xa, const at::Tensor& coords_v, const at::Tensor& coords_a,
                   const Ltx2TextConditioning* text, float t, bool isolate, bool stg) {
@@ -61,6 +74,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     f.use_cross_timestep = a.use_cross_timestep;
     f.isolate_modalities = isolate;
     if (stg) f.stg_blocks = g.stg_blocks;
+    if (has_prefix) f.kv_prefix = xv.size(0) == b && g.cfg() ? &positive_prefix : a.kv_prefix;
     Ltx2Output o = model.forward(f);
     return std::make_pair(o.video.to(at::kFloat), o.audio.to(at::kFloat));
   };

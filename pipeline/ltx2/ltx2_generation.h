@@ -56,6 +56,10 @@ struct Ltx2DenoiseArgs {
   const Ltx2TextConditioning* cfg_pair = nullptr;
   Ltx2Guidance guidance;
   bool use_cross_timestep = true;
+  // Streaming: every layer's cached keys/values of earlier chunks (this
+  // rank's heads), attended by every call; batch 2B (negative first) when
+  // the guidance runs CFG, else B. The B-sized passes take its positive half.
+  const std::vector<Ltx2LayerKv>* kv_prefix = nullptr;
   // Resumable runs: steps [begin_step, schedule.steps()) run; `gate` (asked
   // after each step but the last, the same answer on every rank) may stop
   // the loop early, and `end_step` receives the step it stopped before.
@@ -72,6 +76,9 @@ struct Ltx2Latents {
 Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler& scheduler,
                          const SigmaSchedule& schedule, const Ltx2DenoiseArgs& args,
                          const Ltx2StepObserver& observer = nullptr);
+
+// Rows [begin, begin + n) of the batch of every cached key/value.
+std::vector<Ltx2LayerKv> narrow_ltx2_kv(const std::vector<Ltx2LayerKv>& kv, int64_t begin, int64_t n);
 
 // Packed audio tokens [B, T, C*M] <-> audio latents [B, C, T, M] (feature c*M + m).
 at::Tensor pack_ltx2_audio(const at::Tensor& latents);

@@ -37,7 +37,9 @@ Status KvCache::append(int64_t index, int64_t frames, std::vector<LayerKv> kv) {
   c.frames = frames;
   c.tokens = kv[0].k.size(1);
   for (const auto& l : kv) {
-    LTX_CHECK(l.k.size(1) == c.tokens && l.v.sizes() == l.k.sizes(), "layer K/V shapes differ within a chunk");
+    // Entries may hold different streams (LTX-2 keeps video and audio
+    // keys per layer); each one's keys and values agree.
+    LTX_CHECK(l.k.defined() && l.v.sizes() == l.k.sizes(), "a cached entry's keys and values differ in shape");
     c.bytes += static_cast<int64_t>(l.k.nbytes() + l.v.nbytes());
   }
   c.layers = std::move(kv);

@@ -49,7 +49,7 @@ class KvCache {
   struct Chunk {
     int64_t index = 0;
     int64_t frames = 0;  // latent frames
-    int64_t tokens = 0;
+    int64_t tokens = 0;  // of the first entry (LTX-2: the video stream's)
     int64_t bytes = 0;
     std::vector<LayerKv> layers;  // [B, tokens, local heads, head_dim]
   };
@@ -59,7 +59,8 @@ class KvCache {
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
-  // Appends chunk `index` (one LayerKv per layer, exactly that chunk's tokens),
+  // Appends chunk `index` (one LayerKv per layer, or per entry: a family may
+  // keep several per layer, e.g. LTX-2's four; exactly that chunk's tokens),
   // then evicts beyond the window. RESOURCE_EXHAUSTED leaves the cache as it was.
   Status append(int64_t index, int64_t frames, std::vector<LayerKv> kv);
   // Per-layer concatenation of the cached chunks (sink first); empty when none.

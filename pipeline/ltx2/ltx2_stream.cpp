@@ -1,0 +1,249 @@
+#include "pipeline/ltx2/ltx2_stream.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "common/check.h"
+#include "pipeline/ltx2/ltx2_conditioner.h"
+#include "pipeline/ltx2/ltx2_rope.h"
+
+namespace ltx::pipeline {
+namespace {
+
+constexpr int64_t kKvPerLayer = 4;  // video self, audio self, a2v, v2a
+
+std::vector<LayerKv> flatten(std::vector<Ltx2LayerKv> kv) {
+  std::vector<LayerKv> out;
+  out.reserve(kv.size() * kKvPerLayer);
+  for (auto& l : kv) {
+    out.push_back(std::move(l.video_self));
+    out.push_back(std::move(l.audio_self));
+    out.push_back(std::move(l.a2v));
+    out.push_back(std::move(l.v2a));
+  }
+  return out;
+}
+
+}  // namespace
+
+Ltx2StreamSession::Ltx2StreamSession(std::string id, StreamSettings settings, Model& model, dist::Communicator& comm,
+                                     KvBudget* budget)
+    : id_(std::move(id)),
+      settings_(std::move(settings)),
+      model_(model),
+      parts_(dynamic_cast<const Ltx2Parts&>(*model.parts)),
+      comm_(comm),
+      cache_(parts_.transformer->config().num_layers * kKvPerLayer,
+             KvCacheLimits{settings_.window_chunks, settings_.sink, settings_.max_kv_bytes}, budget) {}
+
+int64_t Ltx2StreamSession::first_frame_of_chunk(int64_t index) const {
+  const ModelGeometry& g = model_.geometry;
+  const int64_t n = settings_.chunk_frames;
+  return index == 0 ? 0 : g.pixel_frames(n) + g.temporal_compression * n * (index - 1);
+}
+
+int64_t Ltx2StreamSession::audio_frame_of_chunk(int64_t index) const {
+  const double per_second =
+      static_cast<double>(parts_.audio_latents_per_second_num) / static_cast<double>(parts_.audio_latents_per_second_den);
+  return std::llround(static_cast<double>(first_frame_of_chunk(index)) / settings_.fps * per_second);
+}
+
+Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::create(const std::string& id,
+                                                                     const StreamSettings& settings, Model& model,
+                                                                     dist::Communicator& comm, PromptEncoder& prompts,
+                                                                     KvBudget* budget) {
+  std::unique_ptr<Ltx2StreamSession> s(new Ltx2StreamSession(id, settings, model, comm, budget));
+  for (int64_t c : {0, 1}) {
+    if (s->audio_frame_of_chunk(c + 1) <= s->audio_frame_of_chunk(c)) {
+      return invalid_argument_error("chunk_frames: chunk " + std::to_string(c) + " would carry no audio latent frame at " +
+                                    std::to_string(settings.fps) + " fps; use more chunk_frames");
+    }
+  }
+  const Ltx2Transformer& model_dit = *s->parts_.transformer;
+  const Ltx2TransformerConfig& tc = model_dit.config();
+  Ltx2Guidance& g = s->guidance_;
+  g.video = {settings.guidance_scale, settings.stg_scale, settings.modality_scale, settings.guidance_rescale};
+  g.audio = {settings.audio_guidance_scale, settings.audio_stg_scale, settings.audio_modality_scale,
+             settings.audio_guidance_rescale};
+  g.stg_blocks = {28};
+  bool any_block = false;
+  for (int64_t b : g.stg_blocks) any_block = any_block || (b >= 0 && b < tc.num_layers);
+  if (!tc.perturbed_attn || !any_block) g.video.stg = g.audio.stg = 0.0;
+
+  LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
+                       prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
+                                                       : std::vector<std::string>{}));
+  const at::Device device = model_dit.device();
+  auto [vctx, actx] = split_ltx2_contexts(text.embeddings.to(device), s->parts_.video_context_width);
+  at::Tensor mask = text.mask.to(device);
+  if (g.cfg()) s->cfg_pair_ = model_dit.prepare_text(vctx, mask, actx, mask);
+  s->prompt_ = model_dit.prepare_text(vctx.narrow(0, 1, 1), mask.narrow(0, 1, 1), actx.narrow(0, 1, 1),
+                                      mask.narrow(0, 1, 1));
+  return s;
+}
+
+Ltx2DenoiseArgs Ltx2StreamSession::chunk_args(int64_t index) const {
+  const Ltx2TransformerConfig& tc = parts_.transformer->config();
+  const int64_t side = model_.geometry.spatial_compression, n = settings_.chunk_frames;
+  const int64_t h = settings_.height / side, w = settings_.width / side;
+  const int64_t a0 = audio_frame_of_chunk(index), ta = audio_frame_of_chunk(index + 1) - a0;
+  Ltx2DenoiseArgs a;
+  a.video_shard = parallel::SequenceShard::make(n * h * w, comm_.size(), comm_.rank());
+  a.audio_shard = parallel::SequenceShard::make(ta, comm_.size(), comm_.rank());
+  a.video_coords = a.video_shard.take(ltx2_video_coords(1, n, h, w, settings_.fps, tc, index * n), 2);
+  a.audio_coords = a.audio_shard.take(ltx2_audio_coords(1, ta, tc, a0), 2);
+  a.prompt = &prompt_;
+  a.cfg_pair = cfg_pair_ ? &*cfg_pair_ : nullptr;
+  a.guidance = guidance_;
+  a.use_cross_timestep = true;
+  return a;
+}
+
+std::vector<Ltx2LayerKv> Ltx2StreamSession::prefix() const {
+  const std::vector<LayerKv>& flat = cache_.prefix();
+  std::vector<Ltx2LayerKv> out;
+  if (flat.empty()) return out;
+  out.reserve(flat.size() / kKvPerLayer);
+  for (size_t i = 0; i + kKvPerLayer <= flat.size(); i += kKvPerLayer) {
+    out.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+  }
+  return out;
+}
+
+// The chunk's clean pass (sigma 0; the CFG batch when guidance runs CFG, so
+// the prefix serves both halves): only its own K/V are kept.
+Status Ltx2StreamSession::append_clean(int64_t index, const at::Tensor& video, const at::Tensor& audio) {
+  const Ltx2DenoiseArgs a = chunk_args(index);
+  const bool cfg = guidance_.cfg();
+  auto two = [cfg](const at::Tensor& x) { return cfg ? at::cat({x, x}, 0) : x; };
+  Ltx2ForwardArgs f;
+  f.video = {two(video), at::Tensor(), two(a.video_coords), a.video_shard, std::nullopt, std::nullopt};
+  f.audio = {two(audio), at::Tensor(), two(a.audio_coords), a.audio_shard, std::nullopt, std::nullopt};
+  const int64_t b = f.video.tokens.size(0);
+  f.video.timestep = f.audio.timestep = f.sigma = at::zeros({b}, at::TensorOptions().dtype(at::kFloat));
+  f.text = cfg ? &*cfg_pair_ : &prompt_;
+  f.use_cross_timestep = true;
+  const std::vector<Ltx2LayerKv> pre = prefix();
+  f.kv_prefix = pre.empty() ? nullptr : &pre;
+  std::vector<Ltx2LayerKv> own;
+  f.kv_out = &own;
+  (void)parts_.transformer->forward(f);
+  return cache_.append(index, settings_.chunk_frames, flatten(std::move(own)));
+}
+
+Status Ltx2StreamSession::rebuild_cache() {
+  cache_.clear();
+  for (const auto& [index, clean] : clean_shards_) LTX_RETURN_IF_ERROR(append_clean(index, clean.first, clean.second));
+  return Status();
+}
+
+Result<Ltx2StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressFn& progress,
+                                                      const CancelToken& cancel) {
+  if (index == last_chunk_ && index >= 0) {
+    Ltx2StreamChunk again = last_;
+    again.repeated = true;
+    return again;
+  }
+  if (index != last_chunk_ + 1) {
+    return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
+                                     " requested; the next chunk is " + std::to_string(last_chunk_ + 1) +
+                                     (last_chunk_ >= 0 ? " (or " + std::to_string(last_chunk_) + " to repeat the last one)" : ""));
+  }
+  const Ltx2TransformerConfig& tc = parts_.transformer->config();
+  const at::Device device = parts_.transformer->device();
+  Ltx2DenoiseArgs a = chunk_args(index);
+  const int64_t side = model_.geometry.spatial_compression, n = settings_.chunk_frames;
+  const LatentGrid grid{n, settings_.height / side, settings_.width / side, 0};
+  const int64_t ta = a.audio_shard.seq_len;
+
+  // The same noise on every rank and group size: one generator per (seed, chunk), video then audio.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(index));
+  at::Tensor video = pack_latents(at::randn({1, tc.in_channels, n, grid.height, grid.width}, gen));
+  const int64_t ca = parts_.audio_latent_channels;
+  at::Tensor audio = pack_ltx2_audio(at::randn({1, ca, ta, tc.audio_in_channels / ca}, gen));
+  a.video = a.video_shard.take(video, 1).to(device);
+  a.audio = a.audio_shard.take(audio, 1).to(device);
+  const std::vector<Ltx2LayerKv> pre = prefix();
+  a.kv_prefix = pre.empty() ? nullptr : &pre;
+  LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(settings_.num_steps, grid.num_tokens()));
+  CancelToken no_yield = cancel;  // a chunk runs to its end or is cancelled; it cannot pause
+  no_yield.yield_requested = nullptr;
+  a.gate = group_step_gate(comm_, no_yield);
+  int64_t end_step = 0;
+  a.end_step = &end_step;
+  auto last = std::chrono::steady_clock::now();
+  auto observer = [&](int64_t i, const Ltx2StepTrace&) {
+    auto now = std::chrono::steady_clock::now();
+    if (progress) progress(i, schedule.steps(), std::chrono::duration<double>(now - last).count());
+    last = now;
+  };
+  Ltx2Latents clean = ltx2_denoise(*parts_.transformer, *model_.scheduler, schedule, a, observer);
+  if (end_step < schedule.steps()) {
+    return cancelled_error("session " + id_ + ": chunk " + std::to_string(index) + " cancelled after step " +
+                           std::to_string(end_step));
+  }
+
+  LTX_RETURN_IF_ERROR(append_clean(index, clean.video, clean.audio));
+  clean_shards_[index] = {clean.video, clean.audio};
+  for (auto it = clean_shards_.begin(); it != clean_shards_.end();) {
+    bool cached = false;
+    for (const auto& c : cache_.chunks()) cached = cached || c.index == it->first;
+    it = cached ? std::next(it) : clean_shards_.erase(it);
+  }
+
+  at::Tensor video_all = comm_.gather(clean.video.contiguous(), 0);
+  at::Tensor audio_all = comm_.gather(clean.audio.contiguous(), 0);
+  Ltx2StreamChunk out;
+  out.index = index;
+  out.first_frame = first_frame_of_chunk(index);
+  out.first_audio_frame = audio_frame_of_chunk(index);
+  if (comm_.rank() == 0) {
+    out.latents = a.video_shard.unpad(video_all.reshape({1, -1, tc.in_channels}), 1).cpu();
+    out.audio_latents = a.audio_shard.unpad(audio_all.reshape({1, -1, tc.audio_in_channels}), 1).cpu();
+    LTX_RETURN_IF_ERROR(catch_to_status([&]() -> Status {
+      decode_on_root(out, grid);
+      return Status();
+    }).with_context("decoding chunk " + std::to_string(index)));
+  }
+  last_ = out;
+  last_chunk_ = index;
+  return out;
+}
+
+void Ltx2StreamSession::decode_on_root(Ltx2StreamChunk& out, const LatentGrid& grid) {
+  const ModelGeometry& geometry = model_.geometry;
+  // Video: with the last decode_context clean latent frames as left context, whose frames are dropped.
+  at::Tensor z = unpack_latents(out.latents, grid);
+  const int64_t k = video_context_.defined() ? video_context_.size(2) : 0;
+  at::Tensor with_context = k > 0 ? at::cat({video_context_, z}, 2) : z;
+  DecodeSettings dec;
+  dec.decode_timestep = settings_.decode_timestep;
+  dec.decode_noise_scale = settings_.decode_noise_scale;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(settings_.seed * 1000003ull + static_cast<uint64_t>(out.index) + 7919ull);
+  LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
+  at::Tensor frames = model_.video_decoder->decode(pack_latents(with_context),
+                                                   LatentGrid{k + grid.frames, grid.height, grid.width, 0}, dec, gen)[0].cpu();
+  const int64_t context_frames = k > 0 ? geometry.pixel_frames(k) : 0;
+  out.frames = k > 0 ? frames.narrow(0, context_frames, frames.size(0) - context_frames).contiguous() : frames;
+  const int64_t keep = std::min<int64_t>(settings_.decode_context, with_context.size(2));
+  video_context_ = keep > 0 ? with_context.narrow(2, with_context.size(2) - keep, keep).contiguous() : at::Tensor();
+
+  // Audio: the causal audio VAE and the vocoder over [context, chunk]; the
+  // context's 4k - 3 mel frames (hop samples each) are dropped.
+  const Ltx2AudioDecoder& dec_a = *parts_.audio_decoder;
+  at::Tensor tokens = out.audio_latents * dec_a.latents_std().to(at::kFloat).cpu() + dec_a.latents_mean().to(at::kFloat).cpu();
+  at::Tensor za = unpack_ltx2_audio(tokens, parts_.audio_latent_channels);  // [1, Ca, Tc, M]
+  const int64_t ka = audio_context_.defined() ? audio_context_.size(2) : 0;
+  at::Tensor za_ctx = ka > 0 ? at::cat({audio_context_, za}, 2) : za;
+  if (settings_.audio) {
+    at::Tensor wave = parts_.vocoder->forward(dec_a.decode(za_ctx))[0].to(at::kFloat).cpu();  // [channels, samples]
+    const int64_t hop = parts_.vocoder->config().hop();
+    const int64_t drop = ka > 0 ? (Ltx2AudioVaeConfig::kTimeCompression * ka - 3) * hop : 0;
+    out.audio.samples = wave.narrow(1, drop, wave.size(1) - drop).contiguous();
+    out.audio.sample_rate = parts_.vocoder->config().output_sampling_rate;
+  }
+  const int64_t keep_a = std::min<int64_t>(kAudioContextFrames, za_ctx.size(2));
+  audio_context_ = za_ctx.narrow(2, za_ctx.size(2) - keep_a, keep_a).contiguous();
+}
+
+}  // namespace ltx::pipeline
