@@ -30,6 +30,17 @@ SigmaSchedule fixed_schedule(const std::vector<double>& sigmas, int64_t train_ti
 
 }  // namespace
 
+Ltx2Guidance ltx2_request_guidance(const VideoParams& r, const Ltx2TransformerConfig& config) {
+  Ltx2Guidance g;
+  g.video = {r.guidance_scale, r.stg_scale, r.modality_scale, r.guidance_rescale};
+  g.audio = {r.audio_guidance_scale, r.audio_stg_scale, r.audio_modality_scale, r.audio_guidance_rescale};
+  g.stg_blocks = kStgBlocks;
+  bool any_block = false;
+  for (int64_t b : g.stg_blocks) any_block = any_block || (b >= 0 && b < config.num_layers);
+  if (!config.perturbed_attn || !any_block) g.video.stg = g.audio.stg = 0.0;
+  return g;
+}
+
 const std::vector<double>& ltx2_distilled_stage1_sigmas() {
   static const std::vector<double> s = {1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875};
   return s;
@@ -102,18 +113,8 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
   job->distilled = r.pipeline == "distilled";
 
   // Guidance: the request's terms for the guided pipeline, none for the distilled one.
-  Ltx2Guidance& g = job->guidance;
-  if (!job->distilled) {
-    g.video = {r.guidance_scale, r.stg_scale, r.modality_scale, r.guidance_rescale};
-    g.audio = {r.audio_guidance_scale, r.audio_stg_scale, r.audio_modality_scale, r.audio_guidance_rescale};
-    g.stg_blocks = kStgBlocks;
-    // Without perturbed attention (2.0 conversions) or without a block to
-    // perturb, the STG pass equals the conditional pass and its term is 0:
-    // skip the pass, the result is the same.
-    bool any_block = false;
-    for (int64_t b : g.stg_blocks) any_block = any_block || (b >= 0 && b < tc.num_layers);
-    if (!tc.perturbed_attn || !any_block) g.video.stg = g.audio.stg = 0.0;
-  }
+  if (!job->distilled) job->guidance = ltx2_request_guidance(r, tc);
+  const Ltx2Guidance& g = job->guidance;
 
   // 1. Text: rank 0 encodes [negative, positive]; every rank receives both contexts.
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text, prompts_.encode(comm_.rank() == 0

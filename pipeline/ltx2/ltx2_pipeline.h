@@ -28,6 +28,7 @@
 
 #include "dist/communicator.h"
 #include "pipeline/ltx2/ltx2_audio.h"
+#include "pipeline/ltx2/ltx2_generation.h"
 #include "pipeline/ltx2/ltx2_latent_upsampler.h"
 #include "pipeline/ltx2/ltx2_transformer.h"
 #include "pipeline/model/model.h"
@@ -39,6 +40,12 @@ namespace ltx::pipeline {
 // The distilled lists (spec ltx2.md §7.2), without the final 0.
 const std::vector<double>& ltx2_distilled_stage1_sigmas();
 const std::vector<double>& ltx2_distilled_stage2_sigmas();
+
+// The guidance terms of a request's one-stage pipeline (diffusers'
+// LTX2Pipeline: STG in block 28). Without perturbed attention (2.0
+// conversions) or without that block the STG pass equals the conditional
+// pass, so its term is 0 and the pass is skipped: the same result.
+Ltx2Guidance ltx2_request_guidance(const VideoParams& request, const Ltx2TransformerConfig& config);
 
 // LTX-2's parts beyond the shared roles (Model::parts).
 struct Ltx2Parts final : FamilyParts {

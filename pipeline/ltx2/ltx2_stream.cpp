@@ -61,14 +61,8 @@ Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::create(const std::
   }
   const Ltx2Transformer& model_dit = *s->parts_.transformer;
   const Ltx2TransformerConfig& tc = model_dit.config();
-  Ltx2Guidance& g = s->guidance_;
-  g.video = {settings.guidance_scale, settings.stg_scale, settings.modality_scale, settings.guidance_rescale};
-  g.audio = {settings.audio_guidance_scale, settings.audio_stg_scale, settings.audio_modality_scale,
-             settings.audio_guidance_rescale};
-  g.stg_blocks = {28};
-  bool any_block = false;
-  for (int64_t b : g.stg_blocks) any_block = any_block || (b >= 0 && b < tc.num_layers);
-  if (!tc.perturbed_attn || !any_block) g.video.stg = g.audio.stg = 0.0;
+  s->guidance_ = ltx2_request_guidance(settings, tc);
+  const Ltx2Guidance& g = s->guidance_;
 
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
                        prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
