@@ -38,15 +38,7 @@ struct GenerateOptions {
 };
 
 pipeline::StreamSettings stream_settings(const GenerateOptions& o) {
-  pipeline::StreamSettings s;
-  s.prompt = o.request.prompt;
-  s.negative_prompt = o.request.negative_prompt;
-  s.width = o.request.width;
-  s.height = o.request.height;
-  s.num_steps = o.request.num_steps;
-  s.guidance_scale = o.request.guidance_scale;
-  s.seed = o.request.seed;
-  s.fps = o.request.fps;
+  pipeline::StreamSettings s = o.request;  // every request field carries over
   s.chunk_frames = o.chunk_frames;
   s.window_chunks = o.window;
   return s;
@@ -159,6 +151,9 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
                                        "and no --no-audio");
       }
       if (valid.ok() && o.stream) valid = pipeline::validate_stream_settings(stream_settings(o), model.geometry);
+      if (valid.ok() && o.stream && r.pipeline != "one-stage") {
+        valid = invalid_argument_error("--pipeline " + r.pipeline + ": streams run the one-stage pipeline chunk by chunk");
+      }
     }
     valid = comm->root_verdict(valid);
     bad_request = !valid.ok();
@@ -178,24 +173,32 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     Result<pipeline::GeneratedVideo> video = internal_error("not generated");
     if (o.stream) {
       pipeline::KvBudget budget;
-      LTX_ASSIGN_OR_RETURN(auto session, pipeline::StreamSession::create("cli", stream_settings(o), model, *comm, prompts, &budget));
+      LTX_ASSIGN_OR_RETURN(auto session, pipeline::open_stream("cli", stream_settings(o), model, *comm, prompts, &budget));
       pipeline::GeneratedVideo out;
-      std::vector<at::Tensor> parts;
+      std::vector<at::Tensor> parts, sound;
+      int64_t rate = 0;
       for (int64_t c = 0; c < o.chunks; ++c) {
         auto t0 = std::chrono::steady_clock::now();
-        LTX_ASSIGN_OR_RETURN(auto chunk, session->next_chunk(c, progress));
+        LTX_ASSIGN_OR_RETURN(auto chunk, session->next_chunk(c, progress, {}));
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         out.denoise_seconds += secs;
         if (world.is_root()) {
           parts.push_back(chunk.frames);
-          std::fprintf(stderr, "chunk %lld/%lld: frames %lld..%lld, %.2fs, KV %lld bytes on rank 0\n",
+          if (!chunk.audio.empty()) {
+            sound.push_back(chunk.audio.samples);
+            rate = chunk.audio.sample_rate;
+          }
+          std::fprintf(stderr, "chunk %lld/%lld: frames %lld..%lld%s, %.2fs, KV %lld bytes on rank 0\n",
                        static_cast<long long>(c + 1), static_cast<long long>(o.chunks),
                        static_cast<long long>(chunk.first_frame),
-                       static_cast<long long>(chunk.first_frame + chunk.frames.size(0) - 1), secs,
-                       static_cast<long long>(session->cache().bytes()));
+                       static_cast<long long>(chunk.first_frame + chunk.frames.size(0) - 1),
+                       chunk.audio.empty() ? "" : " with sound", secs, static_cast<long long>(session->kv_bytes()));
         }
       }
-      if (world.is_root()) out.frames = at::cat(parts, 0);
+      if (world.is_root()) {
+        out.frames = at::cat(parts, 0);
+        if (!sound.empty()) out.audio = pipeline::AudioTrack{at::cat(sound, 1), rate};
+      }
       video = out;
     } else {
       auto stage = [&](const std::string& name) {

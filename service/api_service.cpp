@@ -845,7 +845,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
           if (!s.imported) metrics_.observe(Metrics::Series::kFirstChunkSeconds, since(s.created));
         }
         json ev = {{"index", w.index}, {"first_frame", res.first_frame}, {"frames", res.frame_count},
-                   {"seconds", res.seconds}};
+                   {"audio", res.has_audio}, {"seconds", res.seconds}};
         events_.publish(topic, "chunk_ready", ev.dump());
         HttpResponse out = mp4_response(std::move(res.mp4));
         out.headers = {{"X-Stream-Id", s.id}, {"X-Chunk-Index", std::to_string(w.index)},

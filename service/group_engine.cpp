@@ -201,7 +201,7 @@ Status GroupEngine::open_stream(const dist::OpenStreamCommand& c, Rank0Item* ite
 }
 
 Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c, Rank0Item* item) {
-  std::unique_ptr<pipeline::StreamSession> session;
+  std::unique_ptr<pipeline::Stream> session;
   if (c.import_state) {
     const pipeline::ContinuationState* state = nullptr;
     if (comm_.rank() == 0) {
@@ -211,14 +211,14 @@ Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c, Rank0I
     LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
   } else {
     LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, pipeline::decode_params(c.params));
-    LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::create(c.session_id, s, model_, comm_, prompts_, &budget_));
+    LTX_ASSIGN_OR_RETURN(session, pipeline::open_stream(c.session_id, s, model_, comm_, prompts_, &budget_));
   }
   if (item != nullptr) item->result.last_chunk = session->last_chunk();
   return sessions_.add(std::move(session));
 }
 
 Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* item) {
-  pipeline::StreamSession* s = sessions_.find(c.session_id);
+  pipeline::Stream* s = sessions_.find(c.session_id);
   if (s == nullptr) return not_found_error("no session " + c.session_id);
   const auto t0 = clock::now();
   // As in open_stream: every rank reaches share_kv_bytes() whatever its own
@@ -227,6 +227,8 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* i
     LTX_ASSIGN_OR_RETURN(auto chunk, s->next_chunk(c.index, progress_of(item), cancel_token(item)));
     if (item != nullptr) {
       item->frames = chunk.frames;
+      item->audio = chunk.audio;
+      item->result.has_audio = !chunk.audio.empty();
       item->result.first_frame = chunk.first_frame;
       item->result.repeated = chunk.repeated;
       item->result.denoise_seconds = seconds_since(t0);
@@ -238,12 +240,10 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* i
 }
 
 Status GroupEngine::export_state(const dist::ExportStateCommand& c, Rank0Item* item) {
-  pipeline::StreamSession* s = sessions_.find(c.session_id);
+  pipeline::Stream* s = sessions_.find(c.session_id);
   if (s == nullptr) return not_found_error("no session " + c.session_id);
-  LTX_ASSIGN_OR_RETURN(pipeline::ContinuationState state, s->export_state());
-  if (item == nullptr) return Status();
-  LTX_ASSIGN_OR_RETURN(item->result.state_json,
-                       pipeline::to_json(state, state_model(), blob_store(), options_.state_inline_bytes));
+  LTX_ASSIGN_OR_RETURN(std::string document, s->export_document(blob_store(), options_.state_inline_bytes));
+  if (item != nullptr) item->result.state_json = std::move(document);
   return Status();
 }
 

@@ -29,6 +29,12 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
   }
 
   const bool bare_state = j.contains("kind");
+  if ((bare_state || j.contains("state")) && model.geometry.makes_sound()) {
+    return api_error_from_status(
+        unimplemented_error("resuming a stream of this model needs its ltx2.v1 continuation state, which is not "
+                            "built yet"),
+        "state");
+  }
   if (bare_state || j.contains("state")) {
     if (!bare_state && j.size() != 1) {
       for (auto it = j.begin(); it != j.end(); ++it) {
@@ -45,7 +51,7 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
     return out;
   }
 
-  pipeline::StreamSettings s;
+  pipeline::StreamSettings s = pipeline::default_request(model.geometry);
   if (auto e = read_params(j, pipeline::kStreamParam, model.geometry.makes_sound(), &s)) return *e;
   Status valid = pipeline::validate_stream_settings(s, model.geometry);
   if (!valid.ok()) return validation_error(valid);

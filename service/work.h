@@ -43,7 +43,7 @@ struct WorkResult {
   std::string mp4;            // kVideo, kChunk
   int64_t first_frame = 0;    // kChunk
   int64_t frame_count = 0;    // kVideo, kChunk
-  bool has_audio = false;     // kVideo: the MP4 has a sound track
+  bool has_audio = false;     // kVideo, kChunk: the MP4 has a sound track
   bool repeated = false;      // kChunk
   int64_t last_chunk = -1;    // kImportStream: the imported session's last chunk
   std::string state_json;     // kExportState

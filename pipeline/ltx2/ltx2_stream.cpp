@@ -131,10 +131,11 @@ Status Ltx2StreamSession::rebuild_cache() {
   return Status();
 }
 
-Result<Ltx2StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressFn& progress,
+Result<StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressFn& progress,
                                                       const CancelToken& cancel) {
+  last_used_ = std::chrono::steady_clock::now();
   if (index == last_chunk_ && index >= 0) {
-    Ltx2StreamChunk again = last_;
+    StreamChunk again = last_;
     again.repeated = true;
     return again;
   }
@@ -187,7 +188,7 @@ Result<Ltx2StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const Progr
 
   at::Tensor video_all = comm_.gather(clean.video.contiguous(), 0);
   at::Tensor audio_all = comm_.gather(clean.audio.contiguous(), 0);
-  Ltx2StreamChunk out;
+  StreamChunk out;
   out.index = index;
   out.first_frame = first_frame_of_chunk(index);
   out.first_audio_frame = audio_frame_of_chunk(index);
@@ -204,7 +205,7 @@ Result<Ltx2StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const Progr
   return out;
 }
 
-void Ltx2StreamSession::decode_on_root(Ltx2StreamChunk& out, const LatentGrid& grid) {
+void Ltx2StreamSession::decode_on_root(StreamChunk& out, const LatentGrid& grid) {
   const ModelGeometry& geometry = model_.geometry;
   // Video: with the last decode_context clean latent frames as left context, whose frames are dropped.
   at::Tensor z = unpack_latents(out.latents, grid);
@@ -238,6 +239,10 @@ void Ltx2StreamSession::decode_on_root(Ltx2StreamChunk& out, const LatentGrid& g
   }
   const int64_t keep_a = std::min<int64_t>(kAudioContextFrames, za_ctx.size(2));
   audio_context_ = za_ctx.narrow(2, za_ctx.size(2) - keep_a, keep_a).contiguous();
+}
+
+Result<std::string> Ltx2StreamSession::export_document(const BlobStore*, size_t) {
+  return unimplemented_error("session " + id_ + ": the ltx2.v1 continuation state of LTX-2 streams is not built yet");
 }
 
 }  // namespace ltx::pipeline

@@ -22,6 +22,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,23 +36,13 @@
 #include "pipeline/model/model.h"
 #include "pipeline/runtime/kv_cache.h"
 #include "pipeline/runtime/prompt_encoder.h"
+#include "pipeline/runtime/stream_session.h"
 #include "pipeline/runtime/stream_settings.h"
 #include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
 
-struct Ltx2StreamChunk {
-  int64_t index = -1;
-  int64_t first_frame = 0;       // pixel frame of the stream where it starts
-  int64_t first_audio_frame = 0;  // audio latent frame of the stream where its audio starts
-  at::Tensor frames;             // [F, 3, H, W] in [0, 1] (rank 0)
-  AudioTrack audio;              // its sound (rank 0; empty when the settings turn audio off)
-  at::Tensor latents;            // normalised packed clean video latents [1, n, C] (rank 0)
-  at::Tensor audio_latents;      // normalised packed clean audio latents [1, Tc, Ca] (rank 0)
-  bool repeated = false;
-};
-
-class Ltx2StreamSession {
+class Ltx2StreamSession final : public Stream {
  public:
   // Audio latent frames of left context when decoding a chunk's sound.
   static constexpr int64_t kAudioContextFrames = 32;
@@ -63,8 +54,11 @@ class Ltx2StreamSession {
                                                            PromptEncoder& prompts, KvBudget* budget);
 
   // Collective; c = last + 1 makes the next chunk, c = last repeats it.
-  Result<Ltx2StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr,
-                                     const CancelToken& cancel = {});
+  // The chunk carries its sound (audio, audio_latents, first_audio_frame).
+  Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr,
+                                 const CancelToken& cancel = {}) override;
+  // The `ltx2.v1` document is not built yet: UNIMPLEMENTED on every rank.
+  Result<std::string> export_document(const BlobStore* store, size_t inline_bytes) override;
 
   // Collective: rebuilds this rank's cache from the window's clean latents
   // (the reference the cached path must equal, and the import path).
@@ -78,9 +72,11 @@ class Ltx2StreamSession {
   // The pixel frame where chunk `index` starts.
   int64_t first_frame_of_chunk(int64_t index) const;
 
-  const std::string& id() const { return id_; }
+  const std::string& id() const override { return id_; }
   const StreamSettings& settings() const { return settings_; }
-  int64_t last_chunk() const { return last_chunk_; }
+  int64_t last_chunk() const override { return last_chunk_; }
+  int64_t kv_bytes() const override { return cache_.bytes(); }
+  std::chrono::steady_clock::time_point last_used() const override { return last_used_; }
   const KvCache& cache() const { return cache_; }
 
  private:
@@ -89,7 +85,7 @@ class Ltx2StreamSession {
   Status append_clean(int64_t index, const at::Tensor& video, const at::Tensor& audio);
   Ltx2DenoiseArgs chunk_args(int64_t index) const;  // shards, coords, text, guidance of chunk `index`
   std::vector<Ltx2LayerKv> prefix() const;          // the cache as the transformer takes it
-  void decode_on_root(Ltx2StreamChunk& out, const LatentGrid& grid);
+  void decode_on_root(StreamChunk& out, const LatentGrid& grid);
 
   std::string id_;
   StreamSettings settings_;
@@ -105,7 +101,8 @@ class Ltx2StreamSession {
   std::map<int64_t, std::pair<at::Tensor, at::Tensor>> clean_shards_;
   at::Tensor video_context_;  // rank 0: last clean video latent frames [1, C, k, H, W] (normalised)
   at::Tensor audio_context_;  // rank 0: last clean audio latents [1, Ca, k, M] (denormalised)
-  Ltx2StreamChunk last_;      // rank 0: for repeats
+  StreamChunk last_;          // rank 0: for repeats
+  std::chrono::steady_clock::time_point last_used_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace ltx::pipeline

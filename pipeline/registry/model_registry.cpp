@@ -13,6 +13,7 @@
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_family.h"
 #include "pipeline/ltx2/ltx2_pipeline.h"
+#include "pipeline/ltx2/ltx2_stream.h"
 #include "pipeline/ltx_video/ltx_video_family.h"
 #include "pipeline/runtime/text_to_video.h"
 
@@ -158,6 +159,16 @@ std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communica
     return std::make_unique<Ltx2TextToVideo>(model, comm, prompts);
   }
   return std::make_unique<TextToVideo>(model, comm, prompts);
+}
+
+Result<std::unique_ptr<Stream>> open_stream(const std::string& id, const StreamSettings& settings, Model& model,
+                                            dist::Communicator& comm, PromptEncoder& prompts, KvBudget* budget) {
+  if (dynamic_cast<const Ltx2Parts*>(model.parts.get()) != nullptr) {
+    LTX_ASSIGN_OR_RETURN(auto s, Ltx2StreamSession::create(id, settings, model, comm, prompts, budget));
+    return std::unique_ptr<Stream>(std::move(s));
+  }
+  LTX_ASSIGN_OR_RETURN(auto s, StreamSession::create(id, settings, model, comm, prompts, budget));
+  return std::unique_ptr<Stream>(std::move(s));
 }
 
 }  // namespace ltx::pipeline

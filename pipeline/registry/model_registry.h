@@ -19,6 +19,7 @@
 #include "pipeline/model/model_family.h"
 #include "pipeline/model/placement.h"
 #include "pipeline/runtime/prompt_encoder.h"
+#include "pipeline/runtime/stream_session.h"
 #include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
@@ -52,5 +53,11 @@ Result<Model> load_model(const std::string& spec, dist::Communicator& comm, cons
 // when its parts need one (LTX-2's two streams), else TextToVideo over the
 // shared roles. Holds references to all three.
 std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communicator& comm, PromptEncoder& prompts);
+
+// Collective: opens a stream session `id` of the model's family on this
+// rank (StreamSession, or Ltx2StreamSession for LTX-2). `settings` must be
+// validated (validate_stream_settings).
+Result<std::unique_ptr<Stream>> open_stream(const std::string& id, const StreamSettings& settings, Model& model,
+                                            dist::Communicator& comm, PromptEncoder& prompts, KvBudget* budget);
 
 }  // namespace ltx::pipeline

@@ -220,14 +220,20 @@ Result<std::unique_ptr<StreamSession>> StreamSession::import_state(const std::st
   return s;
 }
 
-Status SessionTable::add(std::unique_ptr<StreamSession> session) {
+Result<std::string> StreamSession::export_document(const BlobStore* store, size_t inline_bytes) {
+  LTX_ASSIGN_OR_RETURN(ContinuationState state, export_state());
+  if (comm_.rank() != 0) return std::string();
+  return to_json(state, state_model_info(model_), store, inline_bytes);
+}
+
+Status SessionTable::add(std::unique_ptr<Stream> session) {
   const std::string id = session->id();
   if (sessions_.count(id)) return failed_precondition_error("session " + id + " already exists");
   sessions_.emplace(id, std::move(session));
   return Status();
 }
 
-StreamSession* SessionTable::find(const std::string& id) {
+Stream* SessionTable::find(const std::string& id) {
   auto it = sessions_.find(id);
   return it == sessions_.end() ? nullptr : it->second.get();
 }

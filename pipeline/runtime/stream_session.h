@@ -1,7 +1,8 @@
 // StreamSession: chunk-by-chunk video generation with a KV cache that is
 // sharded across the sequence-parallel group, and the table of sessions.
 //
-// Every rank holds one StreamSession object per session id (in its
+// StreamSession is LTX-Video's Stream (the interface below). Every rank
+// holds one StreamSession object per session id (in its
 // SessionTable): its heads of the KV cache, its token shards of the window's
 // clean latents and the prompt's prepared text conditioning. Rank 0 also
 // keeps the decode context (the last clean latent frames) and the last chunk's
@@ -27,7 +28,8 @@
 #include "pipeline/runtime/kv_cache.h"
 #include "pipeline/runtime/stream_settings.h"
 #include "pipeline/model/model.h"
-#include "pipeline/runtime/text_to_video.h"
+#include "pipeline/io/video_file.h"
+#include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
 
@@ -37,11 +39,35 @@ struct StreamChunk {
   at::Tensor frames;        // [F, 3, H, W] in [0, 1] (rank 0)
   at::Tensor latents;       // normalised packed clean latents of the chunk [1, n, C] (rank 0)
   bool repeated = false;    // true when the request repeated the last chunk
+  // Families that make sound (rank 0): the chunk's sound and its latents.
+  AudioTrack audio;
+  at::Tensor audio_latents;     // normalised packed clean audio latents [1, Tc, Ca]
+  int64_t first_audio_frame = 0;  // audio latent frame of the stream where its sound starts
 };
 
 struct ContinuationState;
+class BlobStore;
 
-class StreamSession {
+// One open stream on one rank, whatever the family: what the engine and the
+// session table drive. The registry opens the model's (open_stream in
+// registry/model_registry.h): StreamSession for LTX-Video,
+// Ltx2StreamSession for LTX-2.
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  // Collective; c = last + 1 makes the next chunk, c = last repeats it; a
+  // chunk that `cancel` stops is CANCELLED and leaves the session as it was.
+  virtual Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress, const CancelToken& cancel) = 0;
+  // Collective: rank 0 receives the session's continuation state document
+  // (parts above `inline_bytes` go to `store` when there is one).
+  virtual Result<std::string> export_document(const BlobStore* store, size_t inline_bytes) = 0;
+  virtual const std::string& id() const = 0;
+  virtual int64_t last_chunk() const = 0;
+  virtual int64_t kv_bytes() const = 0;  // this rank's cache
+  virtual std::chrono::steady_clock::time_point last_used() const = 0;
+};
+
+class StreamSession final : public Stream {
  public:
   // Collective (rank 0 encodes the prompts). `settings` must be validated.
   static Result<std::unique_ptr<StreamSession>> create(const std::string& id, const StreamSettings& settings,
@@ -50,11 +76,14 @@ class StreamSession {
 
   // Collective. See the header comment for the numbering rule. A chunk that
   // `cancel` stops is CANCELLED and leaves the session as it was before it.
-  Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr, const CancelToken& cancel = {});
+  Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr,
+                                 const CancelToken& cancel = {}) override;
 
   // Collective: rank 0 receives the session's continuation state (every
   // window chunk's clean latents gathered); other ranks get an empty state.
   Result<ContinuationState> export_state();
+  // The same as the project's state document (continuation_state.h: to_json).
+  Result<std::string> export_document(const BlobStore* store, size_t inline_bytes) override;
   // Collective: rank 0 passes a parsed, validated state, other ranks nullptr.
   // Rank 0 broadcasts it; every rank rebuilds its KV shards by replaying the
   // timestep-0 passes over the window (any group size). A repeat of the last
@@ -70,11 +99,12 @@ class StreamSession {
   // reference the cached path must equal).
   void set_recompute_past(bool on) { recompute_past_ = on; }
 
-  const std::string& id() const { return id_; }
+  const std::string& id() const override { return id_; }
   const StreamSettings& settings() const { return settings_; }
-  int64_t last_chunk() const { return last_chunk_; }
+  int64_t last_chunk() const override { return last_chunk_; }
+  int64_t kv_bytes() const override { return cache_.bytes(); }
   const KvCache& cache() const { return cache_; }
-  std::chrono::steady_clock::time_point last_used() const { return last_used_; }
+  std::chrono::steady_clock::time_point last_used() const override { return last_used_; }
 
  private:
   StreamSession(std::string id, StreamSettings settings, Model& model, dist::Communicator& comm,
@@ -103,15 +133,15 @@ class StreamSession {
 // The sessions of one rank, addressed by id (the same ids on every rank).
 class SessionTable {
  public:
-  Status add(std::unique_ptr<StreamSession> session);
-  StreamSession* find(const std::string& id);
+  Status add(std::unique_ptr<Stream> session);
+  Stream* find(const std::string& id);
   Status erase(const std::string& id);
   // Ids idle longer than `timeout` (rank 0 decides; the group then erases them).
   std::vector<std::string> idle(std::chrono::seconds timeout) const;
   size_t size() const { return sessions_.size(); }
 
  private:
-  std::map<std::string, std::unique_ptr<StreamSession>> sessions_;
+  std::map<std::string, std::unique_ptr<Stream>> sessions_;
 };
 
 }  // namespace ltx::pipeline

@@ -3,14 +3,12 @@
 namespace ltx::pipeline {
 
 Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g, const GenerationLimits& l) {
-  if (!g.streams) {
-    return unimplemented_error("this model does not stream yet: stream sessions of models that make sound "
-                               "(a KV cache of both streams, audio across chunks) are not built; make a video job");
-  }
+  if (!g.streams) return unimplemented_error("this model does not stream; make a video job");
   // The fields jobs and streams share follow the job rules (a one-frame video).
   GenerationRequest r = s;
   r.num_frames = 1;
   r.guidance_rescale = 0.0;
+  r.pipeline = "one-stage";  // streams run the one-stage pipeline chunk by chunk
   LTX_RETURN_IF_ERROR(validate_request(r, g, l));
   auto bad = [](const std::string& m) { return invalid_argument_error(m); };
   if (s.chunk_frames < 1 || s.chunk_frames > 32) return bad("chunk_frames must be in [1, 32] latent frames, got " + std::to_string(s.chunk_frames));

@@ -79,14 +79,14 @@ void for_each_param(Params& p, F&& f) {
   f("sink", p.sink, kStreamParam);
   f("max_kv_bytes", p.max_kv_bytes, kStreamParam);
   f("decode_context", p.decode_context, kStreamParam);
-  f("audio", p.audio, kJobParam | kSoundParam);
+  f("audio", p.audio, kEveryParam | kSoundParam);
   f("pipeline", p.pipeline, kJobParam | kSoundParam);
-  f("audio_guidance_scale", p.audio_guidance_scale, kJobParam | kSoundParam);
-  f("stg_scale", p.stg_scale, kJobParam | kSoundParam);
-  f("audio_stg_scale", p.audio_stg_scale, kJobParam | kSoundParam);
-  f("modality_scale", p.modality_scale, kJobParam | kSoundParam);
-  f("audio_modality_scale", p.audio_modality_scale, kJobParam | kSoundParam);
-  f("audio_guidance_rescale", p.audio_guidance_rescale, kJobParam | kSoundParam);
+  f("audio_guidance_scale", p.audio_guidance_scale, kEveryParam | kSoundParam);
+  f("stg_scale", p.stg_scale, kEveryParam | kSoundParam);
+  f("audio_stg_scale", p.audio_stg_scale, kEveryParam | kSoundParam);
+  f("modality_scale", p.modality_scale, kEveryParam | kSoundParam);
+  f("audio_modality_scale", p.audio_modality_scale, kEveryParam | kSoundParam);
+  f("audio_guidance_rescale", p.audio_guidance_rescale, kEveryParam | kSoundParam);
 }
 
 // The control channel's encoding of every field (dist/wire.h). decode_params

@@ -10,7 +10,8 @@
    family and its sound; a video job with sound (its SSE stages in order,
    its MP4 with both streams); the distilled two-stage pipeline; a job with
    audio off has no audio track; the request errors (a step count for the
-   distilled pipeline, an unknown pipeline, a sound field out of range).
+   distilled pipeline, an unknown pipeline, a sound field out of range); a
+   3-chunk stream whose chunks each carry their sound.
 
 Python's standard library only (the latents are read from safetensors here).
 
@@ -119,7 +120,7 @@ def test_models(srv):
     m = models[0]
     assert m["id"] == "builtin:ltx2" and m["family"] == "ltx2", m
     assert m["audio"] is True and m["audio_sample_rate"] == 24000 and m["pipelines"] == ["one-stage", "distilled"], m
-    assert m["streams"] is False, m
+    assert m["streams"] is True, m
 
 
 def fetch_av(srv, vid, tmp):
@@ -166,6 +167,30 @@ def test_distilled_and_silent_jobs(srv, tmp):
     assert [s[0] for s in probe(path)] == ["video"], probe(path)
 
 
+def test_stream_with_sound(srv, tmp):
+    s = srv.json("POST", "/v1/streams", {"prompt": "Surf on a pebble beach", "width": 64, "height": 64,
+                                         "num_inference_steps": 2, "chunk_frames": 2, "seed": 9}, expect=201)
+    sid = s["id"]
+    assert s["settings"]["audio"] is True and s["settings"]["fps"] == 24.0, s["settings"]
+    seconds = []
+    for index in range(3):
+        hdrs, body = svc.chunk(srv, sid, index)
+        path = os.path.join(tmp, "%s-%d.mp4" % (sid, index))
+        with open(path, "wb") as f:
+            f.write(body)
+        seconds.append(check_av(path))
+    # 9 frames, then 16 per chunk, at 24 fps.
+    assert [round(v, 3) for v, _ in seconds] == [0.375, 0.667, 0.667], seconds
+    events = srv.events("/v1/streams/%s/events" % sid, until=lambda e, d: e == "chunk_ready" and d["index"] == 2)
+    ready = [d for e, d in events if e == "chunk_ready"]
+    assert [d["audio"] for d in ready] == [True, True, True], ready
+    # Its ltx2.v1 state is not built yet: a clear 501, and the session goes on.
+    err, _ = svc.error_of(srv, "GET", "/v1/streams/%s/state" % sid, None, 501)
+    assert "ltx2.v1" in err["message"], err
+    svc.chunk(srv, sid, 3)
+    assert srv.json("DELETE", "/v1/streams/" + sid)["deleted"] is True
+
+
 def test_request_errors(srv):
     base = {"prompt": "x", "width": 128, "height": 64}
     err, _ = svc.error_of(srv, "POST", "/v1/videos", {**base, "pipeline": "distilled", "num_inference_steps": 4},
@@ -176,8 +201,9 @@ def test_request_errors(srv):
     svc.error_of(srv, "POST", "/v1/videos", {**base, "pipeline": "distilled", "width": 96}, 422, "width")
     svc.error_of(srv, "POST", "/v1/videos", {**base, "audio_guidance_rescale": 2}, 422, "audio_guidance_rescale")
     svc.error_of(srv, "POST", "/v1/videos", {**base, "audio": "yes"}, 422, "audio")
-    err, _ = svc.error_of(srv, "POST", "/v1/streams", {"prompt": "x"}, 501)
-    assert "stream" in err["message"], err
+    svc.error_of(srv, "POST", "/v1/streams", {"prompt": "x", "pipeline": "distilled"}, 422, "pipeline")
+    err, _ = svc.error_of(srv, "POST", "/v1/streams", {"state": {"kind": "ltx2.v1", "payload": {}}}, 501, "state")
+    assert "ltx2.v1" in err["message"], err
     # The group still serves after the refusals.
     job = srv.json("POST", "/v1/videos", {**base, "num_frames": 9, "num_inference_steps": 2}, expect=202)
     assert svc.wait_video(srv, job["id"])["status"] == "completed"
@@ -208,6 +234,7 @@ def main():
         run("test_models", test_models, srv)
         run("test_video_job_with_sound", test_video_job_with_sound, srv, tmp)
         run("test_distilled_and_silent_jobs", test_distilled_and_silent_jobs, srv, tmp)
+        run("test_stream_with_sound", test_stream_with_sound, srv, tmp)
         run("test_request_errors", test_request_errors, srv)
         rc = srv.stop()
         if rc != 0:

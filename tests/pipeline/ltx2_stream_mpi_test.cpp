@@ -47,9 +47,9 @@ struct Group {
   KvBudget budget;
 };
 
-std::vector<Ltx2StreamChunk> run_chunks(Group& g, const StreamSettings& s, int64_t chunks, bool rebuild = false) {
+std::vector<StreamChunk> run_chunks(Group& g, const StreamSettings& s, int64_t chunks, bool rebuild = false) {
   auto session = value_or_throw(Ltx2StreamSession::create("s", s, g.model, g.comm, g.prompts, &g.budget));
-  std::vector<Ltx2StreamChunk> out;
+  std::vector<StreamChunk> out;
   for (int64_t c = 0; c < chunks; ++c) {
     if (rebuild) throw_if_error(session->rebuild_cache());
     out.push_back(value_or_throw(session->next_chunk(c)));
@@ -64,7 +64,7 @@ TEST(Ltx2Stream, ChunksCarryContinuousSoundOnEveryGroupSize) {
   auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
   Group g(*comm);
   const StreamSettings s = settings();
-  std::vector<Ltx2StreamChunk> chunks = run_chunks(g, s, 3);
+  std::vector<StreamChunk> chunks = run_chunks(g, s, 3);
   if (!world().is_root()) return;
   const auto& parts = dynamic_cast<const Ltx2Parts&>(*g.model.parts);
   const int64_t hop = parts.vocoder->config().hop();
@@ -114,7 +114,7 @@ TEST(Ltx2Stream, ChunksCarryContinuousSoundOnEveryGroupSize) {
 
   dist::LocalCommunicator alone;
   Group single(alone);
-  std::vector<Ltx2StreamChunk> want = run_chunks(single, s, 3);
+  std::vector<StreamChunk> want = run_chunks(single, s, 3);
   for (size_t i = 0; i < chunks.size(); ++i) {
     auto dv = testing::difference(chunks[i].latents, want[i].latents);
     auto da = testing::difference(chunks[i].audio_latents, want[i].audio_latents);
