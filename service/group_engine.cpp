@@ -208,7 +208,7 @@ Status GroupEngine::open_stream_locally(const dist::OpenStreamCommand& c, Rank0I
       LTX_INTERNAL_ASSERT(item != nullptr && item->work.state != nullptr, "no state to import on rank 0");
       state = item->work.state.get();
     }
-    LTX_ASSIGN_OR_RETURN(session, pipeline::StreamSession::import_state(c.session_id, state, model_, comm_, &budget_));
+    LTX_ASSIGN_OR_RETURN(session, pipeline::import_stream(c.session_id, state, model_, comm_, &budget_));
   } else {
     LTX_ASSIGN_OR_RETURN(pipeline::StreamSettings s, pipeline::decode_params(c.params));
     LTX_ASSIGN_OR_RETURN(session, pipeline::open_stream(c.session_id, s, model_, comm_, prompts_, &budget_));

@@ -1,5 +1,6 @@
 #include "service/stream_request_schema.h"
 
+#include "pipeline/registry/model_registry.h"
 #include "service/json_fields.h"
 #include "service/video_params_json.h"
 
@@ -29,12 +30,6 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
   }
 
   const bool bare_state = j.contains("kind");
-  if ((bare_state || j.contains("state")) && model.geometry.makes_sound()) {
-    return api_error_from_status(
-        unimplemented_error("resuming a stream of this model needs its ltx2.v1 continuation state, which is not "
-                            "built yet"),
-        "state");
-  }
   if (bare_state || j.contains("state")) {
     if (!bare_state && j.size() != 1) {
       for (auto it = j.begin(); it != j.end(); ++it) {
@@ -43,8 +38,15 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
     }
     const json& doc = bare_state ? j : j["state"];
     if (!doc.is_object()) return field_error("state", "must be a continuation state object");
-    auto parsed = pipeline::from_json(doc.dump(), model, store);
-    if (!parsed.ok()) return api_error_from_status(parsed.status(), "state");
+    auto parsed = pipeline::parse_stream_state(doc.dump(), model, store);
+    if (!parsed.ok()) {
+      // ltx2.v1 messages start with the field they name ("payload.segment_index ...").
+      const std::string& m = parsed.status().message();
+      std::string first = m.substr(0, m.find(' '));
+      if (!first.empty() && first.back() == ':') first.pop_back();
+      const bool named = first.rfind("payload", 0) == 0 || first == "kind";
+      return api_error_from_status(parsed.status(), named ? "state." + first : "state");
+    }
     StreamCreateRequest out;
     out.settings = parsed->settings;
     out.state = std::make_shared<const pipeline::ContinuationState>(std::move(parsed).value());

@@ -68,6 +68,9 @@ class Ltx2Family final : public ModelFamily {
     m.geometry.spatial_compression = vae_config.spatial_compression_ratio;
     m.geometry.temporal_compression = vae_config.temporal_compression_ratio;
     m.geometry.audio_sample_rate = voc.output_sampling_rate;
+    m.geometry.audio_token_channels = tc.audio_in_channels;
+    m.geometry.audio_latents_per_second = static_cast<double>(ac.sample_rate) /
+                                          static_cast<double>(ac.mel_hop_length * Ltx2AudioVaeConfig::kTimeCompression);
     const bool has_upsampler = fs::is_regular_file(dir / "latent_upsampler" / "config.json");
     if (has_upsampler) {
       const int64_t fixed = static_cast<int64_t>(ltx2_distilled_stage1_sigmas().size() + ltx2_distilled_stage2_sigmas().size());

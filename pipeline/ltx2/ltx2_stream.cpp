@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 
 #include "common/check.h"
 #include "pipeline/ltx2/ltx2_conditioner.h"
 #include "pipeline/ltx2/ltx2_rope.h"
+#include "pipeline/ltx2/ltx2_state.h"
 
 namespace ltx::pipeline {
 namespace {
@@ -43,9 +45,7 @@ int64_t Ltx2StreamSession::first_frame_of_chunk(int64_t index) const {
 }
 
 int64_t Ltx2StreamSession::audio_frame_of_chunk(int64_t index) const {
-  const double per_second =
-      static_cast<double>(parts_.audio_latents_per_second_num) / static_cast<double>(parts_.audio_latents_per_second_den);
-  return std::llround(static_cast<double>(first_frame_of_chunk(index)) / settings_.fps * per_second);
+  return model_.geometry.audio_frame_at(first_frame_of_chunk(index), settings_.fps);
 }
 
 Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::create(const std::string& id,
@@ -63,17 +63,27 @@ Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::create(const std::
   const Ltx2TransformerConfig& tc = model_dit.config();
   s->guidance_ = ltx2_request_guidance(settings, tc);
   const Ltx2Guidance& g = s->guidance_;
+  (void)tc;
 
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
                        prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
                                                        : std::vector<std::string>{}));
-  const at::Device device = model_dit.device();
-  auto [vctx, actx] = split_ltx2_contexts(text.embeddings.to(device), s->parts_.video_context_width);
-  at::Tensor mask = text.mask.to(device);
-  if (g.cfg()) s->cfg_pair_ = model_dit.prepare_text(vctx, mask, actx, mask);
-  s->prompt_ = model_dit.prepare_text(vctx.narrow(0, 1, 1), mask.narrow(0, 1, 1), actx.narrow(0, 1, 1),
-                                      mask.narrow(0, 1, 1));
+  const bool cfg = g.cfg();
+  s->prepare_text(cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1).contiguous(),
+                  cfg ? text.mask : text.mask.narrow(0, 1, 1).contiguous());
   return s;
+}
+
+void Ltx2StreamSession::prepare_text(const at::Tensor& embeddings, const at::Tensor& mask_in) {
+  const Ltx2Transformer& dit = *parts_.transformer;
+  const at::Device device = dit.device();
+  text_embeddings_ = embeddings.to(device);
+  text_mask_ = mask_in.to(device);
+  auto [vctx, actx] = split_ltx2_contexts(text_embeddings_, parts_.video_context_width);
+  const int64_t b = text_embeddings_.size(0);
+  if (guidance_.cfg()) cfg_pair_ = dit.prepare_text(vctx, text_mask_, actx, text_mask_);
+  prompt_ = dit.prepare_text(vctx.narrow(0, b - 1, 1), text_mask_.narrow(0, b - 1, 1), actx.narrow(0, b - 1, 1),
+                             text_mask_.narrow(0, b - 1, 1));
 }
 
 Ltx2DenoiseArgs Ltx2StreamSession::chunk_args(int64_t index) const {
@@ -135,6 +145,11 @@ Result<StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressF
                                                       const CancelToken& cancel) {
   last_used_ = std::chrono::steady_clock::now();
   if (index == last_chunk_ && index >= 0) {
+    if (!can_repeat_) {
+      return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
+                                       " was made before the import and cannot be repeated; ask for chunk " +
+                                       std::to_string(index + 1));
+    }
     StreamChunk again = last_;
     again.repeated = true;
     return again;
@@ -202,6 +217,7 @@ Result<StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressF
   }
   last_ = out;
   last_chunk_ = index;
+  can_repeat_ = true;
   return out;
 }
 
@@ -241,8 +257,86 @@ void Ltx2StreamSession::decode_on_root(StreamChunk& out, const LatentGrid& grid)
   audio_context_ = za_ctx.narrow(2, za_ctx.size(2) - keep_a, keep_a).contiguous();
 }
 
-Result<std::string> Ltx2StreamSession::export_document(const BlobStore*, size_t) {
-  return unimplemented_error("session " + id_ + ": the ltx2.v1 continuation state of LTX-2 streams is not built yet");
+Result<std::string> Ltx2StreamSession::export_document(const BlobStore* store, size_t inline_bytes) {
+  const Ltx2TransformerConfig& tc = parts_.transformer->config();
+  ContinuationState state;
+  for (const auto& [index, clean] : clean_shards_) {
+    const Ltx2DenoiseArgs a = chunk_args(index);
+    at::Tensor v = comm_.gather(clean.first.contiguous(), 0);
+    at::Tensor au = comm_.gather(clean.second.contiguous(), 0);
+    if (comm_.rank() == 0) {
+      state.window[index] = a.video_shard.unpad(v.reshape({1, -1, tc.in_channels}), 1).cpu();
+      state.audio_window[index] = a.audio_shard.unpad(au.reshape({1, -1, tc.audio_in_channels}), 1).cpu();
+    }
+  }
+  if (comm_.rank() != 0) return std::string();
+  state.settings = settings_;
+  state.last_chunk = last_chunk_;
+  state.base_frame = 0;  // LTX-2 streams keep absolute positions
+  state.text_embeddings = text_embeddings_.cpu();
+  state.text_mask = text_mask_.cpu();
+  if (video_context_.defined()) state.decode_context = video_context_.cpu();
+  if (audio_context_.defined()) state.audio_context = audio_context_.cpu();
+  if (last_.frames.defined()) {
+    for (int64_t f = 0; f < last_.frames.size(0); ++f) {
+      LTX_ASSIGN_OR_RETURN(std::string png, encode_png(last_.frames[f]));
+      state.trailing_frames_png.push_back(std::move(png));
+    }
+  }
+  // The public audio: the window's latents, denormalised, [1, C, T, M].
+  std::vector<at::Tensor> tokens;
+  for (const auto& [index, t] : state.audio_window) tokens.push_back(t);
+  at::Tensor audio;
+  if (!tokens.empty()) {
+    const Ltx2AudioDecoder& dec = *parts_.audio_decoder;
+    at::Tensor packed = at::cat(tokens, 1) * dec.latents_std().to(at::kFloat).cpu() + dec.latents_mean().to(at::kFloat).cpu();
+    audio = unpack_ltx2_audio(packed, parts_.audio_latent_channels);
+  }
+  return ltx2_state_to_json(state, audio, model_.geometry.audio_sample_rate, state_model_info(model_), store,
+                            inline_bytes);
+}
+
+Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::import_state(const std::string& id,
+                                                                           const ContinuationState* state, Model& model,
+                                                                           dist::Communicator& comm, KvBudget* budget) {
+  // Rank 0 re-serialises the validated resume data; every rank parses the same bytes.
+  const StateModelInfo info = state_model_info(model);
+  std::string bytes;
+  Status serialised;
+  if (comm.rank() == 0) {
+    LTX_CHECK(state != nullptr, "rank 0 imports a state");
+    auto json = to_json(*state, info, nullptr, SIZE_MAX);
+    if (json.ok()) {
+      bytes = std::move(*json);
+    } else {
+      serialised = json.status();
+    }
+  }
+  LTX_RETURN_IF_ERROR(comm.root_verdict(serialised, &bytes));
+  LTX_ASSIGN_OR_RETURN(ContinuationState st, from_json(bytes, info, nullptr));
+
+  std::unique_ptr<Ltx2StreamSession> s(new Ltx2StreamSession(id, st.settings, model, comm, budget));
+  s->guidance_ = ltx2_request_guidance(st.settings, s->parts_.transformer->config());
+  const int64_t want_batch = s->guidance_.cfg() ? 2 : 1;
+  if (st.text_embeddings.size(0) != want_batch) {
+    return invalid_argument_error("state: text.embeddings has batch " + std::to_string(st.text_embeddings.size(0)) +
+                                  ", the settings' guidance needs " + std::to_string(want_batch));
+  }
+  s->prepare_text(st.text_embeddings, st.text_mask);
+  s->last_chunk_ = st.last_chunk;
+  s->can_repeat_ = false;
+  const at::Device device = s->parts_.transformer->device();
+  for (const auto& [index, latents] : st.window) {
+    const Ltx2DenoiseArgs a = s->chunk_args(index);
+    s->clean_shards_[index] = {a.video_shard.take(latents.to(device), 1),
+                               a.audio_shard.take(st.audio_window.at(index).to(device), 1)};
+  }
+  if (comm.rank() == 0) {
+    if (st.decode_context.defined()) s->video_context_ = st.decode_context;
+    if (st.audio_context.defined()) s->audio_context_ = st.audio_context;
+  }
+  LTX_RETURN_IF_ERROR(s->rebuild_cache());
+  return s;
 }
 
 }  // namespace ltx::pipeline

@@ -57,8 +57,16 @@ class Ltx2StreamSession final : public Stream {
   // The chunk carries its sound (audio, audio_latents, first_audio_frame).
   Result<StreamChunk> next_chunk(int64_t index, const ProgressFn& progress = nullptr,
                                  const CancelToken& cancel = {}) override;
-  // The `ltx2.v1` document is not built yet: UNIMPLEMENTED on every rank.
+  // Collective: rank 0 receives the session's `ltx2.v1` document
+  // (ltx2_state.h), every window chunk of both streams gathered.
   Result<std::string> export_document(const BlobStore* store, size_t inline_bytes) override;
+  // Collective: rank 0 passes a parsed, validated state, other ranks nullptr.
+  // Rank 0 broadcasts its resume data; every rank rebuilds its KV shards by
+  // replaying the clean passes over the window (any group size). The last
+  // chunk cannot be repeated right after an import.
+  static Result<std::unique_ptr<Ltx2StreamSession>> import_state(const std::string& id, const ContinuationState* state,
+                                                                 Model& model, dist::Communicator& comm,
+                                                                 KvBudget* budget);
 
   // Collective: rebuilds this rank's cache from the window's clean latents
   // (the reference the cached path must equal, and the import path).
@@ -83,6 +91,8 @@ class Ltx2StreamSession final : public Stream {
   Ltx2StreamSession(std::string id, StreamSettings settings, Model& model, dist::Communicator& comm,
                     KvBudget* budget);
   Status append_clean(int64_t index, const at::Tensor& video, const at::Tensor& audio);
+  // Both contexts from the conditioner's embeddings ([negative; positive] with CFG, else [positive]).
+  void prepare_text(const at::Tensor& embeddings, const at::Tensor& mask);
   Ltx2DenoiseArgs chunk_args(int64_t index) const;  // shards, coords, text, guidance of chunk `index`
   std::vector<Ltx2LayerKv> prefix() const;          // the cache as the transformer takes it
   void decode_on_root(StreamChunk& out, const LatentGrid& grid);
@@ -92,6 +102,8 @@ class Ltx2StreamSession final : public Stream {
   Model& model_;
   const Ltx2Parts& parts_;
   dist::Communicator& comm_;
+  at::Tensor text_embeddings_, text_mask_;  // what the conditioning was made from (for export)
+  bool can_repeat_ = true;
   Ltx2TextConditioning prompt_;
   std::optional<Ltx2TextConditioning> cfg_pair_;
   Ltx2Guidance guidance_;

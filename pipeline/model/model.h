@@ -12,6 +12,7 @@
 // the thread that drives the group.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,6 +38,12 @@ struct ModelGeometry {
   int64_t temporal_compression = 8;   // pixel frames per latent frame after the first
   // Families that make sound (LTX-2): the waveform's sample rate; 0 = silent.
   int64_t audio_sample_rate = 0;
+  int64_t audio_token_channels = 0;    // width of a packed audio latent token
+  double audio_latents_per_second = 0;  // audio latent frames per second of video
+  // The audio latent frame that starts at pixel frame `frame` of a video at `fps`.
+  int64_t audio_frame_at(int64_t frame, double fps) const {
+    return static_cast<int64_t>(std::llround(static_cast<double>(frame) / fps * audio_latents_per_second));
+  }
   // Pipeline variants a request may choose besides the default one (LTX-2:
   // "distilled" when the folder has a latent upsampler).
   std::vector<PipelineVariant> pipeline_variants;

@@ -13,6 +13,7 @@
 #include "pipeline/io/safetensors.h"
 #include "pipeline/ltx2/ltx2_family.h"
 #include "pipeline/ltx2/ltx2_pipeline.h"
+#include "pipeline/ltx2/ltx2_state.h"
 #include "pipeline/ltx2/ltx2_stream.h"
 #include "pipeline/ltx_video/ltx_video_family.h"
 #include "pipeline/runtime/text_to_video.h"
@@ -168,6 +169,22 @@ Result<std::unique_ptr<Stream>> open_stream(const std::string& id, const StreamS
     return std::unique_ptr<Stream>(std::move(s));
   }
   LTX_ASSIGN_OR_RETURN(auto s, StreamSession::create(id, settings, model, comm, prompts, budget));
+  return std::unique_ptr<Stream>(std::move(s));
+}
+
+Result<ContinuationState> parse_stream_state(const std::string& document, const StateModelInfo& model,
+                                             const BlobStore* store) {
+  if (model.geometry.makes_sound()) return ltx2_state_from_json(document, model, store);
+  return from_json(document, model, store);
+}
+
+Result<std::unique_ptr<Stream>> import_stream(const std::string& id, const ContinuationState* state, Model& model,
+                                              dist::Communicator& comm, KvBudget* budget) {
+  if (dynamic_cast<const Ltx2Parts*>(model.parts.get()) != nullptr) {
+    LTX_ASSIGN_OR_RETURN(auto s, Ltx2StreamSession::import_state(id, state, model, comm, budget));
+    return std::unique_ptr<Stream>(std::move(s));
+  }
+  LTX_ASSIGN_OR_RETURN(auto s, StreamSession::import_state(id, state, model, comm, budget));
   return std::unique_ptr<Stream>(std::move(s));
 }
 

@@ -18,6 +18,7 @@
 #include "pipeline/model/model.h"
 #include "pipeline/model/model_family.h"
 #include "pipeline/model/placement.h"
+#include "pipeline/runtime/continuation_state.h"
 #include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/stream_session.h"
 #include "pipeline/runtime/video_pipeline.h"
@@ -59,5 +60,15 @@ std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communica
 // validated (validate_stream_settings).
 Result<std::unique_ptr<Stream>> open_stream(const std::string& id, const StreamSettings& settings, Model& model,
                                             dist::Communicator& comm, PromptEncoder& prompts, KvBudget* budget);
+
+// Rank 0 (any thread): parses and validates a continuation state document in
+// the format of the model's family (LTX-Video: the project's stream-state
+// document; LTX-2: ltx2.v1). Errors name the field at fault.
+Result<ContinuationState> parse_stream_state(const std::string& document, const StateModelInfo& model,
+                                             const BlobStore* store);
+// Collective: resumes a stream from a parsed state (rank 0 passes it, the
+// others nullptr) on a group of any size.
+Result<std::unique_ptr<Stream>> import_stream(const std::string& id, const ContinuationState* state, Model& model,
+                                              dist::Communicator& comm, KvBudget* budget);
 
 }  // namespace ltx::pipeline

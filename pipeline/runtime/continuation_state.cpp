@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "pipeline/io/safetensors.h"
+#include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
 namespace fs = std::filesystem;
@@ -54,10 +55,10 @@ std::string sha256_hex(const std::string& bytes) {
 }
 
 // A stream's settings are the stream fields of the request type's one field list.
-json settings_to_json(const StreamSettings& s) {
+json settings_to_json(const StreamSettings& s, bool makes_sound) {
   json j = json::object();
-  for_each_param(s, [&j](const char* name, const auto& v, unsigned uses) {
-    if (uses & kStreamParam) j[name] = v;
+  for_each_param(s, [&j, makes_sound](const char* name, const auto& v, unsigned uses) {
+    if (takes_param(uses, kStreamParam, makes_sound)) j[name] = v;
   });
   return j;
 }
@@ -137,6 +138,10 @@ Result<std::string> to_json(const ContinuationState& s, const StateModelInfo& mo
     tensors.emplace_back("window." + std::to_string(index) + ".latents", latents.cpu());
   }
   if (s.decode_context.defined()) tensors.emplace_back("decode.context", s.decode_context.cpu());
+  for (const auto& [index, latents] : s.audio_window) {
+    tensors.emplace_back("audio." + std::to_string(index) + ".latents", latents.cpu());
+  }
+  if (s.audio_context.defined()) tensors.emplace_back("audio.context", s.audio_context.cpu());
   LTX_ASSIGN_OR_RETURN(std::string bytes, serialize_safetensors(tensors));
   json t = {{"encoding", "safetensors"}, {"bytes", bytes.size()}};
   if (bytes.size() <= inline_limit || store == nullptr) {
@@ -148,7 +153,7 @@ Result<std::string> to_json(const ContinuationState& s, const StateModelInfo& mo
   json doc = {{"kind", kStreamStateKind},
               {"schema_version", kStreamStateVersion},
               {"session", {{"last_chunk", s.last_chunk}, {"next_chunk", s.last_chunk + 1}, {"base_frame", s.base_frame}}},
-              {"settings", settings_to_json(s.settings)},
+              {"settings", settings_to_json(s.settings, model.geometry.makes_sound())},
               {"model", {{"latent_channels", model.latent_channels}, {"caption_channels", model.caption_channels}}},
               {"tensors", t}};
   json frames = json::array();
@@ -179,8 +184,9 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   const json& st = doc["settings"];
   StreamSettings& p = s.settings;
   Status read;
+  p = default_request(model.geometry);
   for_each_param(p, [&](const char* name, auto& v, unsigned uses) {
-    if (read.ok() && (uses & kStreamParam)) read = field(st, "settings.", name, &v);
+    if (read.ok() && takes_param(uses, kStreamParam, model.geometry.makes_sound())) read = field(st, "settings.", name, &v);
   });
   LTX_RETURN_IF_ERROR(read);
   LTX_RETURN_IF_ERROR(validate_stream_settings(p, model.geometry).with_context("state settings"));
@@ -265,6 +271,35 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
     LTX_RETURN_IF_ERROR(check_shape(ctx, {1, model.latent_channels, ctx.size(2), p.height / model.geometry.spatial_compression,
                                                p.width / model.geometry.spatial_compression}, "decode.context"));
     s.decode_context = ctx.to(at::kFloat).clone();
+  }
+  if (model.geometry.makes_sound()) {
+    const ModelGeometry& g = model.geometry;
+    for (const auto& [index, unused] : s.window) {
+      const std::string name = "audio." + std::to_string(index) + ".latents";
+      if (!file->contains(name)) return invalid_argument_error("state: the window lacks tensor '" + name + "'");
+      LTX_ASSIGN_OR_RETURN(at::Tensor lat, file->tensor(name));
+      const int64_t frames = g.audio_frame_at(stream_chunk_first_frame(g, p.chunk_frames, index + 1), p.fps) -
+                             g.audio_frame_at(stream_chunk_first_frame(g, p.chunk_frames, index), p.fps);
+      LTX_RETURN_IF_ERROR(check_shape(lat, {1, frames, g.audio_token_channels}, name));
+      if (!at::isFloatingType(lat.scalar_type()) || !at::isfinite(lat).all().item<bool>()) {
+        return invalid_argument_error("state: tensor '" + name + "' must hold finite floats");
+      }
+      s.audio_window[index] = lat.to(at::kFloat).clone();
+    }
+    if (file->contains("audio.context")) {
+      LTX_ASSIGN_OR_RETURN(at::Tensor ctx, file->tensor("audio.context"));
+      if (ctx.dim() != 4 || ctx.size(0) != 1 || ctx.size(2) < 1 || ctx.size(1) * ctx.size(3) != g.audio_token_channels ||
+          !at::isFloatingType(ctx.scalar_type()) || !at::isfinite(ctx).all().item<bool>()) {
+        return invalid_argument_error("state: audio.context must be finite floats [1, C, k, M] with C * M = " +
+                                      std::to_string(g.audio_token_channels));
+      }
+      s.audio_context = ctx.to(at::kFloat).clone();
+    }
+  }
+  for (const auto& name : file->names()) {
+    if (name.rfind("audio.", 0) == 0 && !model.geometry.makes_sound()) {
+      return invalid_argument_error("state: tensor '" + name + "' is sound, and this model makes none");
+    }
   }
   if (doc.contains("trailing_frames_png")) {
     if (!doc["trailing_frames_png"].is_array()) return invalid_argument_error("state: trailing_frames_png must be a list");

@@ -50,7 +50,18 @@ struct ContinuationState {
   std::map<int64_t, at::Tensor> window;  // chunk index -> clean latents [1, tokens, C]
   at::Tensor decode_context;             // [1, C, k, H, W] or undefined
   std::vector<std::string> trailing_frames_png;
+  // Models that make sound: the window's clean audio latents (packed,
+  // normalised) and the audio decoder's left context (denormalised [1, Ca, k, M]).
+  std::map<int64_t, at::Tensor> audio_window;  // chunk index -> [1, audio frames of the chunk, audio_token_channels]
+  at::Tensor audio_context;
 };
+
+// The pixel frame where chunk `index` of a stream with `chunk_frames` latent
+// frames per chunk starts (chunk 0 decodes to pixel_frames(n) frames, every
+// later one to t * n).
+inline int64_t stream_chunk_first_frame(const ModelGeometry& g, int64_t chunk_frames, int64_t index) {
+  return index == 0 ? 0 : g.pixel_frames(chunk_frames) + g.temporal_compression * chunk_frames * (index - 1);
+}
 
 // What the importing model must match.
 struct StateModelInfo {

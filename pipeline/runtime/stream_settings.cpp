@@ -7,7 +7,7 @@ Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g,
   // The fields jobs and streams share follow the job rules (a one-frame video).
   GenerationRequest r = s;
   r.num_frames = 1;
-  r.guidance_rescale = 0.0;
+  if (!g.makes_sound()) r.guidance_rescale = 0.0;  // LTX-Video streams do not rescale
   r.pipeline = "one-stage";  // streams run the one-stage pipeline chunk by chunk
   LTX_RETURN_IF_ERROR(validate_request(r, g, l));
   auto bad = [](const std::string& m) { return invalid_argument_error(m); };

@@ -51,10 +51,13 @@ struct VideoParams {
 // Who takes a field. kSoundParam marks the fields only models that make
 // sound take (ModelGeometry::makes_sound); the others ignore them and their
 // clients may not set them.
-enum ParamUse : unsigned { kJobParam = 1, kStreamParam = 2, kEveryParam = 3, kSoundParam = 4 };
+// kSoundStreamParam: streams of models that make sound take it too (the
+// video guidance rescale, which LTX-2's stream chunks apply).
+enum ParamUse : unsigned { kJobParam = 1, kStreamParam = 2, kEveryParam = 3, kSoundParam = 4, kSoundStreamParam = 8 };
 
 // Whether a model takes a field of `uses` in a request of `kind`.
 inline bool takes_param(unsigned uses, ParamUse kind, bool makes_sound) {
+  if (kind == kStreamParam && makes_sound && (uses & kSoundStreamParam) != 0) return true;
   return (uses & kind) != 0 && (makes_sound || (uses & kSoundParam) == 0);
 }
 
@@ -69,7 +72,7 @@ void for_each_param(Params& p, F&& f) {
   f("num_frames", p.num_frames, kJobParam);
   f("num_inference_steps", p.num_steps, kEveryParam);
   f("guidance_scale", p.guidance_scale, kEveryParam);
-  f("guidance_rescale", p.guidance_rescale, kJobParam);
+  f("guidance_rescale", p.guidance_rescale, kJobParam | kSoundStreamParam);
   f("seed", p.seed, kEveryParam);
   f("fps", p.fps, kEveryParam);
   f("decode_timestep", p.decode_timestep, kEveryParam);

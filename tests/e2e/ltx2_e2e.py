@@ -18,6 +18,7 @@ Python's standard library only (the latents are read from safetensors here).
 usage: ltx2_e2e.py LTX_WORKER MPIEXEC [mpirun flags...]
 """
 import array
+import base64
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import service_e2e as svc  # noqa: E402  (the Server helper; same argv)
@@ -64,6 +66,17 @@ def probe(path):
     p = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,duration",
                         "-of", "json", path], stdout=subprocess.PIPE, check=True)
     return [(s["codec_type"], s["codec_name"], float(s["duration"])) for s in json.loads(p.stdout)["streams"]]
+
+
+def frames_of(mp4):
+    """The decoded RGB bytes of an MP4's video stream (from a file: the index
+    of an MP4 with two tracks is read by seeking)."""
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+        f.write(mp4)
+        f.flush()
+        p = subprocess.run(["ffmpeg", "-v", "error", "-i", f.name, "-an", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                           stdout=subprocess.PIPE, check=True)
+    return p.stdout
 
 
 def check_av(path):
@@ -184,11 +197,106 @@ def test_stream_with_sound(srv, tmp):
     events = srv.events("/v1/streams/%s/events" % sid, until=lambda e, d: e == "chunk_ready" and d["index"] == 2)
     ready = [d for e, d in events if e == "chunk_ready"]
     assert [d["audio"] for d in ready] == [True, True, True], ready
-    # Its ltx2.v1 state is not built yet: a clear 501, and the session goes on.
-    err, _ = svc.error_of(srv, "GET", "/v1/streams/%s/state" % sid, None, 501)
-    assert "ltx2.v1" in err["message"], err
-    svc.chunk(srv, sid, 3)
     assert srv.json("DELETE", "/v1/streams/" + sid)["deleted"] is True
+
+
+def test_ltx2_state_resumes_in_another_group(srv, other):
+    s = srv.json("POST", "/v1/streams", {"prompt": "Rain on leaves", "width": 64, "height": 64,
+                                         "num_inference_steps": 2, "seed": 21}, expect=201)
+    sid = s["id"]
+    svc.chunk(srv, sid, 0)
+    _, c1 = svc.chunk(srv, sid, 1)
+    status, _, state = srv.request("GET", "/v1/streams/%s/state" % sid)
+    assert status == 200, (status, state[:300])
+    doc = json.loads(state)
+    p = doc["payload"]
+    assert doc["kind"] == "ltx2.v1" and p["schema_version"] == 1 and p["segment_index"] == 1, {k: p[k] for k in p if k != "metadata"}
+    assert len(p["video"]["frames_b64"]) == 16 and p["audio_sample_rate"] == 24000, p["video"].keys()
+    assert "safetensors_b64" in p["audio"] and p["audio_conditioning_num_frames"] > 0, p["audio"].keys()
+    assert "ltx_worker" in p["metadata"], p["metadata"].keys()
+    h2, c2 = svc.chunk(srv, sid, 2)  # what the resumed session must reproduce
+
+    assert other.json("GET", "/healthz")["group_size"] == 1
+    resumed = other.json("POST", "/v1/streams", state, expect=201)
+    assert resumed["resumed"] is True and resumed["next_chunk"] == 2, resumed
+    r2, resumed_c2 = svc.chunk(other, resumed["id"], 2)
+    assert r2["x-first-frame"] == h2["x-first-frame"] and r2["x-frame-count"] == h2["x-frame-count"], (r2, h2)
+    a, b, unrelated = frames_of(c2), frames_of(resumed_c2), frames_of(c1)
+    same = svc.mean_abs_diff(a, b)
+    different = svc.mean_abs_diff(a, unrelated[: len(a)])
+    print("  resumed chunk 2 vs the original: mean |diff| %.3f levels (chunk 1 vs 2: %.3f)" % (same, different))
+    assert same < 0.5, same
+    assert different > 4 * max(same, 0.1), (same, different)
+    path = os.path.join(tempfile.gettempdir(), "ltx2-resumed-%d.mp4" % os.getpid())
+    with open(path, "wb") as f:
+        f.write(resumed_c2)
+    check_av(path)
+    os.unlink(path)
+    other.json("DELETE", "/v1/streams/" + resumed["id"])
+    srv.json("DELETE", "/v1/streams/" + sid)
+
+
+def png_1x1():
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(b"\x00\x80\x80\x80")) + chunk(b"IEND", b""))
+
+
+def safetensors_t(shape):
+    n = 4
+    for d in shape:
+        n *= d
+    header = json.dumps({"t": {"dtype": "F32", "shape": shape, "data_offsets": [0, n]}}).encode()
+    return struct.pack("<Q", len(header)) + header + b"\x00" * n
+
+
+def test_handwritten_ltx2_state(other):
+    """A document written from the spec's field list, not by the exporter."""
+    payload = {"schema_version": 1, "segment_index": 3, "video_conditioning_frame_idx": 0,
+               "video_conditioning_strength": 1.0, "audio_conditioning_num_frames": 4,
+               "audio_conditioning_strength": 1.0, "video_position_offset_sec": 0.0, "audio_sample_rate": 24000,
+               "metadata": {}, "video": {"frames_b64": [base64.b64encode(png_1x1()).decode()]},
+               "audio": {"safetensors_b64": base64.b64encode(safetensors_t([1, 8, 4, 16])).decode()}}
+    before = other.json("GET", "/v1/streams")["data"]
+
+    def refused(doc, status, field, words=None):
+        err, _ = svc.error_of(other, "POST", "/v1/streams", doc, status, field)
+        if words:
+            assert words in err["message"], err
+        return err
+
+    # It parses: what is missing is this project's resume data, named.
+    refused({"kind": "ltx2.v1", "payload": payload}, 422, "state.payload.metadata.ltx_worker", "video VAE encoder")
+    refused({"state": {"kind": "ltx2.v1", "payload": payload}}, 422, "state.payload.metadata.ltx_worker")
+    minimal = {"kind": "ltx2.v1", "payload": {}}  # every field has a default
+    refused(minimal, 422, "state.payload.metadata.ltx_worker")
+    # Malformed ones name the field.
+    refused({"kind": "ltx2.v2", "payload": payload}, 422, "state.kind")
+    refused({"kind": "ltx2.v1", "payload": []}, 422, "state.payload")
+    for key, value, field in [("schema_version", 2, "state.payload.schema_version"),
+                              ("segment_index", -1, "state.payload.segment_index"),
+                              ("segment_index", "3", "state.payload.segment_index"),
+                              ("video_conditioning_strength", 1.5, "state.payload.video_conditioning_strength"),
+                              ("audio_conditioning_strength", -0.1, "state.payload.audio_conditioning_strength"),
+                              ("audio_conditioning_num_frames", 99, "state.payload.audio_conditioning_num_frames"),
+                              ("video_position_offset_sec", "x", "state.payload.video_position_offset_sec"),
+                              ("audio_sample_rate", 0, "state.payload.audio_sample_rate"),
+                              ("metadata", [], "state.payload.metadata"),
+                              ("video", {"frames_b64": ["not base64!"]}, "state.payload.video.frames_b64[0]"),
+                              ("video", {"frames_b64": [base64.b64encode(b"GIF89a").decode()]}, "state.payload.video.frames_b64[0]"),
+                              ("video", {"blob_id": "../etc/passwd", "frame_count": 1}, "state.payload.video.blob_id"),
+                              ("video", {}, "state.payload.video"),
+                              ("audio", {"safetensors_b64": base64.b64encode(b"junk").decode()}, "state.payload.audio"),
+                              ("audio", {"safetensors_b64": base64.b64encode(safetensors_t([4, 16])).decode()}, "state.payload.audio")]:
+        bad = dict(payload)
+        bad[key] = value
+        refused({"kind": "ltx2.v1", "payload": bad}, 422, field)
+    # The project's metadata, but broken, is refused naming it too.
+    bad = dict(payload)
+    bad["metadata"] = {"ltx_worker": {"kind": "ltx-worker.stream-state"}}
+    refused({"kind": "ltx2.v1", "payload": bad}, 422, "state.payload.metadata.ltx_worker")
+    assert other.json("GET", "/v1/streams")["data"] == before, "a refused state changed the session table"
 
 
 def test_request_errors(srv):
@@ -202,8 +310,6 @@ def test_request_errors(srv):
     svc.error_of(srv, "POST", "/v1/videos", {**base, "audio_guidance_rescale": 2}, 422, "audio_guidance_rescale")
     svc.error_of(srv, "POST", "/v1/videos", {**base, "audio": "yes"}, 422, "audio")
     svc.error_of(srv, "POST", "/v1/streams", {"prompt": "x", "pipeline": "distilled"}, 422, "pipeline")
-    err, _ = svc.error_of(srv, "POST", "/v1/streams", {"state": {"kind": "ltx2.v1", "payload": {}}}, 501, "state")
-    assert "ltx2.v1" in err["message"], err
     # The group still serves after the refusals.
     job = srv.json("POST", "/v1/videos", {**base, "num_frames": 9, "num_inference_steps": 2}, expect=202)
     assert svc.wait_video(srv, job["id"])["status"] == "completed"
@@ -215,7 +321,7 @@ def main():
         return 1
     passed, failed = 0, 0
     tmp = tempfile.mkdtemp(prefix="ltx2-e2e-")
-    srv = None
+    srv = other = None
 
     def run(name, fn, *args):
         nonlocal passed, failed
@@ -235,21 +341,27 @@ def main():
         run("test_video_job_with_sound", test_video_job_with_sound, srv, tmp)
         run("test_distilled_and_silent_jobs", test_distilled_and_silent_jobs, srv, tmp)
         run("test_stream_with_sound", test_stream_with_sound, srv, tmp)
+        other = svc.Server(1, "--model", "builtin:ltx2")
+        run("test_ltx2_state_resumes_in_another_group", test_ltx2_state_resumes_in_another_group, srv, other)
+        run("test_handwritten_ltx2_state", test_handwritten_ltx2_state, other)
         run("test_request_errors", test_request_errors, srv)
-        rc = srv.stop()
-        if rc != 0:
-            failed += 1
-            print("FAIL the group exited %d" % rc)
+        for group in (srv, other):
+            rc = group.stop()
+            if rc != 0:
+                failed += 1
+                print("FAIL a group exited %d" % rc)
     except Exception:  # noqa: BLE001
         failed += 1
         print("FAIL setup\n" + traceback.format_exc())
     finally:
-        if srv is not None:
-            srv.kill()
+        for group in (srv, other):
+            if group is None:
+                continue
+            group.kill()
             if failed:
-                print("--- server log (%s)\n%s" % (srv.log.name, srv.text()[-6000:]))
+                print("--- server log (%s)\n%s" % (group.log.name, group.text()[-6000:]))
             else:
-                os.unlink(srv.log.name)
+                os.unlink(group.log.name)
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -9,6 +9,9 @@
 #include "dist/backend.h"
 #include "dist/local_communicator.h"
 #include "dist/world.h"
+#include <nlohmann/json.hpp>
+
+#include "pipeline/ltx2/ltx2_state.h"
 #include "pipeline/ltx2/ltx2_stream.h"
 #include "pipeline/registry/model_registry.h"
 #include "tests/mpi_test_util.h"
@@ -146,6 +149,41 @@ TEST(Ltx2Stream, CachedPathEqualsRebuiltAndTheCacheMatters) {
   }
   auto d = testing::difference(blind.latents, cached[1].latents);
   EXPECT_GT(d.rel_l2, 1e-3) << "chunk 1 without the cache is chunk 1 with it: the cache is not read";
+}
+
+// The ltx2.v1 document of a session on this group resumes in a one-process
+// group with the same next chunk (both streams), and its public fields say
+// what the session holds.
+TEST(Ltx2Stream, StateResumesOnAnotherGroupSize) {
+  auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
+  Group g(*comm);
+  const StreamSettings s = settings();
+  auto session = value_or_throw(Ltx2StreamSession::create("e", s, g.model, g.comm, g.prompts, &g.budget));
+  (void)value_or_throw(session->next_chunk(0));
+  (void)value_or_throw(session->next_chunk(1));
+  const std::string doc = value_or_throw(session->export_document(nullptr, 4u << 20));
+  auto want = value_or_throw(session->next_chunk(2));
+  if (!world().is_root()) return;
+  auto j = nlohmann::json::parse(doc);
+  EXPECT_EQ(j["kind"], "ltx2.v1");
+  EXPECT_EQ(j["payload"]["segment_index"], 1);
+  EXPECT_EQ(j["payload"]["audio_conditioning_num_frames"], session->audio_frame_of_chunk(2));
+
+  dist::LocalCommunicator alone;
+  Group single(alone);
+  auto state = value_or_throw(ltx2_state_from_json(doc, state_model_info(single.model), nullptr));
+  EXPECT_EQ(state.audio_window.size(), 2u);
+  auto resumed = value_or_throw(Ltx2StreamSession::import_state("r", &state, single.model, alone, &single.budget));
+  EXPECT_EQ(resumed->next_chunk(1).status().code(), StatusCode::kFailedPrecondition) << "no repeat after an import";
+  auto got = value_or_throw(resumed->next_chunk(2));
+  auto dv = testing::difference(got.latents, want.latents);
+  auto da = testing::difference(got.audio_latents, want.audio_latents);
+  std::printf("  resumed chunk 2 on 1 rank vs N=%d: video %s, audio %s\n", comm->size(), testing::describe(dv).c_str(),
+              testing::describe(da).c_str());
+  EXPECT_LT(dv.rel_l2, 2e-6);
+  EXPECT_LT(da.rel_l2, 2e-6);
+  EXPECT_EQ(got.first_frame, want.first_frame);
+  EXPECT_EQ(got.audio.samples.sizes(), want.audio.samples.sizes());
 }
 
 TEST(Ltx2Stream, StrictNumberingAndRepeat) {
