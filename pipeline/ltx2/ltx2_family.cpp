@@ -79,8 +79,6 @@ class Ltx2Family final : public ModelFamily {
     parts->transformer = std::make_shared<const Ltx2Transformer>(std::move(transformer));
     parts->video_context_width = cc.video_input_dim();
     parts->audio_latent_channels = ac.latent_channels;
-    parts->audio_latents_per_second_num = ac.sample_rate;
-    parts->audio_latents_per_second_den = ac.mel_hop_length * Ltx2AudioVaeConfig::kTimeCompression;
     LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
     m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
     if (comm.rank() == 0) {

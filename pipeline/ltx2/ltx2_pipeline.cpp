@@ -60,10 +60,6 @@ std::vector<at::Tensor> Ltx2Parts::weights() const {
   return all;
 }
 
-int64_t Ltx2Parts::audio_frames(int64_t frames, double fps) const {
-  const double per_second = static_cast<double>(audio_latents_per_second_num) / audio_latents_per_second_den;
-  return std::max<int64_t>(1, std::llround(static_cast<double>(frames) / fps * per_second));
-}
 
 // One generation on this rank: both streams' shards, the text conditioning,
 // the stage it is in and the next step over both stages.
@@ -128,7 +124,8 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
 
   // 2. Grids and schedules.
   const LatentGrid full = model_.geometry.grid(r.width, r.height, r.num_frames);
-  job->audio_frames = parts_.audio_frames(r.num_frames, r.fps);
+  // round(frames / fps * rate / hop / 4) audio latent frames, at least one.
+  job->audio_frames = std::max<int64_t>(1, model_.geometry.audio_frame_at(r.num_frames, r.fps));
   if (job->distilled) {
     job->grids = {LatentGrid{full.frames, full.height / 2, full.width / 2, 0}, full};
     const int64_t train = model_.scheduler->config().num_train_timesteps;

@@ -52,16 +52,12 @@ struct Ltx2Parts final : FamilyParts {
   std::shared_ptr<const Ltx2Transformer> transformer;  // every rank
   int64_t video_context_width = 0;  // channels of the video context in the conditioner's embeddings
   int64_t audio_latent_channels = 0;  // C of the audio latents [B, C, T, M]
-  int64_t audio_latents_per_second_num = 16000, audio_latents_per_second_den = 160 * 4;  // rate / (hop * 4)
   // Rank 0 (the decoders' placement).
   std::optional<Ltx2AudioDecoder> audio_decoder;
   std::optional<Ltx2Vocoder> vocoder;
   std::optional<Ltx2LatentUpsampler> upsampler;  // when the folder has latent_upsampler/
 
   std::vector<at::Tensor> weights() const override;
-  // Audio latent frames of a video of `frames` pixel frames at `fps`:
-  // round(frames / fps * rate / hop / 4).
-  int64_t audio_frames(int64_t frames, double fps) const;
 };
 
 class Ltx2TextToVideo final : public VideoPipeline {

@@ -39,9 +39,7 @@ Ltx2StreamSession::Ltx2StreamSession(std::string id, StreamSettings settings, Mo
              KvCacheLimits{settings_.window_chunks, settings_.sink, settings_.max_kv_bytes}, budget) {}
 
 int64_t Ltx2StreamSession::first_frame_of_chunk(int64_t index) const {
-  const ModelGeometry& g = model_.geometry;
-  const int64_t n = settings_.chunk_frames;
-  return index == 0 ? 0 : g.pixel_frames(n) + g.temporal_compression * n * (index - 1);
+  return model_.geometry.chunk_first_frame(settings_.chunk_frames, index);
 }
 
 int64_t Ltx2StreamSession::audio_frame_of_chunk(int64_t index) const {
@@ -53,17 +51,9 @@ Result<std::unique_ptr<Ltx2StreamSession>> Ltx2StreamSession::create(const std::
                                                                      dist::Communicator& comm, PromptEncoder& prompts,
                                                                      KvBudget* budget) {
   std::unique_ptr<Ltx2StreamSession> s(new Ltx2StreamSession(id, settings, model, comm, budget));
-  for (int64_t c : {0, 1}) {
-    if (s->audio_frame_of_chunk(c + 1) <= s->audio_frame_of_chunk(c)) {
-      return invalid_argument_error("chunk_frames: chunk " + std::to_string(c) + " would carry no audio latent frame at " +
-                                    std::to_string(settings.fps) + " fps; use more chunk_frames");
-    }
-  }
   const Ltx2Transformer& model_dit = *s->parts_.transformer;
-  const Ltx2TransformerConfig& tc = model_dit.config();
-  s->guidance_ = ltx2_request_guidance(settings, tc);
+  s->guidance_ = ltx2_request_guidance(settings, model_dit.config());
   const Ltx2Guidance& g = s->guidance_;
-  (void)tc;
 
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text,
                        prompts.encode(comm.rank() == 0 ? std::vector<std::string>{settings.negative_prompt, settings.prompt}
@@ -144,20 +134,11 @@ Status Ltx2StreamSession::rebuild_cache() {
 Result<StreamChunk> Ltx2StreamSession::next_chunk(int64_t index, const ProgressFn& progress,
                                                       const CancelToken& cancel) {
   last_used_ = std::chrono::steady_clock::now();
-  if (index == last_chunk_ && index >= 0) {
-    if (!can_repeat_) {
-      return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
-                                       " was made before the import and cannot be repeated; ask for chunk " +
-                                       std::to_string(index + 1));
-    }
+  LTX_RETURN_IF_ERROR(check_chunk_number(id_, index, last_chunk_, can_repeat_));
+  if (index == last_chunk_) {
     StreamChunk again = last_;
     again.repeated = true;
     return again;
-  }
-  if (index != last_chunk_ + 1) {
-    return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
-                                     " requested; the next chunk is " + std::to_string(last_chunk_ + 1) +
-                                     (last_chunk_ >= 0 ? " (or " + std::to_string(last_chunk_) + " to repeat the last one)" : ""));
   }
   const Ltx2TransformerConfig& tc = parts_.transformer->config();
   const at::Device device = parts_.transformer->device();

@@ -66,6 +66,12 @@ struct ModelGeometry {
   // A video of `latent_frames` decodes to this many pixel frames, and back.
   int64_t pixel_frames(int64_t latent_frames) const { return temporal_compression * (latent_frames - 1) + 1; }
   int64_t latent_frames(int64_t pixel_frames) const { return (pixel_frames - 1) / temporal_compression + 1; }
+  // The pixel frame where chunk `index` of a stream with `chunk_frames`
+  // latent frames per chunk starts (chunk 0 decodes to pixel_frames(n)
+  // frames, every later one to temporal_compression * n).
+  int64_t chunk_first_frame(int64_t chunk_frames, int64_t index) const {
+    return index == 0 ? 0 : pixel_frames(chunk_frames) + temporal_compression * chunk_frames * (index - 1);
+  }
   // Latent grid of a width x height x frames video (validated sizes).
   LatentGrid grid(int64_t width, int64_t height, int64_t frames) const {
     return LatentGrid{latent_frames(frames), height / spatial_compression, width / spatial_compression, 0};

@@ -278,8 +278,8 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
       const std::string name = "audio." + std::to_string(index) + ".latents";
       if (!file->contains(name)) return invalid_argument_error("state: the window lacks tensor '" + name + "'");
       LTX_ASSIGN_OR_RETURN(at::Tensor lat, file->tensor(name));
-      const int64_t frames = g.audio_frame_at(stream_chunk_first_frame(g, p.chunk_frames, index + 1), p.fps) -
-                             g.audio_frame_at(stream_chunk_first_frame(g, p.chunk_frames, index), p.fps);
+      const int64_t frames = g.audio_frame_at(g.chunk_first_frame(p.chunk_frames, index + 1), p.fps) -
+                             g.audio_frame_at(g.chunk_first_frame(p.chunk_frames, index), p.fps);
       LTX_RETURN_IF_ERROR(check_shape(lat, {1, frames, g.audio_token_channels}, name));
       if (!at::isFloatingType(lat.scalar_type()) || !at::isfinite(lat).all().item<bool>()) {
         return invalid_argument_error("state: tensor '" + name + "' must hold finite floats");

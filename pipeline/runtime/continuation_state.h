@@ -56,13 +56,6 @@ struct ContinuationState {
   at::Tensor audio_context;
 };
 
-// The pixel frame where chunk `index` of a stream with `chunk_frames` latent
-// frames per chunk starts (chunk 0 decodes to pixel_frames(n) frames, every
-// later one to t * n).
-inline int64_t stream_chunk_first_frame(const ModelGeometry& g, int64_t chunk_frames, int64_t index) {
-  return index == 0 ? 0 : g.pixel_frames(chunk_frames) + g.temporal_compression * chunk_frames * (index - 1);
-}
-
 // What the importing model must match.
 struct StateModelInfo {
   int64_t latent_channels = 0;

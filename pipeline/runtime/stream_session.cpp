@@ -71,20 +71,11 @@ Status StreamSession::rebuild_cache() {
 
 Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& progress, const CancelToken& cancel) {
   last_used_ = std::chrono::steady_clock::now();
-  if (index == last_chunk_ && index >= 0) {
-    if (!can_repeat_) {
-      return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) +
-                                       " was made before the import and cannot be repeated; ask for chunk " +
-                                       std::to_string(index + 1));
-    }
+  LTX_RETURN_IF_ERROR(check_chunk_number(id_, index, last_chunk_, can_repeat_));
+  if (index == last_chunk_) {
     StreamChunk again = last_;
     again.repeated = true;
     return again;
-  }
-  if (index != last_chunk_ + 1) {
-    return failed_precondition_error("session " + id_ + ": chunk " + std::to_string(index) + " requested; the next chunk is " +
-                                     std::to_string(last_chunk_ + 1) +
-                                     (last_chunk_ >= 0 ? " (or " + std::to_string(last_chunk_) + " to repeat the last one)" : ""));
   }
   if (recompute_past_) LTX_RETURN_IF_ERROR(rebuild_cache());
   const Denoiser& model = *model_.denoiser;
@@ -137,8 +128,7 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   const int64_t n = settings_.chunk_frames;
   // Chunk 0 decodes to pixel_frames(n) frames, every later one to t*n (the
   // first latent frame of a video stands for one pixel frame, the others for t).
-  const int64_t t = geometry.temporal_compression;
-  out.first_frame = index == 0 ? 0 : geometry.pixel_frames(n) + t * n * (index - 1);
+  out.first_frame = geometry.chunk_first_frame(n, index);
   if (comm_.rank() == 0) {
     const int64_t channels = model.latent_channels();
     out.latents = shard.unpad(gathered.reshape({1, -1, channels}), 1).cpu();
@@ -224,6 +214,21 @@ Result<std::string> StreamSession::export_document(const BlobStore* store, size_
   LTX_ASSIGN_OR_RETURN(ContinuationState state, export_state());
   if (comm_.rank() != 0) return std::string();
   return to_json(state, state_model_info(model_), store, inline_bytes);
+}
+
+Status check_chunk_number(const std::string& id, int64_t index, int64_t last_chunk, bool can_repeat) {
+  if (index == last_chunk && index >= 0) {
+    if (can_repeat) return Status();
+    return failed_precondition_error("session " + id + ": chunk " + std::to_string(index) +
+                                     " was made before the import and cannot be repeated; ask for chunk " +
+                                     std::to_string(index + 1));
+  }
+  if (index != last_chunk + 1) {
+    return failed_precondition_error("session " + id + ": chunk " + std::to_string(index) +
+                                     " requested; the next chunk is " + std::to_string(last_chunk + 1) +
+                                     (last_chunk >= 0 ? " (or " + std::to_string(last_chunk) + " to repeat the last one)" : ""));
+  }
+  return Status();
 }
 
 Status SessionTable::add(std::unique_ptr<Stream> session) {

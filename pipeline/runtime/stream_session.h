@@ -130,6 +130,11 @@ class StreamSession final : public Stream {
   std::chrono::steady_clock::time_point last_used_;
 };
 
+// Strict chunk numbering, every family's: OK for the next chunk (last + 1)
+// and for a repeat of the last one when `can_repeat`; otherwise
+// FAILED_PRECONDITION saying which chunk may come.
+Status check_chunk_number(const std::string& id, int64_t index, int64_t last_chunk, bool can_repeat);
+
 // The sessions of one rank, addressed by id (the same ids on every rank).
 class SessionTable {
  public:

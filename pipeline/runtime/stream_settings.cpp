@@ -15,6 +15,16 @@ Status validate_stream_settings(const StreamSettings& s, const ModelGeometry& g,
   if (s.window_chunks < 1 || s.window_chunks > 64) return bad("window must be in [1, 64] chunks, got " + std::to_string(s.window_chunks));
   if (s.max_kv_bytes < 0) return bad("max_kv_bytes must be non-negative");
   if (s.decode_context < 0 || s.decode_context > 8) return bad("decode_context must be in [0, 8] latent frames");
+  if (g.makes_sound()) {  // every chunk carries at least one audio latent frame (chunks 1, 2, ... are alike)
+    for (int64_t c : {0, 1}) {
+      const int64_t begin = g.audio_frame_at(g.chunk_first_frame(s.chunk_frames, c), s.fps);
+      const int64_t end = g.audio_frame_at(g.chunk_first_frame(s.chunk_frames, c + 1), s.fps);
+      if (end <= begin) {
+        return bad("chunk_frames " + std::to_string(s.chunk_frames) + " leaves chunk " + std::to_string(c) +
+                   " without an audio latent frame at " + std::to_string(s.fps) + " fps; use more chunk_frames");
+      }
+    }
+  }
   return Status();
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/runtime/stream_settings.h"
 #include "service/api_error.h"
 #include "service/metrics.h"
 #include "service/route_table.h"
@@ -65,6 +66,25 @@ TEST(VideoRequestSchema, SoundFieldsFollowTheModel) {
   auto v = parse_video_request(R"({"prompt": "x", "pipeline": "distilled"})", no_upsampler);
   ASSERT_TRUE(std::holds_alternative<ApiError>(v));
   EXPECT_NE(std::get<ApiError>(v).message.find("latent_upsampler"), std::string::npos);
+}
+
+// A stream of a model that makes sound needs an audio latent frame in every
+// chunk: refused on rank 0, naming chunk_frames.
+TEST(StreamSettings, EveryChunkOfASoundModelCarriesAudio) {
+  pipeline::ModelGeometry av;
+  av.audio_sample_rate = 24000;
+  av.audio_token_channels = 128;
+  av.audio_latents_per_second = 25;
+  pipeline::StreamSettings s = pipeline::default_request(av);
+  s.prompt = "x";
+  s.chunk_frames = 1;
+  EXPECT_TRUE(pipeline::validate_stream_settings(s, av).ok()) << "24 fps: 1 pixel frame -> 1 audio frame";
+  s.fps = 240;
+  Status bad = pipeline::validate_stream_settings(s, av);
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message().rfind("chunk_frames", 0), 0u) << bad;
+  s.chunk_frames = 2;
+  EXPECT_TRUE(pipeline::validate_stream_settings(s, av).ok()) << pipeline::validate_stream_settings(s, av);
 }
 
 TEST(VideoRequestSchema, ParsesAValidRequest) {
