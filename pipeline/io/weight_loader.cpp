@@ -78,6 +78,11 @@ at::Tensor take_tensor(std::map<std::string, at::Tensor>& loaded, const std::str
 }
 
 at::Tensor LinearWeights::operator()(const at::Tensor& x) const {
+  if (exact_rows && x.device().is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
+    const at::Tensor b = bias.defined() ? bias.to(at::kDouble) : at::Tensor();
+    return at::linear(x.to(at::kDouble), weight.to(at::kDouble), b.defined() ? c10::optional<at::Tensor>(b) : c10::nullopt)
+        .to(at::kFloat);
+  }
   return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
 }
 

@@ -64,6 +64,14 @@ at::Tensor take_tensor(std::map<std::string, at::Tensor>& loaded, const std::str
 struct LinearWeights {
   at::Tensor weight;  // [out, in]
   at::Tensor bias;    // [out] or undefined
+  // Row-exact: every output row is a function of its input row alone. On CPU
+  // BLAS's fp32 kernels round a row differently depending on how many rows are
+  // multiplied with it (~1e-7 relative), so a sequence shard of a few rows
+  // would not match the same rows of the whole sequence. When set, fp32
+  // products on CPU accumulate in fp64 and round once (other devices and
+  // dtypes are unchanged). A model sets it where a few tokens shard into small
+  // row counts and the difference matters (LTX-2's audio stream).
+  bool exact_rows = false;
   at::Tensor operator()(const at::Tensor& x) const;
   static LinearWeights take(std::map<std::string, at::Tensor>& loaded, const std::string& prefix);
 };

@@ -52,6 +52,9 @@ struct AdaLnWeights {
     e = e.index_select(0, inverse);
     return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};
   }
+  // Every projection row-exact (LinearWeights::exact_rows): the distinct
+  // per-token timesteps of a shard are fewer rows than the whole sequence's.
+  void set_exact_rows() { linear_1.exact_rows = linear_2.exact_rows = linear.exact_rows = true; }
   static AdaLnWeights take(std::map<std::string, at::Tensor>& w, const std::string& p) {
     return {LinearWeights::take(w, p + ".emb.timestep_embedder.linear_1"),
             LinearWeights::take(w, p + ".emb.timestep_embedder.linear_2"), LinearWeights::take(w, p + ".linear")};
@@ -80,6 +83,10 @@ struct Ltx2AttentionWeights {
     at::Tensor o = heads_out.reshape({b, s, heads, head_dim});
     if (to_gate.weight.defined()) o = o * (2.0 * at::sigmoid(to_gate(query_input))).unsqueeze(-1);
     return to_out(o.reshape({b, s, heads * head_dim}));
+  }
+  // Every projection row-exact (LinearWeights::exact_rows).
+  void set_exact_rows() {
+    for (LinearWeights* l : {&to_q, &to_k, &to_v, &to_out, &to_gate}) l->exact_rows = true;
   }
   static Ltx2AttentionWeights take(std::map<std::string, at::Tensor>& w, const std::string& p, int64_t heads,
                                    int64_t head_dim, double eps) {

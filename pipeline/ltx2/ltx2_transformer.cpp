@@ -193,6 +193,10 @@ Result<Ltx2Transformer> Ltx2Transformer::assemble(const Ltx2TransformerConfig& c
   w->audio_proj_in = linear("audio_proj_in");
   w->proj_out = linear("proj_out");
   w->audio_proj_out = linear("audio_proj_out");
+  // The audio stream's few tokens shard into a handful of rows per rank: its
+  // projections are row-exact so a group of any size computes the same audio
+  // (the guidance, audio CFG 7, would amplify BLAS's row-count rounding).
+  w->audio_proj_in.exact_rows = w->audio_proj_out.exact_rows = true;
   if (c.use_prompt_embeddings) {
     w->caption_1 = linear("caption_projection.linear_1");
     w->caption_2 = linear("caption_projection.linear_2");
@@ -209,6 +213,7 @@ Result<Ltx2Transformer> Ltx2Transformer::assemble(const Ltx2TransformerConfig& c
     w->prompt = AdaLnWeights::take(loaded, "prompt_adaln");
     w->audio_prompt = AdaLnWeights::take(loaded, "audio_prompt_adaln");
   }
+  for (AdaLnWeights* a : {&w->audio_time, &w->audio_ca, &w->v2a_gate, &w->audio_prompt}) a->set_exact_rows();
   w->table = take_tensor(loaded, "scale_shift_table");
   w->audio_table = take_tensor(loaded, "audio_scale_shift_table");
   const int64_t h = c.num_attention_heads, hd = c.attention_head_dim;
@@ -226,6 +231,8 @@ Result<Ltx2Transformer> Ltx2Transformer::assemble(const Ltx2TransformerConfig& c
     blk.ff_out = linear(b + "ff.net.2");
     blk.audio_ff_in = linear(b + "audio_ff.net.0.proj");
     blk.audio_ff_out = linear(b + "audio_ff.net.2");
+    blk.audio_ff_in.exact_rows = blk.audio_ff_out.exact_rows = true;
+    for (Ltx2AttentionWeights* a : {&blk.audio_attn1, &blk.audio_attn2, &blk.a2v, &blk.v2a}) a->set_exact_rows();
     blk.table = take_tensor(loaded, b + "scale_shift_table");
     blk.audio_table = take_tensor(loaded, b + "audio_scale_shift_table");
     blk.prompt_table = take_tensor(loaded, b + "prompt_scale_shift_table");
