@@ -8,7 +8,14 @@ namespace ltx::service {
 std::string ApiError::body() const {
   nlohmann::json e = {{"code", code}, {"message", message}};
   e["field"] = field.empty() ? nlohmann::json(nullptr) : nlohmann::json(field);
-  return nlohmann::json{{"error", e}}.dump();
+  // The OpenAI error shape's names too, so its SDKs read the error.
+  e["param"] = e["field"];
+  e["type"] = http_status == 401 ? "authentication_error"
+              : http_status == 429 ? "rate_limit_error"
+              : http_status >= 500 ? "server_error"
+                                   : "invalid_request_error";
+  // A message may quote what a client sent, which need not be UTF-8.
+  return nlohmann::json{{"error", e}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string client_message(const std::string& message) {

@@ -1,6 +1,13 @@
 #include "service/http_server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <list>
+
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,6 +26,20 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+std::string HttpRequest::header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+bool HttpRequest::has_header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return true;
+  }
+  return false;
+}
 
 // ResponseChannel
 
@@ -149,19 +170,112 @@ class WaitingSessions {
   std::vector<std::shared_ptr<void>> held_;
 };
 
+class Session;
+
+// The open connections: their count, and the ones waiting for a request
+// (idle keep-alive, or connected without a whole request head yet) in the
+// order they became idle, so a new connection past the cap can take the
+// place of the one idle longest, as nginx reuses keep-alive connections: a
+// crowd of idle connections never locks out a client with a request.
+class Connections {
+ public:
+  size_t open() const { return open_.load(); }
+  void opened() { ++open_; }
+  void closed() { --open_; }
+
+  using Idle = std::list<std::weak_ptr<Session>>::iterator;
+  Idle mark_idle(std::weak_ptr<Session> s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(std::move(s));
+    return std::prev(idle_.end());
+  }
+  void mark_busy(Idle it) {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.erase(it);
+  }
+  // The session idle longest that is not already being evicted (it is
+  // claimed for eviction), or null.
+  std::shared_ptr<Session> claim_oldest_idle();
+
+ private:
+  std::atomic<size_t> open_{0};
+  std::mutex mu_;
+  std::list<std::weak_ptr<Session>> idle_;
+};
+
+// Log lines of one kind at most once a second; the suppressed count goes
+// with the next one.
+class RateLimitedLog {
+ public:
+  void warn(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(1)) {
+      ++suppressed_;
+      return;
+    }
+    LTX_LOG(kWarn) << line << (suppressed_ > 0 ? " (" + std::to_string(suppressed_) + " more like it suppressed)" : "");
+    suppressed_ = 0;
+    last_ = now;
+  }
+
+ private:
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point last_{};
+  int64_t suppressed_ = 0;
+};
+
+std::string canned_error(int status, const char* reason, const ApiError& e, int retry_after_s) {
+  const std::string body = e.body();
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                    "\r\nServer: ltx-worker\r\nContent-Type: application/json\r\nConnection: close\r\n";
+  if (retry_after_s > 0) out += "Retry-After: " + std::to_string(retry_after_s) + "\r\n";
+  return out + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, const HttpHandler& handler, const HttpServerOptions& options,
-          WaitingSessions& waiting)
+          WaitingSessions& waiting, Connections& connections)
       : stream_(std::move(socket)),
         executor_(stream_.get_executor()),
         handler_(handler),
         options_(options),
-        waiting_(waiting) {}
+        waiting_(waiting),
+        connections_(connections) {
+    connections_.opened();
+    beast::error_code ec;
+    auto endpoint = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = endpoint.address().to_string();
+  }
+  ~Session() {
+    if (idle_) connections_.mark_busy(*idle_);
+    connections_.closed();
+  }
 
   void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this())); }
 
+  // Once: this idle session will be evicted (Connections' lock held).
+  bool claim_eviction() { return !evicting_.exchange(true); }
+  // Another connection needs this one's place: closed if it still waits for
+  // a request (any thread).
+  void evict() {
+    net::post(executor_, [self = shared_from_this()] {
+      if (!self->idle_) return;  // a request arrived meanwhile
+      beast::error_code ec;
+      self->stream_.socket().close(ec);
+    });
+  }
+
  private:
+  void set_idle(bool idle) {
+    if (idle && !idle_) idle_ = connections_.mark_idle(weak_from_this());
+    if (!idle && idle_) {
+      connections_.mark_busy(*idle_);
+      idle_.reset();
+    }
+  }
+
   void read() {
     if (watching_) {  // the watch on the previous wait ends first (it was cancelled)
       read_after_watch_ = true;
@@ -169,7 +283,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(options_.header_limit));
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
+    set_idle(true);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -178,6 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // waits for a go-ahead before the body; a body over the limit was already
   // refused by the parser (413).
   void on_header(beast::error_code ec, std::size_t) {
+    set_idle(false);
     if (ec) return on_read(ec, 0);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -193,6 +310,14 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
+  // A request Beast could not parse as HTTP: 400 (or 431 for a head over the
+  // limit); nothing to answer for a timeout, a reset or a client that left.
+  static bool is_malformed(const beast::error_code& ec) {
+    if (ec.category() != beast::http::make_error_code(http::error::bad_method).category()) return false;
+    return ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::need_more &&
+           ec != http::error::need_buffer && ec != http::error::body_limit;
+  }
+
   void on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream) return close();
     HttpResponse out;
@@ -201,12 +326,31 @@ class Session : public std::enable_shared_from_this<Session> {
       ApiError e = too_large_error(options_.body_limit);
       out.status = e.http_status;
       out.body = e.body();
+    } else if (ec == http::error::header_limit) {
+      ApiError e;
+      e.http_status = 431;
+      e.code = "headers_too_large";
+      e.message = "the request line and headers exceed " + std::to_string(options_.header_limit) + " bytes";
+      out.status = e.http_status;
+      out.body = e.body();
+    } else if (is_malformed(ec)) {
+      ApiError e;
+      e.http_status = 400;
+      e.code = "bad_request";
+      e.message = "malformed HTTP request: " + ec.message();
+      out.status = e.http_status;
+      out.body = e.body();
     } else if (ec) {
-      return close();  // timeout, reset, garbage: nothing to answer
+      return close();  // timeout, reset, a client that left mid-request: nothing to answer
     } else {
       const auto& req = parser_->get();
       keep_alive_ = req.keep_alive();
-      HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body()};
+      HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), {}, remote_};
+      for (const auto& field : req) {
+        std::string name(field.name_string());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        r.headers.emplace_back(std::move(name), std::string(field.value()));
+      }
       try {
         out = handler_(r);
       } catch (...) {
@@ -355,6 +499,10 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpHandler& handler_;
   const HttpServerOptions& options_;
   WaitingSessions& waiting_;
+  Connections& connections_;
+  std::optional<Connections::Idle> idle_;
+  std::atomic<bool> evicting_{false};
+  std::string remote_;
   bool keep_alive_ = false;
   std::shared_ptr<ResponseChannel> channel_;
   std::deque<std::string> outbox_;
@@ -362,27 +510,76 @@ class Session : public std::enable_shared_from_this<Session> {
   bool watching_ = false, read_after_watch_ = false;
 };
 
+std::shared_ptr<Session> Connections::claim_oldest_idle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& weak : idle_) {
+    auto s = weak.lock();
+    if (s && s->claim_eviction()) return s;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
+  Connections connections;  // before ioc: sessions it still holds count down into it when it goes
   net::io_context ioc;
   WaitingSessions waiting;  // after ioc: released before it is destroyed
   tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer backoff{acceptor.get_executor()};
+  std::chrono::milliseconds backoff_delay{0};
+  RateLimitedLog accept_log, cap_log;
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) {
-        if (ec == net::error::operation_aborted) return;
-        LTX_LOG(kWarn) << "accept failed: " << ec.message();
-      } else {
-        std::make_shared<Session>(std::move(socket), handler, options, waiting)->run();
+        // Out of descriptors (or another transient failure): retrying at
+        // once would spin; wait, doubling up to a second.
+        backoff_delay = std::min(std::chrono::milliseconds(1000),
+                                 std::max(std::chrono::milliseconds(10), backoff_delay * 2));
+        accept_log.warn("accept failed: " + ec.message() + "; retrying in " + std::to_string(backoff_delay.count()) + " ms");
+        backoff.expires_after(backoff_delay);
+        backoff.async_wait([this](beast::error_code wec) {
+          if (!wec && acceptor.is_open()) accept();
+        });
+        return;
       }
-      if (acceptor.is_open()) accept();
+      backoff_delay = std::chrono::milliseconds(0);
+      admit(std::move(socket));
+      accept();
     });
+  }
+
+  // Past the cap, the connection idle longest makes room; when none is idle
+  // the new one is answered 503 and closed.
+  void admit(tcp::socket socket) {
+    if (options.max_connections > 0 && connections.open() >= options.max_connections) {
+      if (auto oldest = connections.claim_oldest_idle()) {
+        oldest->evict();
+      } else {
+        cap_log.warn("connection refused: " + std::to_string(connections.open()) + " connections open (the cap is " +
+                     std::to_string(options.max_connections) + ")");
+        ApiError e;
+        e.http_status = 503;
+        e.code = "too_many_connections";
+        e.message = "the server holds its limit of " + std::to_string(options.max_connections) +
+                    " connections; retry later";
+        auto held = std::make_shared<std::pair<tcp::socket, std::string>>(
+            std::move(socket), canned_error(503, "Service Unavailable", e, options.retry_after_s));
+        net::async_write(held->first, net::buffer(held->second), [held](beast::error_code, std::size_t) {
+          beast::error_code ignored;
+          held->first.shutdown(tcp::socket::shutdown_both, ignored);
+          held->first.close(ignored);
+        });
+        return;
+      }
+    }
+    std::make_shared<Session>(std::move(socket), handler, options, waiting, connections)->run();
   }
 };
 
@@ -397,6 +594,27 @@ HttpServer::~HttpServer() {
 }
 
 Status HttpServer::start() {
+  // Every connection is a descriptor: take the hard limit, and keep the cap
+  // below it with room for the model's files, MPI and the blob store, so
+  // accept never runs out.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      rlimit raised = nofile;
+      raised.rlim_cur = nofile.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
+    }
+    constexpr rlim_t kReserved = 256;
+    if (nofile.rlim_cur != RLIM_INFINITY && impl_->options.max_connections > 0) {
+      const size_t room = nofile.rlim_cur > 2 * kReserved ? static_cast<size_t>(nofile.rlim_cur - kReserved)
+                                                          : static_cast<size_t>(nofile.rlim_cur / 2);
+      if (impl_->options.max_connections > room) {
+        LTX_LOG(kWarn) << "max_connections " << impl_->options.max_connections << " lowered to " << room
+                       << ": the descriptor limit is " << nofile.rlim_cur;
+        impl_->options.max_connections = room;
+      }
+    }
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(impl_->options.host, ec);
   if (ec) return invalid_argument_error("--host " + impl_->options.host + ": " + ec.message());
@@ -416,11 +634,14 @@ Status HttpServer::start() {
   return Status();
 }
 
+size_t HttpServer::open_connections() const { return impl_ ? impl_->connections.open() : 0; }
+
 void HttpServer::stop_accepting() {
   if (!impl_ || impl_->threads.empty()) return;
   net::post(impl_->acceptor.get_executor(), [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->backoff.cancel();
   });
 }
 

@@ -1,7 +1,10 @@
 // HttpServer: an HTTP/1.1 server on Boost.Beast and Asio, run by rank 0.
 //
 // Each connection is a shared_ptr session on its own strand with per-operation
-// timeouts, a request body limit (413 beyond it) and keep-alive. Handlers run
+// timeouts, a request body limit (413 beyond it), a header limit (431),
+// malformed requests answered 400, and keep-alive. Connections past a cap are
+// answered 503 and closed; accept errors (out of descriptors) back off and are
+// logged at most once a second. Handlers run
 // on the I/O threads and must be quick: they parse, enqueue and answer from
 // tables; the engine runs elsewhere (the inference thread), so a slow or
 // vanished client never stalls the group. A handler that cannot answer at
@@ -28,8 +31,15 @@ namespace ltx::service {
 
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
-  std::string target;  // path and query
+  std::string target;  // path and query, as bytes (not necessarily UTF-8)
   std::string body;
+  // The request's headers as received, names lower-cased.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string remote;  // the client's address ("" when unknown)
+
+  // The first header named `name` (lower-case), or "" when absent.
+  std::string header(const std::string& name) const;
+  bool has_header(const std::string& name) const;
 };
 
 class ResponseChannel;
@@ -93,8 +103,13 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;        // 0 picks a free port (see HttpServer::port())
   size_t body_limit = 8 << 20;
+  size_t header_limit = 16 << 10;  // request line and headers; larger ones get 431
   int io_threads = 2;
   int read_timeout_s = 30;     // reading a request, and writing any response
+  // Open connections at most; one more is answered 503 (Retry-After) and
+  // closed. 0 = no cap.
+  size_t max_connections = 1024;
+  int retry_after_s = 5;
 };
 
 class HttpServer {
@@ -108,6 +123,7 @@ class HttpServer {
   // when it cannot bind.
   Status start();
   uint16_t port() const { return bound_port_; }
+  size_t open_connections() const;
   // Stops accepting and closes the listener; open connections may still finish
   // their responses until stop().
   void stop_accepting();

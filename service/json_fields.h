@@ -10,10 +10,23 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <variant>
 
 #include "service/api_error.h"
 
 namespace ltx::service {
+
+// Request bodies nest at most this deep; deeper ones are refused (400)
+// before the parser sees them (60,000 levels of '[' would exhaust a stack).
+constexpr int kMaxJsonDepth = 64;
+
+// A request body as JSON, or the 400 error: nesting deeper than
+// kMaxJsonDepth, or not JSON. `what` names the document in the message.
+std::variant<nlohmann::json, ApiError> parse_json_body(const std::string& body,
+                                                       const std::string& what = "the request body");
+
+// True when `s` is well-formed UTF-8 (form fields arrive as bytes).
+bool is_utf8(const std::string& s);
 
 // 422 invalid_value: "<field> <message>", with the field named.
 ApiError field_error(const std::string& field, const std::string& message);

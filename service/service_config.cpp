@@ -24,6 +24,21 @@ Status ServiceConfig::validate() const {
   if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
   if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
+  if (max_connections < 16) return bad("max_connections must be at least 16");
+  if (!api_key.empty() && api_key.size() < 16) return bad("api_key must have at least 16 characters");
+  for (char ch : api_key) {
+    if (ch <= ' ' || ch > '~') return bad("api_key must be printable ASCII without spaces");
+  }
+  for (const auto& h : allowed_hosts) {
+    if (h.empty() || h.find_first_of(" /:") != std::string::npos) {
+      return bad("allowed_hosts: '" + h + "' is not a host name (no scheme, port or path)");
+    }
+  }
+  for (const auto& o : allowed_origins) {
+    if (!(o.rfind("http://", 0) == 0 || o.rfind("https://", 0) == 0) || o.back() == '/') {
+      return bad("allowed_origins: '" + o + "' must be scheme://host[:port] with no path (e.g. https://app.example.com)");
+    }
+  }
   return placement.validate();
 }
 
@@ -50,6 +65,7 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
                         : k == "decoder_device" ? &c->placement.decoder_device
                         : k == "decoder_dtype"  ? &c->placement.decoder_dtype
                                                 : nullptr;
+    if (k == "api_key") text = &c->api_key;
     if (text != nullptr) {
       if ((s = need(v.is_string(), "a string")).ok()) *text = v.get<std::string>();
     } else if (k == "state_dir") {
@@ -73,6 +89,14 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
         if (k == "max_finished_jobs") c->max_finished_jobs = x;
         if (k == "state_inline_bytes") c->state_inline_bytes = x;
       }
+    } else if (k == "allowed_hosts" || k == "allowed_origins") {
+      bool strings = v.is_array();
+      for (const auto& e : v) strings = strings && e.is_string();
+      if ((s = need(strings, "an array of strings")).ok()) {
+        (k == "allowed_hosts" ? c->allowed_hosts : c->allowed_origins) = v.get<std::vector<std::string>>();
+      }
+    } else if (k == "max_connections") {
+      if ((s = need(v.is_number_unsigned(), "a non-negative integer")).ok()) c->max_connections = v.get<size_t>();
     } else if (k == "job_slice_s") {
       if ((s = need(v.is_number(), "a number")).ok()) c->job_slice_s = v.get<double>();
     } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank") {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "pipeline/model/placement.h"
@@ -31,6 +32,11 @@ struct ServiceConfig {
   size_t state_inline_bytes = 4u << 20;  // tensors up to this size travel inline (base64) in the state
   int retry_after_s = 5;                 // the Retry-After of 429 and 503 answers
   double job_slice_s = 1.0;              // a video job pauses after this long when a stream waits (0 = never)
+  size_t max_connections = 1024;         // open HTTP connections; past it the longest idle one makes room, else 503
+  // Access (service/access_policy.h).
+  std::string api_key;                       // "" = none; else every route but /, /index.html, /healthz needs it
+  std::vector<std::string> allowed_hosts;    // Host names accepted besides IP literals and localhost ("*" = any)
+  std::vector<std::string> allowed_origins;  // cross-site origins allowed (CORS on for them); "" = none
 
   // Every problem names the setting.
   Status validate() const;

@@ -22,8 +22,9 @@ ApiError validation_error(const Status& s) {
 std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::string& body,
                                                                  const pipeline::StateModelInfo& model,
                                                                  const pipeline::BlobStore* store) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
+  auto body_json = parse_json_body(body);
+  if (auto* e = std::get_if<ApiError>(&body_json)) return *e;
+  const json& j = std::get<json>(body_json);
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
   if (!model.geometry.streams) {
     return api_error_from_status(pipeline::validate_stream_settings(pipeline::StreamSettings{}, model.geometry));
@@ -64,8 +65,9 @@ std::variant<StreamCreateRequest, ApiError> parse_stream_request(const std::stri
 
 std::variant<std::optional<int64_t>, ApiError> parse_chunk_request(const std::string& body) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::optional<int64_t>();
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad_json_error("the request body is not valid JSON");
+  auto body_json = parse_json_body(body);
+  if (auto* e = std::get_if<ApiError>(&body_json)) return *e;
+  const json& j = std::get<json>(body_json);
   if (!j.is_object()) return bad_json_error("the request body must be a JSON object");
   if (auto e = JsonFields(j).unknown({"index"})) return *e;
   if (!j.contains("index") || j["index"].is_null()) return std::optional<int64_t>();
