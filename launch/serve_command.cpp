@@ -4,7 +4,11 @@
 
 #include <atomic>
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -32,6 +36,20 @@ namespace po = boost::program_options;
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// When the model's files were written (the folder's or file's modification
+// time), for /v1/models; a built-in model: now.
+int64_t model_created_unix(const std::string& spec) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  if (spec.rfind(pipeline::kBuiltinPrefix, 0) == 0) return now.count();
+  auto path = pipeline::resolve_model_path(spec);
+  if (!path.ok()) return now.count();
+  std::error_code ec;
+  const auto written = std::filesystem::last_write_time(*path, ec);
+  if (ec) return now.count();
+  const auto system = std::chrono::system_clock::now() + (written - std::filesystem::file_time_type::clock::now());
+  return std::chrono::duration_cast<std::chrono::seconds>(system.time_since_epoch()).count();
+}
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 }  // namespace
@@ -58,7 +76,11 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
       ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
       ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers")
-      ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)");
+      ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)")
+      ("max-connections", po::value(&cfg.max_connections)->default_value(cfg.max_connections), "open HTTP connections (past it the longest idle one is closed, else 503)")
+      ("api-key", po::value(&cfg.api_key), "bearer token every route but /, /index.html and /healthz requires (default: $LTX_API_KEY, else none)")
+      ("allowed-host", po::value(&cfg.allowed_hosts)->composing(), "a Host name to accept besides IP literals and localhost (repeatable; * = any)")
+      ("allowed-origin", po::value(&cfg.allowed_origins)->composing(), "a cross-site origin allowed to call the API, with CORS (repeatable)");
   add_placement_options(desc, &cfg.placement);
   po::variables_map vm;
   Status verdict;
@@ -87,6 +109,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return 0;
   }
   std::string model_spec;
+  if (cfg.api_key.empty()) {
+    if (const char* key = std::getenv("LTX_API_KEY")) cfg.api_key = key;
+  }
   if (world.is_root() && verdict.ok()) {
     verdict = cfg.validate();
     if (verdict.ok() && !dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
@@ -161,6 +186,17 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   service::ServiceInfo info;
   info.model = m.name;
   info.family = m.family;
+  // Requests may name the model by its family too; a built-in one also
+  // without the "builtin:" prefix.
+  for (const std::string& alias : {m.family, m.name.rfind(pipeline::kBuiltinPrefix, 0) == 0
+                                                 ? m.name.substr(std::string(pipeline::kBuiltinPrefix).size())
+                                                 : std::string()}) {
+    if (!alias.empty() && alias != m.name &&
+        std::find(info.model_aliases.begin(), info.model_aliases.end(), alias) == info.model_aliases.end()) {
+      info.model_aliases.push_back(alias);
+    }
+  }
+  info.model_created = model_created_unix(model_spec);
   info.geometry = m.geometry;
   info.placement = m.placement.to_string();
   info.group_size = comm.size();
@@ -177,6 +213,8 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   http.body_limit = cfg.max_body_bytes;
   http.io_threads = cfg.io_threads;
   http.read_timeout_s = cfg.io_timeout_s;
+  http.max_connections = cfg.max_connections;
+  http.retry_after_s = cfg.retry_after_s;
   service::HttpServer server(http, [&api](const service::HttpRequest& r) { return api.handle(r); });
   Status listening = server.start();
   if (!listening.ok()) {

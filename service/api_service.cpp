@@ -1,5 +1,10 @@
 #include "service/api_service.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
@@ -39,8 +44,37 @@ constexpr const char* kVideoLane = "videos";  // all video jobs share one lane; 
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
+}
+
+// An id no client can guess: the prefix and 128 random bits in hex.
+std::string random_id(const char* prefix) {
+  static std::mutex mu;
+  static std::random_device device;
+  std::lock_guard<std::mutex> lock(mu);
+  static const char* hex = "0123456789abcdef";
+  std::string id = prefix;
+  for (int word = 0; word < 4; ++word) {
+    uint32_t x = device();
+    for (int i = 0; i < 8; ++i, x >>= 4) id += hex[x & 15];
+  }
+  return id;
+}
+
+// The value of `name` in a query string ("" when absent; no decoding beyond
+// what ids and numbers need).
+std::optional<std::string> query_value(const std::string& query, const std::string& name) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    if (kv.rfind(name + "=", 0) == 0) return kv.substr(name.size() + 1);
+    if (kv == name) return std::string();
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return std::nullopt;
 }
 
 double unix_now() {
@@ -86,7 +120,11 @@ HttpResponse mp4_response(std::string mp4) {
 }  // namespace
 
 ApiService::ApiService(ServiceInfo info, ServiceConfig config)
-    : info_(std::move(info)), config_(std::move(config)), policy_{config_.max_queue, config_.job_slice_s} {
+    : info_(std::move(info)),
+      config_(std::move(config)),
+      access_(AccessRules{config_.api_key, config_.allowed_hosts, config_.allowed_origins}),
+      served_{info_.model, info_.model_aliases},
+      policy_{config_.max_queue, config_.job_slice_s} {
   add_routes();
   update_gauges();
 }
@@ -137,13 +175,19 @@ HttpResponse ApiService::handle(const HttpRequest& r) {
   const std::string query = q == std::string::npos ? "" : r.target.substr(q + 1);
   const RouteTable::Match match = routes_.match(r.method, path);
   HttpResponse out;
-  if (match.handler != nullptr) {
+  if (auto preflight = access_.preflight(r)) {
+    out = std::move(*preflight);
+  } else if (auto refused = access_.check(r, path)) {
+    out = error(*refused);
+    if (out.status == 401) out.headers.emplace_back("WWW-Authenticate", "Bearer");
+  } else if (match.handler != nullptr) {
     out = (*match.handler)(r, match.id, query);
   } else if (!match.allowed.empty()) {
     out = method_not_allowed(r.method, path, match.allowed);
   } else {
     out = error(not_found_error("no route " + r.method + " " + path));
   }
+  for (auto& h : access_.cors_headers(r)) out.headers.push_back(std::move(h));
   // A deferred answer is counted with the status it was accepted with (200).
   metrics_.count_request(match.label, out.later ? 200 : out.status);
   return out;
@@ -163,22 +207,12 @@ void ApiService::add_routes() {
   routes_.add("GET", "/index.html", page);
   routes_.add("GET", "/healthz", [this](Request, Id, Id) { return health(); });
   routes_.add("GET", "/metrics", [this](Request, Id, Id) { return metrics_text(); });
-  routes_.add("GET", "/v1/models", [this](Request, Id, Id) {
-    json m = {{"id", info_.model}, {"object", "model"}, {"family", info_.family}, {"group_size", info_.group_size},
-              {"audio", info_.geometry.makes_sound()}, {"streams", info_.geometry.streams}};
-    if (info_.geometry.makes_sound()) {
-      json pipelines = json::array({"one-stage"});
-      for (const auto& v : info_.geometry.pipeline_variants) pipelines.push_back(v.name);
-      m["audio_sample_rate"] = info_.geometry.audio_sample_rate;
-      m["pipelines"] = pipelines;
-    }
-    return json_response(200, {{"object", "list"}, {"data", json::array({m})}});
-  });
-  routes_.add("GET", "/v1/videos", [this](Request, Id, Id) { return list_videos(); });
+  routes_.add("GET", "/v1/models", [this](Request, Id, Id) { return models(); });
+  routes_.add("GET", "/v1/videos", [this](Request, Id, Id query) { return list_videos(query); });
   routes_.add("POST", "/v1/videos", [this](Request r, Id, Id query) { return create_video(r, query_flag(query, "wait")); });
   routes_.add("GET", "/v1/videos/{id}", [this](Request, Id id, Id) { return get_video(id); });
   routes_.add("DELETE", "/v1/videos/{id}", [this](Request, Id id, Id) { return delete_video(id); });
-  routes_.add("GET", "/v1/videos/{id}/content", [this](Request, Id id, Id) { return video_content(id); });
+  routes_.add("GET", "/v1/videos/{id}/content", [this](Request, Id id, Id query) { return video_content(id, query); });
   routes_.add("GET", "/v1/videos/{id}/events", [this](Request, Id id, Id) { return events_of(video_topic(id), "video", id); });
   routes_.add("GET", "/v1/streams", [this](Request, Id, Id) { return list_streams(); });
   routes_.add("POST", "/v1/streams", [this](Request r, Id, Id) { return create_stream(r); });
@@ -194,6 +228,7 @@ HttpResponse ApiService::health() {
   json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
             {"model", info_.model}, {"family", info_.family}, {"placement", info_.placement},
             {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
+            {"api_key_required", access_.requires_key()},
             {"sessions", open_sessions()}};
   return json_response(shutdown_ ? 503 : 200, h);
 }
@@ -218,11 +253,57 @@ HttpResponse ApiService::metrics_text() {
   return out;
 }
 
-HttpResponse ApiService::list_videos() {
+HttpResponse ApiService::models() {
+  // One group serves one model: the loaded one.
+  json m = {{"id", info_.model}, {"object", "model"}, {"created", info_.model_created}, {"owned_by", "ltx-worker"},
+            {"family", info_.family}, {"aliases", info_.model_aliases}, {"group_size", info_.group_size},
+            {"audio", info_.geometry.makes_sound()}, {"streams", info_.geometry.streams}};
+  if (info_.geometry.makes_sound()) {
+    json pipelines = json::array({"one-stage"});
+    for (const auto& v : info_.geometry.pipeline_variants) pipelines.push_back(v.name);
+    m["audio_sample_rate"] = info_.geometry.audio_sample_rate;
+    m["pipelines"] = pipelines;
+  }
+  return json_response(200, {{"object", "list"}, {"data", json::array({m})}});
+}
+
+// The OpenAI list: newest first unless order=asc, `limit` per page (default
+// 20, 1..100), `after` an id of the previous page's last item.
+HttpResponse ApiService::list_videos(const std::string& query) {
+  int64_t limit = 20;
+  if (auto v = query_value(query, "limit")) {
+    char* end = nullptr;
+    limit = std::strtoll(v->c_str(), &end, 10);
+    if (v->empty() || end != v->c_str() + v->size() || limit < 1 || limit > 100) {
+      return error(invalid_argument_error("limit must be an integer in [1, 100]"), "limit");
+    }
+  }
+  const std::string order = query_value(query, "order").value_or("desc");
+  if (order != "asc" && order != "desc") return error(invalid_argument_error("order must be asc or desc"), "order");
+  const std::optional<std::string> after = query_value(query, "after");
   std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const Job*> all;
+  for (const auto& [id, j] : jobs_) all.push_back(&j);
+  std::sort(all.begin(), all.end(), [&](const Job* a, const Job* b) {
+    return order == "asc" ? a->order < b->order : a->order > b->order;
+  });
+  size_t start = 0;
+  if (after) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const Job* j) { return j->id == *after; });
+    if (it == all.end()) {
+      return error(not_found_error("after: no video " + after->substr(0, 100) + " (it may have been deleted)"), "after");
+    }
+    start = static_cast<size_t>(it - all.begin()) + 1;
+  }
   json data = json::array();
-  for (const auto& [id, j] : jobs_) data.push_back(job_json(j));
-  return json_response(200, {{"object", "list"}, {"data", data}});
+  for (size_t i = start; i < all.size() && static_cast<int64_t>(data.size()) < limit; ++i) data.push_back(job_json(*all[i]));
+  const bool has_more = start + data.size() < all.size();
+  json page = {{"object", "list"}, {"data", data}, {"has_more", has_more}, {"first_id", nullptr}, {"last_id", nullptr}};
+  if (!data.empty()) {
+    page["first_id"] = data.front()["id"];
+    page["last_id"] = data.back()["id"];
+  }
+  return json_response(200, page);
 }
 
 HttpResponse ApiService::get_video(const std::string& id) {
@@ -232,13 +313,25 @@ HttpResponse ApiService::get_video(const std::string& id) {
   return json_response(200, job_json(it->second));
 }
 
-HttpResponse ApiService::video_content(const std::string& id) {
+HttpResponse ApiService::video_content(const std::string& id, const std::string& query) {
+  const std::string variant = query_value(query, "variant").value_or("video");
+  if (variant != "video" && variant != "thumbnail") {
+    return error(invalid_argument_error("variant must be video or thumbnail, got '" + variant.substr(0, 40) + "'"),
+                 "variant");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return error(not_found_error("no video " + id), "id");
   if (it->second.state != JobState::kCompleted) {
     return error(failed_precondition_error("video " + id + " is " + std::string(state_name(it->second.state)) +
                                            ", not completed"));
+  }
+  if (variant == "thumbnail") {
+    HttpResponse out;
+    out.content_type = "image/png";
+    out.body = it->second.thumbnail_png;
+    out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".png\"");
+    return out;
   }
   HttpResponse out = mp4_response(it->second.mp4);
   out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".mp4\"");
@@ -247,8 +340,11 @@ HttpResponse ApiService::video_content(const std::string& id) {
 
 HttpResponse ApiService::list_streams() {
   std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const Stream*> all;
+  for (const auto& [id, s] : streams_) all.push_back(&s);
+  std::sort(all.begin(), all.end(), [](const Stream* a, const Stream* b) { return a->order < b->order; });
   json data = json::array();
-  for (const auto& [id, s] : streams_) data.push_back(stream_json(s));
+  for (const Stream* s : all) data.push_back(stream_json(*s));
   return json_response(200, {{"object", "list"}, {"data", data}});
 }
 
@@ -298,9 +394,10 @@ void ApiService::update_gauges() {
 // ---- video jobs ----
 
 HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
-  auto parsed = parse_video_request(r.body, info_.geometry);
+  auto parsed = parse_video_create(r.body, r.header("content-type"), info_.geometry, served_);
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);
-  auto& req = std::get<pipeline::GenerationRequest>(parsed);
+  auto& create = std::get<VideoCreateRequest>(parsed);
+  auto& req = create.request;
   const int64_t tokens = info_.geometry.grid(req.width, req.height, req.num_frames).num_tokens();
   if (auto e = check_size(req.num_steps, tokens, req.width * req.height * req.num_frames, "num_frames",
                           "width * height * num_frames")) {
@@ -310,8 +407,10 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   Status admitted = admit_work();
   if (!admitted.ok()) return error(admitted);
   Job job;
-  job.id = "vid_" + std::to_string(next_video_++);
+  job.id = random_id("vid_");
+  job.order = next_order_++;
   job.request = req;
+  job.seconds_asked = create.seconds;
   job.steps = info_.geometry.steps_of(req.pipeline, req.num_steps);
   job.created_unix = unix_now();
   job.created = steady::now();
@@ -396,13 +495,13 @@ HttpResponse ApiService::delete_video(const std::string& id) {
       return json_response(200, job_json(j));
     case CancelOutcome::kStopping: {
       json out = job_json(j);
-      out["status"] = "cancelling";
+      out["job_status"] = "cancelling";
       return json_response(202, out);
     }
     case CancelOutcome::kNotActive:
       break;
   }
-  json out = {{"id", id}, {"object", "video"}, {"deleted", true}};
+  json out = {{"id", id}, {"object", "video.deleted"}, {"deleted", true}};
   events_.erase(video_topic(id));
   jobs_.erase(it);
   return json_response(200, out);
@@ -425,6 +524,7 @@ void ApiService::cancel_job(Job& j, const std::string& code, const std::string& 
 
 void ApiService::finish_job(Job& j) {
   j.finished_order = ++finished_count_;
+  j.ended_unix = unix_now();
   json ev = {{"id", j.id}, {"status", state_name(j.state)}};
   if (j.state == JobState::kCompleted) {
     ev["seconds"] = j.total_s;
@@ -470,13 +570,36 @@ void ApiService::prune_jobs() {
   }
 }
 
+// The OpenAI video object (id, object, model, status, progress, created_at,
+// completed_at, size, seconds, error, ...) and the project's richer fields:
+// job_status (cancelled stays cancelled there; OpenAI's status says failed),
+// progress_steps, request, timings, urls.
 json ApiService::job_json(const Job& j) const {
   const auto& q = j.request;
+  const bool ended = j.state == JobState::kCompleted || j.state == JobState::kFailed || j.state == JobState::kCancelled;
+  const char* status = j.state == JobState::kCancelled ? "failed" : state_name(j.state);
+  const int64_t percent = j.state == JobState::kCompleted ? 100
+                          : j.steps > 0 ? std::min<int64_t>(99, j.step * 100 / j.steps)
+                                        : 0;
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.4g", q.fps > 0 ? static_cast<double>(q.num_frames) / q.fps : 0.0);
   json out = {{"id", j.id},
               {"object", "video"},
-              {"status", state_name(j.state)},
-              {"created_at", j.created_unix},
-              {"progress", {{"step", j.step}, {"steps", j.steps}}},
+              {"model", info_.model},
+              {"status", status},
+              {"job_status", state_name(j.state)},
+              {"progress", percent},
+              {"progress_steps", {{"step", j.step}, {"steps", j.steps}}},
+              {"created_at", static_cast<int64_t>(j.created_unix)},
+              {"completed_at", ended ? json(static_cast<int64_t>(j.ended_unix)) : json(nullptr)},
+              {"expires_at", nullptr},
+              {"prompt", q.prompt},
+              {"size", std::to_string(q.width) + "x" + std::to_string(q.height)},
+              {"seconds", j.seconds_asked.empty() ? std::string(duration) : j.seconds_asked},
+              {"num_frames", q.num_frames},
+              {"duration_seconds", q.fps > 0 ? static_cast<double>(q.num_frames) / q.fps : 0.0},
+              {"remixed_from_video_id", nullptr},
+              {"error", nullptr},
               {"request", params_json(q, pipeline::kJobParam, info_.geometry.makes_sound())},
               {"timings", {{"queue_seconds", j.queue_s}, {"denoise_seconds", j.denoise_s}, {"decode_seconds", j.decode_s},
                            {"encode_seconds", j.encode_s}, {"total_seconds", j.total_s}}},
@@ -487,6 +610,7 @@ json ApiService::job_json(const Job& j) const {
   }
   if (j.state == JobState::kCompleted) {
     out["content_url"] = "/v1/videos/" + j.id + "/content";
+    out["thumbnail_url"] = "/v1/videos/" + j.id + "/content?variant=thumbnail";
     out["frames"] = j.frames;
     out["audio"] = j.has_audio;
   }
@@ -517,7 +641,8 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
                                           " streaming sessions; delete one or retry later"));
   }
   Stream st;
-  st.id = "str_" + std::to_string(next_stream_++);
+  st.id = random_id("str_");
+  st.order = next_order_++;
   st.settings = s;
   st.imported = req.state != nullptr;
   st.created_unix = unix_now();
@@ -793,6 +918,7 @@ void ApiService::on_done(const Work& w, WorkResult res) {
       j.state = JobState::kCompleted;
       j.step = j.steps;
       j.mp4 = std::move(res.mp4);
+      j.thumbnail_png = std::move(res.thumbnail_png);
       j.frames = res.frame_count;
       j.has_audio = res.has_audio;
       metrics_.observe(Metrics::Series::kJobSeconds, res.seconds);

@@ -25,6 +25,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "pipeline/runtime/continuation_state.h"
+#include "service/access_policy.h"
 #include "service/api_error.h"
 #include "service/event_hub.h"
 #include "service/fair_queue.h"
@@ -33,6 +34,7 @@
 #include "service/route_table.h"
 #include "service/scheduling_policy.h"
 #include "service/service_config.h"
+#include "service/video_request_schema.h"
 #include "service/work.h"
 
 namespace ltx::service {
@@ -48,6 +50,8 @@ const char* state_name(StreamState state);
 
 struct ServiceInfo {
   std::string model;      // the model's name as clients see it (never a local path)
+  std::vector<std::string> model_aliases;  // other names requests may give as "model"
+  int64_t model_created = 0;               // Unix seconds: when the model's files were made (/v1/models "created")
   std::string family;     // its family, e.g. "ltx-video"
   std::string placement;  // where its components run, e.g. "text cpu fp32, denoiser cpu fp32, decoder cpu fp32"
   pipeline::ModelGeometry geometry;  // compression factors the request sizes follow
@@ -91,14 +95,17 @@ class ApiService {
  private:
   struct Job {
     std::string id;
+    uint64_t order = 0;  // creation order (lists are in it)
     pipeline::GenerationRequest request;
+    std::string seconds_asked;  // the OpenAI `seconds` as given ("" when num_frames decided)
     JobState state = JobState::kQueued;
     int64_t step = 0, steps = 0;
     std::string mp4;
+    std::string thumbnail_png;
     int64_t frames = 0;
     bool has_audio = false;  // its MP4 has a sound track
     std::string error_code, error_message;
-    double created_unix = 0;
+    double created_unix = 0, ended_unix = 0;
     std::chrono::steady_clock::time_point created;
     double queue_s = 0, denoise_s = 0, decode_s = 0, encode_s = 0, total_s = 0;
     std::shared_ptr<std::atomic<bool>> cancel;
@@ -108,6 +115,7 @@ class ApiService {
   };
   struct Stream {
     std::string id;
+    uint64_t order = 0;
     pipeline::StreamSettings settings;
     bool imported = false;
     StreamState state = StreamState::kOpening;
@@ -128,9 +136,10 @@ class ApiService {
   void add_routes();
   HttpResponse health();
   HttpResponse metrics_text();
-  HttpResponse list_videos();
+  HttpResponse models();
+  HttpResponse list_videos(const std::string& query);
   HttpResponse get_video(const std::string& id);
-  HttpResponse video_content(const std::string& id);
+  HttpResponse video_content(const std::string& id, const std::string& query);
   HttpResponse list_streams();
   HttpResponse get_stream(const std::string& id);
   HttpResponse create_video(const HttpRequest& request, bool wait);
@@ -173,6 +182,8 @@ class ApiService {
 
   ServiceInfo info_;
   ServiceConfig config_;
+  AccessPolicy access_;
+  ServedModel served_;
   Metrics metrics_;
   RouteTable routes_;  // built once in the constructor; read-only after
   SchedulingPolicy policy_;
@@ -185,7 +196,7 @@ class ApiService {
   std::map<std::string, Stream> streams_;
   std::optional<Work> running_;
   std::chrono::steady_clock::time_point running_since_;
-  int64_t next_video_ = 1, next_stream_ = 1;
+  uint64_t next_order_ = 1;
   uint64_t next_serial_ = 1, finished_count_ = 0;
   bool shutdown_ = false;
   std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();

@@ -98,6 +98,12 @@ WorkResult GroupEngine::run(const Work& w, const pipeline::ProgressFn& progress,
     if (mp4.ok()) {
       out.mp4 = std::move(*mp4);
       out.frame_count = item.frames.size(0);
+      if (w.kind == Work::Kind::kVideo || w.kind == Work::Kind::kVideoSlice) {
+        // The video's first frame, for GET /v1/videos/{id}/content?variant=thumbnail.
+        auto png = pipeline::encode_png(item.frames[0]);
+        if (png.ok()) out.thumbnail_png = std::move(*png);
+        if (!png.ok()) out.status = png.status();
+      }
     } else {
       out.status = mp4.status();
     }

@@ -20,6 +20,12 @@ namespace ltx::service {
 std::optional<ApiError> read_params(const nlohmann::json& object, pipeline::ParamUse kind, bool makes_sound,
                                     pipeline::VideoParams* params);
 
+// multipart/form-data fields arrive as text: each string value of a field
+// `kind` takes that is not a string in the list becomes its JSON type ("30"
+// -> 30, "true" -> true); text that is not of the type is the 422 naming the
+// field. Other keys are left as they are.
+std::optional<ApiError> type_form_fields(nlohmann::json* object, pipeline::ParamUse kind, bool makes_sound);
+
 // Every field `kind` takes, by name.
 nlohmann::json params_json(const pipeline::VideoParams& params, pipeline::ParamUse kind, bool makes_sound);
 

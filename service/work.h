@@ -41,6 +41,7 @@ struct WorkResult {
   bool finished = true;       // kVideo/kVideoSlice: false when the job yielded before its last step
   int64_t next_step = 0;      // ... and the step it will resume at
   std::string mp4;            // kVideo, kChunk
+  std::string thumbnail_png;  // kVideo: its first frame
   int64_t first_frame = 0;    // kChunk
   int64_t frame_count = 0;    // kVideo, kChunk
   bool has_audio = false;     // kVideo, kChunk: the MP4 has a sound track

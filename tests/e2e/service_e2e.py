@@ -111,7 +111,7 @@ def wait_video(srv, vid, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
         job = srv.json("GET", "/v1/videos/" + vid)
-        if job["status"] in ("completed", "failed", "cancelled"):
+        if job["job_status"] in ("completed", "failed", "cancelled"):
             return job
         time.sleep(0.05)
     raise AssertionError("video %s did not finish" % vid)
@@ -225,7 +225,7 @@ def test_video_job_and_events(srv):
     vid = created["id"]
     job = wait_video(srv, vid)
     assert job["status"] == "completed", job
-    assert job["progress"] == {"step": 2, "steps": 2}, job
+    assert job["progress_steps"] == {"step": 2, "steps": 2} and job["progress"] == 100, job
     for k in ("queue_seconds", "denoise_seconds", "decode_seconds", "encode_seconds", "total_seconds"):
         assert k in job["timings"], job
     assert job["timings"]["total_seconds"] > 0, job
@@ -365,15 +365,75 @@ def read_response(f):
 def send_and_vanish(srv, method, path, body=""):
     """Sends a request and closes the connection without reading the answer."""
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (method, path, len(body), body)).encode())
+    s.sendall(("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (method, path, len(body), body)).encode())
     s.close()
+
+
+def raw_exchange(srv, data, timeout=10):
+    """Sends raw bytes; the status line's code and the body of the answer (None when the server just closed)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    s.sendall(data)
+    f = s.makefile("rb")
+    try:
+        first = f.readline()
+        if not first:
+            return None, b""
+        status = int(first.split()[1])
+        headers = {}
+        while True:
+            line = f.readline().decode(errors="replace").strip()
+            if not line:
+                break
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        return status, f.read(int(headers.get("content-length", 0)))
+    finally:
+        s.close()
+
+
+def test_hostile_inputs_and_access_rules(srv):
+    tiny = json.dumps(dict(TINY, prompt="edge", num_frames=9))
+    # Malformed HTTP: 400; an oversized head: 431; every answer is JSON.
+    for data, want in [(b"GARBAGE\r\n\r\n", 400), (b"GET / HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400),
+                       (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n", 400),
+                       (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431)]:
+        status, body = raw_exchange(srv, data)
+        assert status == want, (data[:40], status, body[:200])
+        json.loads(body)
+    # 60,000 levels of nesting (it crashed rank 0 once): 400 on both JSON routes.
+    for path in ("/v1/streams", "/v1/videos"):
+        status, _, body = srv.request("POST", path, "[" * 60000)
+        assert status == 400 and b"deeper than" in body, (path, status, body[:200])
+    # A path that is not UTF-8: 404 with a JSON body.
+    status, body = raw_exchange(srv, b"GET /v1/videos/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status == 404, (status, body)
+    json.loads(body)
+    # DNS rebinding: a foreign Host name is refused; IPs and localhost are not.
+    status, _, body = srv.request("GET", "/v1/videos", headers={"Host": "attacker.example:%d" % srv.port})
+    assert status == 403 and json.loads(body)["error"]["code"] == "host_not_allowed", (status, body)
+    assert srv.request("GET", "/healthz", headers={"Host": "localhost:%d" % srv.port})[0] == 200
+    # CSRF: another site's page may not start work; the page itself and curl may.
+    status, _, body = srv.request("POST", "/v1/videos", tiny, headers={"Origin": "http://evil.example",
+                                                                        "Content-Type": "text/plain"})
+    assert status == 403 and json.loads(body)["error"]["code"] == "origin_not_allowed", (status, body)
+    status, _, body = srv.request("POST", "/v1/videos", tiny, headers={"Origin": "http://127.0.0.1:%d" % srv.port})
+    assert status == 202, (status, body)
+    vid = json.loads(body)["id"]
+    assert re.fullmatch(r"vid_[0-9a-f]{32}", vid), vid
+    status, _, body = srv.request("POST", "/v1/videos", tiny, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 202, (status, body)
+    assert wait_video(srv, vid)["status"] == "completed"
+    assert wait_video(srv, json.loads(body)["id"])["status"] == "completed"
+    # No CORS unless configured.
+    status, hdrs, _ = srv.request("GET", "/v1/videos", headers={"Origin": "http://evil.example"})
+    assert status == 200 and "access-control-allow-origin" not in hdrs, hdrs
 
 
 def test_expect_100_continue(srv):
     """A client that waits for "100 Continue" before its body (curl does for large bodies)."""
     body = json.dumps({"prompt": "x", "width": 100}).encode()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    s.sendall(b"POST /v1/videos HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
     interim = s.recv(100)
     assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
     s.sendall(body)
@@ -403,7 +463,7 @@ def test_vanished_clients_do_not_stall_the_group(srv):
     assert gone, "the vanished client's video was not queued"
     # Nobody waits for it any more, so it never runs.
     job = wait_video(srv, gone[0]["id"])
-    assert job["status"] == "cancelled" and "client waiting for it disconnected" in job["error"]["message"], job
+    assert job["job_status"] == "cancelled" and "client waiting for it disconnected" in job["error"]["message"], job
     srv.json("DELETE", "/v1/streams/" + sid)
 
 
@@ -412,12 +472,12 @@ def test_vanished_synchronous_client_stops_its_job(srv):
     the next step, and the group goes on."""
     body = json.dumps({**SLOW, "prompt": "gone while running"})
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s"
                % (len(body), body)).encode())
     deadline = time.time() + 60
     while True:
         mine = [v for v in srv.json("GET", "/v1/videos")["data"] if v["request"]["prompt"] == "gone while running"]
-        if mine and mine[0]["status"] == "in_progress" and mine[0]["progress"]["step"] >= 1:
+        if mine and mine[0]["status"] == "in_progress" and mine[0]["progress_steps"]["step"] >= 1:
             break
         assert time.time() < deadline, "the synchronous job never started: %s" % mine
         time.sleep(0.05)
@@ -425,22 +485,22 @@ def test_vanished_synchronous_client_stops_its_job(srv):
     s.close()
     job = wait_video(srv, mine[0]["id"])
     stopped_after = time.time() - t_gone
-    assert job["status"] == "cancelled", job
+    assert job["job_status"] == "cancelled", job
     assert "client waiting for it disconnected" in job["error"]["message"], job
-    assert job["progress"]["step"] < SLOW["num_inference_steps"], job
+    assert job["progress_steps"]["step"] < SLOW["num_inference_steps"], job
     # A client that stays: its connection goes on after the deferred answer
     # (keep-alive), also with its next request sent before the answer came.
     tiny = json.dumps({"prompt": "next", **TINY, "num_frames": 9})
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
-               "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" % (len(tiny), tiny)).encode())
+    s.sendall(("POST /v1/videos?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s"
+               "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % (len(tiny), tiny)).encode())
     f = s.makefile("rb")
     answers = [read_response(f), read_response(f)]
     s.close()
     assert answers[0][0] == 200 and answers[0][2][4:8] == b"ftyp", answers[0][:2]
     assert answers[1][0] == 200 and json.loads(answers[1][2])["status"] == "ok", answers[1]
     print("  client left at step %d of %d; the job stopped %.2f s later"
-          % (mine[0]["progress"]["step"], SLOW["num_inference_steps"], stopped_after))
+          % (mine[0]["progress_steps"]["step"], SLOW["num_inference_steps"], stopped_after))
 
 
 def test_long_job_yields_to_a_stream(srv):
@@ -450,7 +510,7 @@ def test_long_job_yields_to_a_stream(srv):
     s = make_stream(srv)
     h, _ = chunk(srv, s["id"], 0)
     job = srv.json("GET", "/v1/videos/" + vid)
-    assert job["status"] == "in_progress" and job["progress"]["step"] < SLOW["num_inference_steps"], job
+    assert job["status"] == "in_progress" and job["progress_steps"]["step"] < SLOW["num_inference_steps"], job
     seen = srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "paused")
     resume_at = seen[-1][1]["next_step"]
     assert seen[-1][0] == "paused" and resume_at > 0, seen[-3:]
@@ -458,10 +518,10 @@ def test_long_job_yields_to_a_stream(srv):
     after = srv.events("/v1/videos/%s/events" % vid, until=lambda e, d: e == "step" and d["step"] > resume_at)
     steps = [d["step"] for e, d in after if e == "step"]
     assert steps == list(range(1, len(steps) + 1)), "steps out of order or repeated: %s" % steps
-    print("  chunk 0 came back while the job was at step %d of %d" % (job["progress"]["step"], SLOW["num_inference_steps"]))
+    print("  chunk 0 came back while the job was at step %d of %d" % (job["progress_steps"]["step"], SLOW["num_inference_steps"]))
     # Cancelled while paused or running: either way it ends cancelled and frees the group.
     srv.request("DELETE", "/v1/videos/" + vid)
-    assert wait_video(srv, vid)["status"] == "cancelled"
+    assert wait_video(srv, vid)["job_status"] == "cancelled"
     chunk(srv, s["id"], 1)
     srv.json("DELETE", "/v1/streams/" + s["id"])
 
@@ -484,16 +544,16 @@ def test_cancel_running_job(srv):
     else:
         raise AssertionError("the queue never filled")
     t_cancel = time.time()
-    at_cancel = srv.json("GET", "/v1/videos/" + vid)["progress"]["step"]
+    at_cancel = srv.json("GET", "/v1/videos/" + vid)["progress_steps"]["step"]
     res = srv.json("DELETE", "/v1/videos/" + vid, expect=202)
-    assert res["status"] == "cancelling", res
+    assert res["job_status"] == "cancelling", res
     # A queued job is cancelled at once.
     q = srv.json("DELETE", "/v1/videos/" + queued[-1])
-    assert q["status"] == "cancelled", q
+    assert q["job_status"] == "cancelled", q
     job = wait_video(srv, vid)
     stopped_after = time.time() - t_cancel
-    assert job["status"] == "cancelled", job
-    assert job["progress"]["step"] <= at_cancel + 1, (at_cancel, job["progress"])
+    assert job["job_status"] == "cancelled", job
+    assert job["progress_steps"]["step"] <= at_cancel + 1, (at_cancel, job["progress_steps"])
     assert job["error"]["code"] == "cancelled", job
     events = srv.events("/v1/videos/%s/events" % vid)
     assert events[-1][0] == "cancelled" and "decoding" not in [e for e, _ in events], events[-3:]
@@ -627,7 +687,7 @@ def test_shutdown_cancels_running_work(srv):
 
 def main():
     tests_main = [test_health_models_page, test_errors, test_video_job_and_events, test_stream_chunks_events_state,
-                  test_eight_concurrent_clients, test_expect_100_continue,
+                  test_eight_concurrent_clients, test_hostile_inputs_and_access_rules, test_expect_100_continue,
                   test_vanished_clients_do_not_stall_the_group, test_vanished_synchronous_client_stops_its_job,
                   test_long_job_yields_to_a_stream,
                   test_cancel_running_job]

@@ -17,7 +17,7 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 HttpResponse call(ApiService& api, const std::string& method, const std::string& target, const std::string& body = "") {
-  return api.handle(HttpRequest{method, target, body});
+  return api.handle(HttpRequest{method, target, body, {{"host", "127.0.0.1:8080"}}, "127.0.0.1"});
 }
 
 json body_of(const HttpResponse& r) { return json::parse(r.body); }
@@ -66,7 +66,7 @@ TEST(ApiService, PausedJobResumesFirstAndCancelledWhilePausedIsFreedOnTheGroup) 
   paused.finished = false;
   paused.next_step = 3;
   api.on_done(w, paused);
-  EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + vid))["progress"]["step"], 3);
+  EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + vid))["progress_steps"]["step"], 3);
   EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + vid))["status"], "in_progress");
   // The stream's open goes first, then the job resumes at step 3.
   Work open = next(api);
@@ -82,7 +82,7 @@ TEST(ApiService, PausedJobResumesFirstAndCancelledWhilePausedIsFreedOnTheGroup) 
   api.on_done(slice, paused);
   auto del = call(api, "DELETE", "/v1/videos/" + vid);
   EXPECT_EQ(del.status, 200);
-  EXPECT_EQ(body_of(del)["status"], "cancelled");
+  EXPECT_EQ(body_of(del)["job_status"], "cancelled");
   Work drop = next(api);
   EXPECT_EQ(drop.kind, Work::Kind::kVideoDrop);
   EXPECT_EQ(drop.id, vid);
@@ -100,7 +100,7 @@ TEST(ApiService, CancelRequestedJustAsTheJobPausedFreesIt) {
   paused.finished = false;
   paused.next_step = 2;
   api.on_done(w, paused);
-  EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + vid))["status"], "cancelled");
+  EXPECT_EQ(body_of(call(api, "GET", "/v1/videos/" + vid))["job_status"], "cancelled");
   EXPECT_EQ(next(api).kind, Work::Kind::kVideoDrop);
 }
 
@@ -111,7 +111,7 @@ TEST(ApiService, ASynchronousJobWhoseClientLeftIsCancelled) {
   ASSERT_NE(queued.later, nullptr);
   queued.later->client_gone();
   json listed = body_of(call(api, "GET", "/v1/videos"))["data"][0];
-  EXPECT_EQ(listed["status"], "cancelled");
+  EXPECT_EQ(listed["job_status"], "cancelled");
   EXPECT_NE(listed["error"]["message"].get<std::string>().find("client waiting for it disconnected"),
             std::string::npos)
       << listed;
@@ -126,7 +126,7 @@ TEST(ApiService, ASynchronousJobWhoseClientLeftIsCancelled) {
   stopped.status = cancelled_error("cancelled after step 2 of 6");
   api.on_done(w, stopped);
   json job = body_of(call(api, "GET", "/v1/videos/" + w.id));
-  EXPECT_EQ(job["status"], "cancelled");
+  EXPECT_EQ(job["job_status"], "cancelled");
   EXPECT_EQ(job["error"]["message"], "cancelled after step 2 of 6: the client waiting for it disconnected");
 
   // Finished before the client left: nothing changes.
