@@ -71,8 +71,13 @@ Status field(const json& obj, const std::string& where, const char* key, T* out)
   try {
     if constexpr (std::is_same_v<T, bool>) {
       if (!it->is_boolean()) throw std::invalid_argument("");
+    } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
+      if (!it->is_number_unsigned()) throw std::invalid_argument("");  // as the API: no negative seeds
     } else if constexpr (std::is_integral_v<T>) {
       if (!it->is_number_integer()) throw std::invalid_argument("");
+      if (it->is_number_unsigned() && it->template get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+        throw std::invalid_argument("");
+      }
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!it->is_number()) throw std::invalid_argument("");
     } else {
@@ -145,6 +150,7 @@ Result<std::string> to_json(const ContinuationState& s, const StateModelInfo& mo
   LTX_ASSIGN_OR_RETURN(std::string bytes, serialize_safetensors(tensors));
   json t = {{"encoding", "safetensors"}, {"bytes", bytes.size()}};
   if (bytes.size() <= inline_limit || store == nullptr) {
+    t["sha256"] = sha256_hex(bytes);
     t["inline"] = base64_encode(bytes);
   } else {
     LTX_ASSIGN_OR_RETURN(std::string id, store->put(bytes));
@@ -191,8 +197,18 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   LTX_RETURN_IF_ERROR(read);
   LTX_RETURN_IF_ERROR(validate_stream_settings(p, model.geometry).with_context("state settings"));
   if (s.last_chunk < 0) return invalid_argument_error("state: session.last_chunk must be >= 0 (export after a chunk)");
-  if (s.base_frame < 0 || s.base_frame > s.last_chunk * p.chunk_frames) {
-    return invalid_argument_error("state: session.base_frame is out of range");
+  {
+    // The cache's position 0: the oldest cached chunk's first latent frame
+    // (a sink keeps chunk 0, so 0).
+    const int64_t oldest_chunk = std::max<int64_t>(0, s.last_chunk - p.window_chunks + 1);
+    const int64_t expected = p.sink ? 0 : oldest_chunk * p.chunk_frames;
+    if (s.base_frame != expected && !model.geometry.makes_sound()) {
+      return invalid_argument_error("state: session.base_frame is " + std::to_string(s.base_frame) + "; after chunk " +
+                                    std::to_string(s.last_chunk) + " with these settings it is " + std::to_string(expected));
+    }
+    if (model.geometry.makes_sound() && s.base_frame != 0) {
+      return invalid_argument_error("state: session.base_frame must be 0 (LTX-2 streams keep absolute positions)");
+    }
   }
   int64_t lc = 0, cc = 0;
   LTX_RETURN_IF_ERROR(field(doc["model"], "model.", "latent_channels", &lc));
@@ -211,14 +227,24 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   if (encoding != "safetensors") return invalid_argument_error("state: tensors.encoding '" + encoding + "' is not safetensors");
   std::string bytes;
   if (tj.contains("inline")) {
-    std::string b64;
+    std::string b64, sum;
     LTX_RETURN_IF_ERROR(field(tj, "tensors.", "inline", &b64));
-    LTX_ASSIGN_OR_RETURN(bytes, base64_decode(b64));
+    LTX_RETURN_IF_ERROR(field(tj, "tensors.", "sha256", &sum));
+    auto decoded = base64_decode(b64);
+    if (!decoded.ok()) return invalid_argument_error("state: tensors.inline: " + decoded.status().message());
+    bytes = std::move(*decoded);
+    if (sha256_hex(bytes) != sum) {
+      return invalid_argument_error("state: tensors.inline does not match tensors.sha256 (the document was changed or damaged)");
+    }
   } else if (tj.contains("blob")) {
     std::string id;
     LTX_RETURN_IF_ERROR(field(tj, "tensors.", "blob", &id));
     if (store == nullptr) return failed_precondition_error("state: tensors are in a blob store, and none is configured");
-    LTX_ASSIGN_OR_RETURN(bytes, store->get(id));
+    auto blob = store->get(id);
+    if (!blob.ok() && blob.status().code() == StatusCode::kNotFound) {
+      return invalid_argument_error("state: tensors.blob " + id + " is not in this server's blob store");
+    }
+    LTX_ASSIGN_OR_RETURN(bytes, std::move(blob));
   } else {
     return invalid_argument_error("state: tensors needs 'inline' or 'blob'");
   }
@@ -234,10 +260,17 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
   s.text_embeddings = s.text_embeddings.clone();
   s.text_mask = s.text_mask.clone();
   if (s.text_embeddings.dim() != 3) return invalid_argument_error("state: text.embeddings must be [B, L, D]");
+  if (s.text_embeddings.size(1) < 1) return invalid_argument_error("state: text.embeddings holds no tokens");
+  if (!at::isFloatingType(s.text_embeddings.scalar_type()) || !at::isfinite(s.text_embeddings).all().item<bool>()) {
+    return invalid_argument_error("state: tensor 'text.embeddings' must hold finite floats");
+  }
   LTX_RETURN_IF_ERROR(check_shape(s.text_embeddings, {batch, s.text_embeddings.size(1), model.caption_channels}, "text.embeddings"));
   LTX_RETURN_IF_ERROR(check_shape(s.text_mask, {batch, s.text_embeddings.size(1)}, "text.mask"));
   if (s.text_mask.scalar_type() != at::kLong || (s.text_mask.numel() && (s.text_mask.min().item<int64_t>() < 0 || s.text_mask.max().item<int64_t>() > 1))) {
     return invalid_argument_error("state: text.mask must be int64 zeros and ones");
+  }
+  if ((s.text_mask.sum(1) < 1).any().item<bool>()) {
+    return invalid_argument_error("state: text.mask marks no token of a prompt (an empty text sequence)");
   }
   const int64_t tokens = p.chunk_frames * (p.height / model.geometry.spatial_compression) * (p.width / model.geometry.spatial_compression);
   const int64_t oldest = std::max<int64_t>(0, s.last_chunk - p.window_chunks + 1);
@@ -270,6 +303,9 @@ Result<ContinuationState> from_json(const std::string& text, const StateModelInf
     }
     LTX_RETURN_IF_ERROR(check_shape(ctx, {1, model.latent_channels, ctx.size(2), p.height / model.geometry.spatial_compression,
                                                p.width / model.geometry.spatial_compression}, "decode.context"));
+    if (!at::isFloatingType(ctx.scalar_type()) || !at::isfinite(ctx).all().item<bool>()) {
+      return invalid_argument_error("state: tensor 'decode.context' must hold finite floats");
+    }
     s.decode_context = ctx.to(at::kFloat).clone();
   }
   if (model.geometry.makes_sound()) {

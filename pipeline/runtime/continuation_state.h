@@ -1,15 +1,19 @@
 // ContinuationState: a stream session as one portable JSON document, and the
 // blob store that holds its large tensors.
 //
-// Document: {"kind": "ltx-worker.stream-state", "schema_version": 1,
+// Document: {"kind": "ltx-worker.stream-state", "schema_version": 2,
 // "session": {...}, "settings": {...}, "model": {...}, "tensors": {...},
 // "trailing_frames_png": [...]}. Tensors (the text conditioning, the clean
 // latents of the cached window, the decoder's left context) travel as one
 // safetensors file, inline as base64 below a size threshold, otherwise as a
-// content-addressed blob id (SHA-256 of the bytes) in a BlobStore folder.
-// Parsing validates everything (kind, version, base64, blob ids and sizes,
-// tensor names, shapes against the settings and the model) and returns a
-// clear error naming the field; it never touches a session. Rank 0 only.
+// content-addressed blob id (SHA-256 of the bytes) in a BlobStore folder;
+// inline tensors carry their SHA-256 too (version 2; version 1 had none).
+// Parsing validates everything (kind, version, base64, checksums, blob ids
+// and sizes, every setting as the API validates it, the session position,
+// tensor names, dtypes, shapes against the settings and the model, finite
+// values, a non-empty text) and returns a clear error naming the field
+// (INVALID_ARGUMENT, also for a blob the store lacks); it never touches a
+// session. Rank 0 only.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,7 +29,7 @@
 namespace ltx::pipeline {
 
 constexpr const char* kStreamStateKind = "ltx-worker.stream-state";
-constexpr int kStreamStateVersion = 1;
+constexpr int kStreamStateVersion = 2;
 
 // Content-addressed files in one folder; ids are 64 lowercase hex digits
 // (SHA-256), so no id can name a path outside the folder.

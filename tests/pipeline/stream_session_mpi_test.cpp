@@ -287,6 +287,20 @@ TEST(ContinuationState, MalformedStatesAreRefused) {
   wrong_shape.window[1] = at::zeros({1, 7, 16});
   ContinuationState gap = state;
   gap.window.erase(0);
+  ContinuationState nan = state;
+  nan.window[1] = state.window.at(1).clone();
+  nan.window[1].view(-1)[3] = NAN;
+  ContinuationState inf_text = state;
+  inf_text.text_embeddings = state.text_embeddings.clone();
+  inf_text.text_embeddings.view(-1)[0] = INFINITY;
+  ContinuationState empty_text = state;
+  empty_text.text_mask = at::zeros_like(state.text_mask);
+  // One bit of the inline base64 flipped (a letter another), checksum kept.
+  auto flip_inline = [](std::string text) {
+    const size_t at = text.find("\"inline\":\"") + 10 + 400;
+    text[at] = text[at] == 'A' ? 'B' : 'A';
+    return text;
+  };
   const size_t blob_at = blobbed.find("\"blob\":\"") + 8;
   struct Bad {
     const char* what;
@@ -296,12 +310,20 @@ TEST(ContinuationState, MalformedStatesAreRefused) {
   } cases[] = {
       {"not json", "{", nullptr, "not a JSON object"},
       {"foreign kind", edit(good, "ltx-worker.stream-state", "something.else"), nullptr, "kind"},
-      {"future version", edit(good, "\"schema_version\":1", "\"schema_version\":2"), nullptr, "schema_version 2"},
+      {"future version", edit(good, "\"schema_version\":2", "\"schema_version\":3"), nullptr, "schema_version 3"},
+      {"version 1 (no checksum)", edit(good, "\"schema_version\":2", "\"schema_version\":1"), nullptr, "schema_version 1"},
+      {"bit flip", flip_inline(good), nullptr, "does not match tensors.sha256"},
+      {"no checksum", edit(good, "\"sha256\":\"", "\"sha256_\":\""), nullptr, "tensors.sha256"},
+      {"NaN latents", value_or_throw(to_json(nan, info, nullptr)), nullptr, "finite floats"},
+      {"Inf text", value_or_throw(to_json(inf_text, info, nullptr)), nullptr, "text.embeddings' must hold finite"},
+      {"empty text", value_or_throw(to_json(empty_text, info, nullptr)), nullptr, "empty text sequence"},
+      {"base frame", edit(good, "\"base_frame\":0", "\"base_frame\":1"), nullptr, "session.base_frame is 1"},
+      {"negative seed", edit(good, "\"seed\":", "\"seed\":-"), nullptr, "settings.seed"},
       {"bad base64", edit(good, "\"inline\":\"", "\"inline\":\"!!"), nullptr, "base64"},
       {"tampered size", edit(good, "\"bytes\":", "\"bytes\":1"), nullptr, "tensors.bytes"},
       {"wrong shape", value_or_throw(to_json(wrong_shape, info, nullptr)), nullptr, "has shape [1, 7, 16]"},
       {"window gap", value_or_throw(to_json(gap, info, nullptr)), nullptr, "lacks chunk 0"},
-      {"missing blob", edit(blobbed, blobbed.substr(blob_at, 64), std::string(64, 'a')), &store, "not in the blob store"},
+      {"missing blob", edit(blobbed, blobbed.substr(blob_at, 64), std::string(64, 'a')), &store, "not in this server's blob store"},
       {"path escape", edit(blobbed, blobbed.substr(blob_at, 64), "../../etc/passwd"), &store, "not a SHA-256 hex id"},
       {"no blob store", blobbed, nullptr, "none is configured"},
       {"bad settings", edit(good, "\"width\":64", "\"width\":65"), nullptr, "width"},
