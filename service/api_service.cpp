@@ -185,7 +185,8 @@ HttpResponse ApiService::handle(const HttpRequest& r) {
   } else if (!match.allowed.empty()) {
     out = method_not_allowed(r.method, path, match.allowed);
   } else {
-    out = error(not_found_error("no route " + r.method + " " + path));
+    const std::string shown = path.size() > 200 ? path.substr(0, 200) + "..." : path;
+    out = error(not_found_error("no route " + r.method.substr(0, 16) + " " + shown));
   }
   for (auto& h : access_.cors_headers(r)) out.headers.push_back(std::move(h));
   // A deferred answer is counted with the status it was accepted with (200).
