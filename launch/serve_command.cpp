@@ -74,6 +74,8 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("session-idle", po::value(&cfg.session_idle_s)->default_value(cfg.session_idle_s), "seconds before an unused stream is closed")
       ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = unlimited)")
       ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
+      ("state-max-bytes", po::value(&cfg.state_max_bytes)->default_value(cfg.state_max_bytes), "the blob store's size; the oldest blobs go beyond it (0 = no limit)")
+      ("state-max-age", po::value(&cfg.state_max_age_s)->default_value(cfg.state_max_age_s), "seconds a blob is kept after its last use (0 = no limit)")
       ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
       ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers")
       ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)")
@@ -183,6 +185,10 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   }
 
   // From here on rank 0 only (other ranks returned from engine.serve()).
+  if (const pipeline::BlobStore* store = engine.blob_store()) {
+    const size_t left = store->remove_temporaries();
+    if (left > 0) LTX_LOG(kInfo) << "blob store " << store->dir() << ": removed " << left << " temporary file(s) left by a crash";
+  }
   service::ServiceInfo info;
   info.model = m.name;
   info.family = m.family;

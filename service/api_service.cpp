@@ -1032,6 +1032,18 @@ void ApiService::tick() {
     last_ping_ = now;
     events_.ping();
   }
+  if (info_.blob_store != nullptr && now - last_prune_ > std::chrono::seconds(30)) {
+    last_prune_ = now;
+    const auto usage = info_.blob_store->prune(config_.state_max_bytes, config_.state_max_age_s);
+    if (usage.pruned_files > 0) {
+      LTX_LOG(kInfo) << "blob store: removed " << usage.pruned_files << " blob(s), " << usage.pruned_bytes
+                     << " bytes (retention: " << config_.state_max_bytes << " bytes, " << config_.state_max_age_s << " s)";
+    }
+    blobs_pruned_ += static_cast<double>(usage.pruned_files);
+    metrics_.set_gauge("ltx_state_blob_bytes", static_cast<double>(usage.bytes), "Bytes in the state blob store.");
+    metrics_.set_gauge("ltx_state_blob_files", static_cast<double>(usage.files), "Blobs in the state blob store.");
+    metrics_.set_gauge("ltx_state_blobs_pruned", blobs_pruned_, "Blobs removed by retention since start.");
+  }
 }
 
 void ApiService::shutdown() {

@@ -200,6 +200,8 @@ class ApiService {
   uint64_t next_serial_ = 1, finished_count_ = 0;
   bool shutdown_ = false;
   std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_prune_{};  // the blob store's retention, every 30 s
+  double blobs_pruned_ = 0;
 };
 
 }  // namespace ltx::service

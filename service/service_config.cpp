@@ -24,6 +24,8 @@ Status ServiceConfig::validate() const {
   if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
   if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
+  if (state_max_bytes < 0) return bad("state_max_bytes must be >= 0");
+  if (state_max_age_s < 0) return bad("state_max_age_s must be >= 0");
   if (max_connections < 16) return bad("max_connections must be at least 16");
   if (!api_key.empty() && api_key.size() < 16) return bad("api_key must have at least 16 characters");
   for (char ch : api_key) {
@@ -99,10 +101,13 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
       if ((s = need(v.is_number_unsigned(), "a non-negative integer")).ok()) c->max_connections = v.get<size_t>();
     } else if (k == "job_slice_s") {
       if ((s = need(v.is_number(), "a number")).ok()) c->job_slice_s = v.get<double>();
-    } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank") {
+    } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank" || k == "state_max_bytes" ||
+               k == "state_max_age_s") {
       if ((s = need(v.is_number_integer(), "an integer")).ok()) {
         if (k == "max_pixel_frames") c->max_pixel_frames = v.get<int64_t>();
         if (k == "max_kv_bytes_per_rank") c->max_kv_bytes_per_rank = v.get<int64_t>();
+        if (k == "state_max_bytes") c->state_max_bytes = v.get<int64_t>();
+        if (k == "state_max_age_s") c->state_max_age_s = v.get<int64_t>();
       }
     } else {
       s = invalid_argument_error("config file " + path + ": " + k + " is not a known setting");

@@ -30,6 +30,8 @@ struct ServiceConfig {
   int64_t max_kv_bytes_per_rank = 0;     // KV cache budget of all sessions on a rank; 0 = unlimited
   std::string state_dir;                 // blob folder for large continuation-state tensors ("" = inline only)
   size_t state_inline_bytes = 4u << 20;  // tensors up to this size travel inline (base64) in the state
+  int64_t state_max_bytes = 10ll << 30;  // the blob store's size; the oldest blobs go beyond it (0 = no limit)
+  int64_t state_max_age_s = 7 * 86400;   // blobs unused this long go (0 = no limit)
   int retry_after_s = 5;                 // the Retry-After of 429 and 503 answers
   double job_slice_s = 1.0;              // a video job pauses after this long when a stream waits (0 = never)
   size_t max_connections = 1024;         // open HTTP connections; past it the longest idle one makes room, else 503

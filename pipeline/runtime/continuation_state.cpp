@@ -1,6 +1,14 @@
 #include "pipeline/runtime/continuation_state.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -108,22 +116,95 @@ bool BlobStore::valid_id(const std::string& id) {
   return true;
 }
 
+namespace {
+
+// What a failed write means for a client: a full disk or a folder that cannot
+// be written, said plainly (the service answers 503 with Retry-After).
+Status write_error(const std::string& dir, int err) {
+  if (err == ENOSPC || err == EDQUOT) {
+    return unavailable_error("blob store " + dir + " is full (" + std::strerror(err) + "); retry after space is freed");
+  }
+  if (err == EROFS || err == EACCES || err == EPERM) {
+    return unavailable_error("blob store " + dir + " cannot be written (" + std::strerror(err) + ")");
+  }
+  return unavailable_error("blob store " + dir + ": " + std::strerror(err));
+}
+
+bool is_temporary(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
+
+}  // namespace
+
 Result<std::string> BlobStore::put(const std::string& bytes) const {
   const std::string id = sha256_hex(bytes);
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) return unavailable_error("blob store " + dir_ + ": " + ec.message());
+  if (ec) return write_error(dir_, ec.value());
   const fs::path path = fs::path(dir_) / id;
-  if (!fs::exists(path)) {
-    const fs::path tmp = path.string() + ".tmp";
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) return resource_exhausted_error("blob store " + dir_ + ": write failed");
-    fs::rename(tmp, path, ec);
-    if (ec) return unavailable_error("blob store " + dir_ + ": " + ec.message());
+  if (fs::exists(path, ec)) {
+    fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // retention counts from the last use
+    return id;
+  }
+  static std::atomic<uint64_t> serial{0};
+  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return write_error(dir_, errno);
+  int err = 0;
+  for (size_t done = 0; done < bytes.size() && err == 0;) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno != EINTR) err = errno;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    return write_error(dir_, err);
   }
   return id;
+}
+
+size_t BlobStore::remove_temporaries() const {
+  size_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (is_temporary(it->path().filename().string()) && fs::remove(it->path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+BlobStore::Usage BlobStore::prune(int64_t max_bytes, int64_t max_age_s) const {
+  struct Blob {
+    fs::path path;
+    fs::file_time_type written;
+    int64_t bytes;
+  };
+  std::vector<Blob> blobs;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!valid_id(it->path().filename().string())) continue;
+    std::error_code e2;
+    const auto size = fs::file_size(it->path(), e2);
+    const auto written = fs::last_write_time(it->path(), e2);
+    if (!e2) blobs.push_back({it->path(), written, static_cast<int64_t>(size)});
+  }
+  std::sort(blobs.begin(), blobs.end(), [](const Blob& a, const Blob& b) { return a.written < b.written; });
+  Usage u;
+  for (const auto& b : blobs) u.bytes += b.bytes;
+  u.files = static_cast<int64_t>(blobs.size());
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& b : blobs) {
+    const bool too_old = max_age_s > 0 && now - b.written > std::chrono::seconds(max_age_s);
+    const bool too_much = max_bytes > 0 && u.bytes > max_bytes;
+    if (!too_old && !too_much) continue;
+    std::error_code e2;
+    if (!fs::remove(b.path, e2)) continue;
+    u.bytes -= b.bytes;
+    u.files -= 1;
+    u.pruned_bytes += b.bytes;
+    u.pruned_files += 1;
+  }
+  return u;
 }
 
 Result<std::string> BlobStore::get(const std::string& id) const {

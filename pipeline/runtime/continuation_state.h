@@ -32,7 +32,10 @@ constexpr const char* kStreamStateKind = "ltx-worker.stream-state";
 constexpr int kStreamStateVersion = 2;
 
 // Content-addressed files in one folder; ids are 64 lowercase hex digits
-// (SHA-256), so no id can name a path outside the folder.
+// (SHA-256), so no id can name a path outside the folder. Writes are atomic
+// (a unique temporary file, flushed to disk, renamed into place); a full disk
+// or a folder that cannot be written is UNAVAILABLE saying which, and the
+// temporary file goes. Retention (prune) deletes by age and total bytes.
 class BlobStore {
  public:
   explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}
@@ -40,6 +43,17 @@ class BlobStore {
   Result<std::string> get(const std::string& id) const;
   static bool valid_id(const std::string& id);
   const std::string& dir() const { return dir_; }
+
+  // Removes the temporary files a crashed writer left; returns how many.
+  size_t remove_temporaries() const;
+  struct Usage {
+    int64_t files = 0, bytes = 0;                // what the store holds after
+    int64_t pruned_files = 0, pruned_bytes = 0;  // what this call deleted
+  };
+  // Deletes blobs written more than `max_age_s` ago (0: no age limit), then
+  // the oldest until at most `max_bytes` remain (0: no size limit). A state
+  // that names a deleted blob can no longer be resumed (422 naming it).
+  Usage prune(int64_t max_bytes, int64_t max_age_s) const;
 
  private:
   std::string dir_;
