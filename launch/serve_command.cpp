@@ -69,10 +69,10 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("max-body-bytes", po::value(&cfg.max_body_bytes)->default_value(cfg.max_body_bytes), "larger request bodies get 413")
       ("max-queue", po::value(&cfg.max_queue)->default_value(cfg.max_queue), "queued work items before 429")
       ("max-sessions", po::value(&cfg.max_sessions)->default_value(cfg.max_sessions), "open streaming sessions before 429")
-      ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk")
+      ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk (0 = sized to rank 0's memory)")
       ("max-finished-jobs", po::value(&cfg.max_finished_jobs)->default_value(cfg.max_finished_jobs), "finished videos kept for download")
       ("session-idle", po::value(&cfg.session_idle_s)->default_value(cfg.session_idle_s), "seconds before an unused stream is closed")
-      ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = unlimited)")
+      ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = a quarter of each rank's share of the host's memory, -1 = none)")
       ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
       ("state-max-bytes", po::value(&cfg.state_max_bytes)->default_value(cfg.state_max_bytes), "the blob store's size; the oldest blobs go beyond it (0 = no limit)")
       ("state-max-age", po::value(&cfg.state_max_age_s)->default_value(cfg.state_max_age_s), "seconds a blob is kept after its last use (0 = no limit)")
@@ -115,6 +115,19 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     if (const char* key = std::getenv("LTX_API_KEY")) cfg.api_key = key;
   }
   if (world.is_root() && verdict.ok()) {
+    // Limits left at 0 follow the host's memory (rank 0's host; every rank
+    // of it shares that memory).
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : world.size();
+    const bool auto_pixels = cfg.max_pixel_frames == 0, auto_kv = cfg.max_kv_bytes_per_rank == 0;
+    const int64_t available = service::host_available_memory();
+    cfg.size_to_host(available, ranks_here);
+    if (auto_pixels || auto_kv) {
+      LTX_LOG(kInfo) << "limits sized to " << available / (1 << 20) << " MiB available for " << ranks_here
+                     << " rank(s) here: max_pixel_frames " << cfg.max_pixel_frames << " (at "
+                     << service::kRank0BytesPerPixelFrame << " bytes each), max_kv_bytes_per_rank "
+                     << cfg.max_kv_bytes_per_rank;
+    }
     verdict = cfg.validate();
     if (verdict.ok() && !dist::parse_backend(backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {

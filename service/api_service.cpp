@@ -125,6 +125,7 @@ ApiService::ApiService(ServiceInfo info, ServiceConfig config)
       access_(AccessRules{config_.api_key, config_.allowed_hosts, config_.allowed_origins}),
       served_{info_.model, info_.model_aliases},
       policy_{config_.max_queue, config_.job_slice_s} {
+  if (config_.max_pixel_frames == 0) config_.size_to_host(host_available_memory(), 1);
   add_routes();
   update_gauges();
 }

@@ -28,7 +28,7 @@
 namespace ltx::service {
 
 struct GroupEngineOptions {
-  int64_t max_kv_bytes_per_rank = 0;    // 0 = unlimited
+  int64_t max_kv_bytes_per_rank = 0;    // 0 or -1 = unlimited
   std::string state_dir;                // blob store of exported states ("" = inline only)
   size_t state_inline_bytes = 4u << 20;
   const std::atomic<bool>* stop_all = nullptr;  // rank 0: when set, running work stops at the next step

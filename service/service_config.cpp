@@ -1,6 +1,7 @@
 #include "service/service_config.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -18,10 +19,12 @@ Status ServiceConfig::validate() const {
   if (max_body_bytes < 1024) return bad("max_body_bytes must be at least 1024");
   if (max_queue < 1) return bad("max_queue must be at least 1");
   if (max_sessions < 1) return bad("max_sessions must be at least 1");
-  if (max_pixel_frames < 32 * 32 * 9) return bad("max_pixel_frames must be at least 32*32*9");
+  if (max_pixel_frames != 0 && max_pixel_frames < 32 * 32 * 9) {
+    return bad("max_pixel_frames must be 0 (sized to the host) or at least 32*32*9");
+  }
   if (max_finished_jobs < 1) return bad("max_finished_jobs must be at least 1");
   if (session_idle_s < 1) return bad("session_idle_s must be at least 1");
-  if (max_kv_bytes_per_rank < 0) return bad("max_kv_bytes_per_rank must be >= 0");
+  if (max_kv_bytes_per_rank < -1) return bad("max_kv_bytes_per_rank must be >= 0, or -1 for no budget");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
   if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
   if (state_max_bytes < 0) return bad("state_max_bytes must be >= 0");
@@ -42,6 +45,28 @@ Status ServiceConfig::validate() const {
     }
   }
   return placement.validate();
+}
+
+void ServiceConfig::size_to_host(int64_t available_bytes, int ranks_on_host) {
+  if (max_pixel_frames == 0) {
+    max_pixel_frames = available_bytes > 0
+                           ? std::max<int64_t>(32 * 32 * 9, std::min(kMaxPixelFramesCap, available_bytes / 2 / kRank0BytesPerPixelFrame))
+                           : kMaxPixelFramesCap;
+  }
+  if (max_kv_bytes_per_rank == 0) {
+    max_kv_bytes_per_rank = available_bytes > 0 ? std::max<int64_t>(1, available_bytes / std::max(1, ranks_on_host) / 4) : -1;
+  }
+}
+
+int64_t host_available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
 }
 
 Status merge_service_config_json(const std::string& path, ServiceConfig* c) {

@@ -24,10 +24,10 @@ struct ServiceConfig {
   size_t max_body_bytes = 8u << 20;      // larger request bodies get 413
   size_t max_queue = 16;                 // queued work items (jobs, chunks, exports) before 429
   size_t max_sessions = 8;               // open streaming sessions before 429
-  int64_t max_pixel_frames = 1280ll * 720 * 257;  // width * height * frames of one job (or one chunk)
+  int64_t max_pixel_frames = 0;          // width * height * frames of one job (or chunk); 0 = sized to the host
   size_t max_finished_jobs = 64;         // finished videos kept for download; the oldest go first
   int session_idle_s = 600;              // a stream unused this long is closed
-  int64_t max_kv_bytes_per_rank = 0;     // KV cache budget of all sessions on a rank; 0 = unlimited
+  int64_t max_kv_bytes_per_rank = 0;     // KV cache budget of all sessions on a rank; 0 = sized to the host, -1 = none
   std::string state_dir;                 // blob folder for large continuation-state tensors ("" = inline only)
   size_t state_inline_bytes = 4u << 20;  // tensors up to this size travel inline (base64) in the state
   int64_t state_max_bytes = 10ll << 30;  // the blob store's size; the oldest blobs go beyond it (0 = no limit)
@@ -42,7 +42,22 @@ struct ServiceConfig {
 
   // Every problem names the setting.
   Status validate() const;
+
+  // Fills the limits left at 0 from the memory the host has, so no admissible
+  // request can exhaust it: a job (or chunk) may use half of `available_bytes`
+  // on rank 0 at kRank0BytesPerPixelFrame (capped at 1280x720x257), and each
+  // of the host's `ranks_on_host` ranks a quarter of its share for KV caches.
+  void size_to_host(int64_t available_bytes, int ranks_on_host);
 };
+
+// Rank 0's peak memory per pixel-frame of a job (width * height * frames),
+// measured with `ltx-worker generate` on one CPU rank, fp32, decode included
+// (docs/benchmarks.md): 113-131 bytes, rounded up.
+constexpr int64_t kRank0BytesPerPixelFrame = 140;
+constexpr int64_t kMaxPixelFramesCap = 1280ll * 720 * 257;
+
+// MemAvailable of /proc/meminfo in bytes (0 when unknown).
+int64_t host_available_memory();
 
 // Reads a JSON object of the fields above (same names; the placement's as
 // dtype, text_device, text_dtype, denoiser_dtype, decoder_device,

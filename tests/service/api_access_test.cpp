@@ -408,3 +408,28 @@ TEST(ApiSurface, NonUtf8PathsAndBodiesGetA4xx) {
 
 }  // namespace
 }  // namespace ltx::service
+
+namespace ltx::service {
+namespace {
+
+TEST(ServiceConfig, LimitsAreSizedToTheHost) {
+  ServiceConfig c;
+  c.size_to_host(20ll << 30, 2);
+  EXPECT_EQ(c.max_pixel_frames, (20ll << 30) / 2 / kRank0BytesPerPixelFrame);
+  EXPECT_LT(c.max_pixel_frames * kRank0BytesPerPixelFrame, 20ll << 30) << "a job's peak fits in the memory";
+  EXPECT_EQ(c.max_kv_bytes_per_rank, (20ll << 30) / 2 / 4);
+  ServiceConfig big;
+  big.size_to_host(1ll << 40, 1);
+  EXPECT_EQ(big.max_pixel_frames, kMaxPixelFramesCap);
+  ServiceConfig set;
+  set.max_pixel_frames = 64 * 64 * 9;
+  set.max_kv_bytes_per_rank = -1;
+  set.size_to_host(20ll << 30, 2);
+  EXPECT_EQ(set.max_pixel_frames, 64 * 64 * 9) << "explicit values stay";
+  EXPECT_EQ(set.max_kv_bytes_per_rank, -1);
+  EXPECT_TRUE(set.validate().ok());
+  EXPECT_GT(host_available_memory(), 0);
+}
+
+}  // namespace
+}  // namespace ltx::service
