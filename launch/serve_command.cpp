@@ -194,6 +194,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   if (!world.is_root()) {
     Status served = engine.serve();
     if (!served.ok()) std::fprintf(stderr, "ltx-worker serve [rank %d]: %s\n", world.rank(), served.to_string().c_str());
+    LTX_LOG(kInfo) << "serve: the group stopped; exiting with " << (served.ok() ? 0 : 1);
     return served.ok() ? 0 : 1;
   }
 
@@ -251,6 +252,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   server.stop();
   Status bye = engine.shutdown();
   if (!bye.ok()) std::fprintf(stderr, "ltx-worker serve: %s\n", bye.to_string().c_str());
+  LTX_LOG(kInfo) << "serve: the group stopped; exiting with " << (bye.ok() ? 0 : 1);
   return bye.ok() ? 0 : 1;
 }
 

@@ -527,6 +527,11 @@ void ApiService::cancel_job(Job& j, const std::string& code, const std::string& 
 void ApiService::finish_job(Job& j) {
   j.finished_order = ++finished_count_;
   j.ended_unix = unix_now();
+  if (shutdown_ && j.state == JobState::kCancelled) {
+    // Stopped by the drain, not by its client: its waiters get a 503 to retry elsewhere.
+    j.error_code = "unavailable";
+    if (j.error_message.find("shutting down") == std::string::npos) j.error_message += " (the worker is shutting down)";
+  }
   json ev = {{"id", j.id}, {"status", state_name(j.state)}};
   if (j.state == JobState::kCompleted) {
     ev["seconds"] = j.total_s;
@@ -870,6 +875,11 @@ void ApiService::on_stage(const Work& w, const std::string& stage) {
 void ApiService::on_done(const Work& w, WorkResult res) {
   std::lock_guard<std::mutex> lock(mu_);
   running_.reset();
+  if (shutdown_ && res.status.code() == StatusCode::kCancelled && !runs_video_steps(w.kind)) {
+    // Stopped by the drain, not by its client: a 503 to retry elsewhere (a
+    // video job stays cancelled; finish_job answers its waiters 503).
+    res.status = unavailable_error("the worker is shutting down; " + res.status.message());
+  }
   for (size_t r = 0; r < res.kv_bytes_per_rank.size(); ++r) {
     metrics_.set_gauge("ltx_kv_cache_bytes{rank=\"" + std::to_string(r) + "\"}", static_cast<double>(res.kv_bytes_per_rank[r]),
                        "KV-cache bytes held on each rank, all sessions.");

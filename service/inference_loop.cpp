@@ -24,6 +24,9 @@ void run_inference_loop(ApiService& api, GroupEngine& engine, const std::atomic<
                    << ": queued " << queued_s << " s, on the group " << result.seconds << " s (denoise "
                    << result.denoise_seconds << ", decode " << result.decode_seconds << ", mp4 " << result.encode_seconds
                    << ")";
+    // A stop that ended this item is the drain's: the API knows before it
+    // answers, so the item's clients get 503 rather than "cancelled".
+    if (stop.load()) api.shutdown();
     api.on_done(w, std::move(result));
   }
 }

@@ -663,20 +663,33 @@ def test_bf16_group():
 
 
 def test_shutdown_cancels_running_work(srv):
-    slow = srv.json("POST", "/v1/videos", SLOW, expect=202)["id"]
     waiting = {}
 
-    def wait_sync():
-        waiting["answer"] = srv.request("POST", "/v1/videos?wait=true", {"prompt": "never", **TINY, "num_frames": 9})
+    def wait_sync(name, body):
+        waiting[name] = srv.request("POST", "/v1/videos?wait=true", body)
 
-    t = threading.Thread(target=wait_sync)
+    # The running job's client waits for it too: the drain answers it 503, not 409.
+    running = threading.Thread(target=wait_sync, args=("running", SLOW))
+    running.start()
+    deadline = time.time() + 60
+    slow = None
+    while slow is None and time.time() < deadline:
+        mine = [v for v in srv.json("GET", "/v1/videos?limit=100")["data"]
+                if v["prompt"] == SLOW["prompt"] and v["job_status"] == "in_progress"]
+        slow = mine[0]["id"] if mine else None
+        time.sleep(0.05)
+    assert slow, "the slow job never started"
+    t = threading.Thread(target=wait_sync, args=("answer", {"prompt": "never", **TINY, "num_frames": 9}))
     t.start()
     time.sleep(1.0)
     t0 = time.time()
     rc = srv.stop(timeout=120)
     ended_after = time.time() - t0
     t.join(timeout=30)
+    running.join(timeout=30)
     assert rc == 0, "mpirun exited %d after SIGTERM to rank 0:\n%s" % (rc, srv.text())
+    assert waiting.get("running") and waiting["running"][0] == 503, waiting.get("running")
+    assert int(waiting["running"][1]["retry-after"]) > 0, waiting["running"][1]
     assert "shutting down" in srv.text()
     assert waiting.get("answer") and waiting["answer"][0] == 503, waiting.get("answer")
     # The running job (60 slow steps) was stopped at a step boundary, not finished.
