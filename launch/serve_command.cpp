@@ -13,6 +13,7 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "common/check.h"
 #include "common/logging.h"
@@ -246,7 +247,17 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
               static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), m.name.c_str());
   std::fflush(stdout);
 
+  // A stop signal reaches the API at once, not when the running item ends:
+  // its clients get their 503 while the process still can answer (mpirun
+  // kills a group within seconds when a rank dies).
+  std::atomic<bool> loop_done{false};
+  std::thread stop_watcher([&api, &loop_done] {
+    while (!loop_done.load() && !g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (g_stop.load()) api.shutdown();
+  });
   service::run_inference_loop(api, engine, g_stop);
+  loop_done.store(true);
+  stop_watcher.join();
   LTX_LOG(kInfo) << "shutting down: no new requests, stopping the group";
   api.shutdown();
   server.stop();

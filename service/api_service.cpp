@@ -1061,7 +1061,24 @@ void ApiService::shutdown() {
   std::lock_guard<std::mutex> lock(mu_);
   if (shutdown_) return;
   shutdown_ = true;
-  if (running_) running_->cancel->store(true);
+  if (running_) {
+    running_->cancel->store(true);
+    // Its clients hear now, not when the group has stopped it: the group may
+    // be gone (a dead rank makes mpirun end the others within seconds).
+    const Status going = unavailable_error("the worker is shutting down; retry");
+    answer_error(running_->serial, going);
+    if (runs_video_steps(running_->kind)) {
+      auto it = jobs_.find(running_->id);
+      if (it != jobs_.end()) {
+        for (auto& waiter : it->second.waiters) {
+          HttpResponse r = error(unavailable_error("video " + it->first + ": the worker is shutting down; retry"));
+          r.headers.emplace_back("X-Video-Id", it->first);
+          waiter->finish(std::move(r));
+        }
+        it->second.waiters.clear();
+      }
+    }
+  }
   auto dropped = queue_.remove_if([](const Work&) { return true; });
   for (const auto& w : dropped) {
     answer_error(w.serial, unavailable_error("the worker is shutting down"));

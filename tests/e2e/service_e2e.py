@@ -698,6 +698,40 @@ def test_shutdown_cancels_running_work(srv):
     print("  group ended %.2f s after SIGTERM, every rank exit 0" % ended_after)
 
 
+def test_dead_rank_answers_waiting_clients_503():
+    """SIGKILL of rank 1 during a job: its waiting client gets a 503 JSON answer within 5 s."""
+    srv = Server(2)
+    try:
+        answer = {}
+
+        def wait_sync():
+            answer["r"] = srv.request("POST", "/v1/videos?wait=true", SLOW, timeout=60)
+            answer["t"] = time.time()
+
+        t = threading.Thread(target=wait_sync)
+        t.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            jobs = srv.json("GET", "/v1/videos")["data"]
+            if jobs and jobs[0]["job_status"] == "in_progress":
+                break
+            time.sleep(0.05)
+        children = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
+        others = [int(p) for p in children if int(p) != srv.pid]
+        assert others, ("no rank but rank 0 under mpirun", children, srv.pid)
+        killed_at = time.time()
+        os.kill(others[0], signal.SIGKILL)
+        t.join(timeout=30)
+        status, hdrs, body = answer["r"]
+        took = answer["t"] - killed_at
+        assert status == 503 and json.loads(body)["error"]["code"] == "unavailable", (status, body[:300])
+        assert int(hdrs["retry-after"]) > 0, hdrs
+        assert took < 5.0, "the 503 came %.1f s after the kill" % took
+        print("  rank 1 killed: the waiting client got 503 after %.2f s" % took)
+    finally:
+        srv.kill()
+
+
 def main():
     tests_main = [test_health_models_page, test_errors, test_video_job_and_events, test_stream_chunks_events_state,
                   test_eight_concurrent_clients, test_hostile_inputs_and_access_rules, test_expect_100_continue,
@@ -729,6 +763,7 @@ def main():
         run("test_metrics", test_metrics, srv)
         run("test_shutdown_cancels_running_work", test_shutdown_cancels_running_work, srv)
         run("test_bf16_group", test_bf16_group)
+        run("test_dead_rank_answers_waiting_clients_503", test_dead_rank_answers_waiting_clients_503)
         rc = other.stop()
         if rc != 0:
             failed += 1
