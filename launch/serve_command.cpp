@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <cstdio>
 #include <iostream>
@@ -40,6 +41,38 @@ std::atomic<bool> g_stop{false};
 
 // When the model's files were written (the folder's or file's modification
 // time), for /v1/models; a built-in model: now.
+// The streams an earlier run of the group persisted: each is resumed under
+// its id. A document that no longer parses (another model, a removed blob)
+// is set aside as <id>.json.bad, with the reason in the log.
+void restore_sessions(const std::string& dir, const service::ServiceInfo& info, service::ApiService* api) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) return;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find(".tmp.") != std::string::npos) {
+      fs::remove(it->path(), ec);
+      continue;
+    }
+    if (name.size() < 6 || name.substr(name.size() - 5) != ".json") continue;
+    const std::string id = name.substr(0, name.size() - 5);
+    std::ifstream in(it->path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto state = pipeline::parse_stream_state(text, info.state_model, info.blob_store);
+    Status restored = state.status();
+    if (state.ok()) {
+      service::StreamCreateRequest req;
+      req.settings = state->settings;
+      req.state = std::make_shared<const pipeline::ContinuationState>(std::move(state).value());
+      restored = api->restore_stream(id, std::move(req));
+    }
+    if (!restored.ok()) {
+      LTX_LOG(kWarn) << "session " << id << " not restored: " << restored.message() << " (set aside as " << name << ".bad)";
+      fs::rename(it->path(), it->path().string() + ".bad", ec);
+    }
+  }
+}
+
 int64_t model_created_unix(const std::string& spec) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   if (spec.rfind(pipeline::kBuiltinPrefix, 0) == 0) return now.count();
@@ -187,6 +220,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   engine_options.max_kv_bytes_per_rank = cfg.max_kv_bytes_per_rank;
   engine_options.state_dir = cfg.state_dir;
   engine_options.state_inline_bytes = cfg.state_inline_bytes;
+  if (!cfg.state_dir.empty()) engine_options.sessions_dir = cfg.state_dir + "/sessions";
   engine_options.stop_all = &g_stop;
   service::ApiService* api_for_engine = nullptr;  // rank 0's, set below
   engine_options.should_yield = [&api_for_engine] { return api_for_engine != nullptr && api_for_engine->should_yield(); };
@@ -228,6 +262,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   info.check_steps = [scheduler](int64_t steps, int64_t tokens) { return scheduler->schedule(steps, tokens).status(); };
   service::ApiService api(info, cfg);
   api_for_engine = &api;
+  restore_sessions(engine_options.sessions_dir, info, &api);
   service::HttpServerOptions http;
   http.host = cfg.host;
   http.port = static_cast<uint16_t>(cfg.port);
@@ -246,6 +281,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   std::printf("ltx-worker: listening on http://%s:%u (rank 0 pid %d, %d rank(s), model %s)\n", cfg.host.c_str(),
               static_cast<unsigned>(server.port()), static_cast<int>(::getpid()), comm.size(), m.name.c_str());
   std::fflush(stdout);
+  // For a supervisor (scripts/supervise): where to send SIGTERM to drain.
+  const char* pid_file = std::getenv("LTX_PID_FILE");
+  if (pid_file != nullptr && *pid_file != '\0') std::ofstream(pid_file, std::ios::trunc) << ::getpid() << "\n";
 
   // A stop signal reaches the API at once, not when the running item ends:
   // its clients get their 503 while the process still can answer (mpirun

@@ -674,6 +674,34 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   return out;
 }
 
+Status ApiService::restore_stream(const std::string& id, StreamCreateRequest req) {
+  if (req.state == nullptr) return invalid_argument_error("stream " + id + ": no state to restore");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (streams_.count(id)) return failed_precondition_error("stream " + id + " exists already");
+  Stream st;
+  st.id = id;
+  st.order = next_order_++;
+  st.settings = req.settings;
+  st.imported = true;
+  st.created_unix = unix_now();
+  st.created = st.last_used = steady::now();
+  st.accepted = st.done = req.state->last_chunk;
+  Work w;
+  w.kind = Work::Kind::kImportStream;
+  w.id = id;
+  w.params = req.settings;
+  w.state = req.state;
+  w.cancel = st.cancel;
+  st.in_flight = 1;
+  streams_.emplace(id, std::move(st));
+  events_.open(stream_topic(id));
+  events_.publish(stream_topic(id), "created", json({{"id", id}, {"resumed", true}}).dump());
+  enqueue(id, std::move(w), nullptr);
+  update_gauges();
+  LTX_LOG(kInfo) << "stream " << id << " restored after chunk " << req.state->last_chunk;
+  return Status();
+}
+
 HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest& r) {
   auto parsed = parse_chunk_request(r.body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return error(*e);

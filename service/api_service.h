@@ -34,6 +34,7 @@
 #include "service/route_table.h"
 #include "service/scheduling_policy.h"
 #include "service/service_config.h"
+#include "service/stream_request_schema.h"
 #include "service/video_request_schema.h"
 #include "service/work.h"
 
@@ -71,6 +72,11 @@ class ApiService {
 
   // HTTP threads.
   HttpResponse handle(const HttpRequest& request);
+
+  // At start, before serving: a stream an earlier run of the group persisted
+  // (GroupEngineOptions::sessions_dir), resumed under its own id; its import
+  // is queued first, so its next chunk is the one it would have made.
+  Status restore_stream(const std::string& id, StreamCreateRequest request);
 
   // The inference thread: the next work item in round-robin order, or nullopt
   // when `timeout` passes or shutdown() was called.

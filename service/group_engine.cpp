@@ -1,5 +1,10 @@
 #include "service/group_engine.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <chrono>
 
 #include "common/check.h"
@@ -139,6 +144,10 @@ Status GroupEngine::handle(const dist::Command& command, Rank0Item* item) {
     // Every rank gathers even when it holds no such session, so closing is
     // safe after a failure that left the ranks' tables apart.
     Status erased = sessions_.erase(c->session_id);
+    if (comm_.rank() == 0 && !options_.sessions_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(options_.sessions_dir + "/" + c->session_id + ".json", ec);
+    }
     Status kv = share_kv_bytes(item);
     return erased.ok() ? kv : erased;
   }
@@ -242,7 +251,41 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* i
     return Status();
   });
   Status kv = share_kv_bytes(item);
+  if (!options_.sessions_dir.empty()) {  // the same on every rank (serve shares the state folder)
+    // Persisting is collective (the export gathers the window): only when
+    // every rank made the chunk.
+    if (comm_.all_ok(made.ok() && kv.ok() ? Status() : internal_error("the chunk failed on a rank")).ok()) {
+      Status saved = persist(*s);
+      if (!saved.ok()) LTX_LOG(kWarn) << "session " << c.session_id << ": not persisted: " << saved.message();
+    }
+  }
   return made.ok() ? kv : made;
+}
+
+Status GroupEngine::persist(pipeline::Stream& s) {
+  LTX_ASSIGN_OR_RETURN(std::string document, s.export_document(blob_store(), options_.state_inline_bytes));
+  if (comm_.rank() != 0) return Status();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(options_.sessions_dir, ec);
+  if (ec) return unavailable_error("sessions folder " + options_.sessions_dir + ": " + ec.message());
+  const std::string path = options_.sessions_dir + "/" + s.id() + ".json";
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(document.data(), static_cast<std::streamsize>(document.size()));
+    out.flush();
+    if (!out) {
+      fs::remove(tmp, ec);
+      return unavailable_error("sessions folder " + options_.sessions_dir + ": cannot write " + tmp);
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return unavailable_error("sessions folder " + options_.sessions_dir + ": " + ec.message());
+  }
+  return Status();
 }
 
 Status GroupEngine::export_state(const dist::ExportStateCommand& c, Rank0Item* item) {

@@ -31,6 +31,10 @@ struct GroupEngineOptions {
   int64_t max_kv_bytes_per_rank = 0;    // 0 or -1 = unlimited
   std::string state_dir;                // blob store of exported states ("" = inline only)
   size_t state_inline_bytes = 4u << 20;
+  // When set (the same on every rank), every stream's continuation state is
+  // written there after each chunk (atomically, <id>.json) and removed when
+  // the stream closes, so a restarted group resumes every session by its id.
+  std::string sessions_dir;
   const std::atomic<bool>* stop_all = nullptr;  // rank 0: when set, running work stops at the next step
   // Rank 0, asked after each step of a video job: pause it here so other
   // work can run (the job resumes with a kVideoSlice). Optional.
@@ -80,6 +84,8 @@ class GroupEngine {
   Status open_stream_locally(const dist::OpenStreamCommand& c, Rank0Item* item);
   Status stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* item);
   Status export_state(const dist::ExportStateCommand& c, Rank0Item* item);
+  // After a chunk every rank made: the session's state to sessions_dir.
+  Status persist(pipeline::Stream& s);
   Status share_kv_bytes(Rank0Item* item);  // collective: every rank's KV bytes to rank 0
 
   pipeline::Model& model_;

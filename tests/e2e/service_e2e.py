@@ -698,24 +698,31 @@ def test_shutdown_cancels_running_work(srv):
     print("  group ended %.2f s after SIGTERM, every rank exit 0" % ended_after)
 
 
+def wait_for_running_job(srv, body):
+    """POSTs `body` with ?wait=true from a thread and returns (thread, answer) once the job runs;
+    answer["r"] is (status, headers, body) and answer["t"] the time it came."""
+    answer = {}
+
+    def wait_sync():
+        answer["r"] = srv.request("POST", "/v1/videos?wait=true", body, timeout=120)
+        answer["t"] = time.time()
+
+    t = threading.Thread(target=wait_sync)
+    t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        jobs = srv.json("GET", "/v1/videos")["data"]
+        if jobs and jobs[0]["job_status"] == "in_progress":
+            break
+        time.sleep(0.05)
+    return t, answer
+
+
 def test_dead_rank_answers_waiting_clients_503():
     """SIGKILL of rank 1 during a job: its waiting client gets a 503 JSON answer within 5 s."""
     srv = Server(2)
     try:
-        answer = {}
-
-        def wait_sync():
-            answer["r"] = srv.request("POST", "/v1/videos?wait=true", SLOW, timeout=60)
-            answer["t"] = time.time()
-
-        t = threading.Thread(target=wait_sync)
-        t.start()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            jobs = srv.json("GET", "/v1/videos")["data"]
-            if jobs and jobs[0]["job_status"] == "in_progress":
-                break
-            time.sleep(0.05)
+        t, answer = wait_for_running_job(srv, SLOW)
         children = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
         others = [int(p) for p in children if int(p) != srv.pid]
         assert others, ("no rank but rank 0 under mpirun", children, srv.pid)
