@@ -39,7 +39,9 @@ namespace {
 using nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-constexpr const char* kVideoLane = "videos";  // all video jobs share one lane; each stream has its own
+constexpr const char* kVideoLane = "videos";
+constexpr double kHeartbeatSeconds = 5.0;          // an idle group is pinged this often
+constexpr double kHeartbeatTimeoutSeconds = 10.0;  // a ping unanswered this long: the group is not alive  // all video jobs share one lane; each stream has its own
 
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;
@@ -225,14 +227,47 @@ void ApiService::add_routes() {
   routes_.add("GET", "/v1/streams/{id}/events", [this](Request, Id id, Id) { return events_of(stream_topic(id), "stream", id); });
 }
 
+void ApiService::on_heartbeat_start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ping_since_ = steady::now();
+}
+
+void ApiService::on_heartbeat(const Status& verdict) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ping_since_.reset();
+  if (verdict.ok()) {
+    last_contact_ = steady::now();
+    group_error_.clear();
+  } else {
+    group_error_ = client_message(verdict.message());
+  }
+}
+
+bool ApiService::heartbeat_due() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !running_ && since(last_contact_) > kHeartbeatSeconds;
+}
+
 HttpResponse ApiService::health() {
   std::lock_guard<std::mutex> lock(mu_);
-  json h = {{"status", shutdown_ ? "shutting_down" : "ok"}, {"ready", !shutdown_}, {"group_size", info_.group_size},
+  // The group is alive when its last heartbeat answered and none has been
+  // waiting for an answer longer than kHeartbeatTimeout (a rank that hangs).
+  const bool ping_stuck = ping_since_ && since(*ping_since_) > kHeartbeatTimeoutSeconds;
+  const bool alive = group_error_.empty() && !ping_stuck;
+  json group = {{"alive", alive}, {"last_contact_seconds", since(last_contact_)},
+                {"busy_seconds", running_ ? since(running_since_) : 0.0}};
+  if (!group_error_.empty()) group["error"] = group_error_;
+  if (ping_stuck) group["error"] = "a heartbeat has waited " + std::to_string(static_cast<int>(since(*ping_since_))) + " s for the group";
+  const bool ready = !shutdown_ && alive;
+  json h = {{"status", shutdown_ ? "shutting_down" : alive ? "ok" : "group_unavailable"}, {"ready", ready},
+            {"group", group}, {"group_size", info_.group_size},
             {"model", info_.model}, {"family", info_.family}, {"placement", info_.placement},
             {"builtin_model", info_.builtin_model}, {"queue_depth", queue_.size()},
             {"api_key_required", access_.requires_key()},
             {"sessions", open_sessions()}};
-  return json_response(shutdown_ ? 503 : 200, h);
+  HttpResponse out = json_response(ready ? 200 : 503, h);
+  if (!ready) out.headers.emplace_back("Retry-After", std::to_string(config_.retry_after_s));
+  return out;
 }
 
 HttpResponse ApiService::metrics_text() {
@@ -903,6 +938,7 @@ void ApiService::on_stage(const Work& w, const std::string& stage) {
 void ApiService::on_done(const Work& w, WorkResult res) {
   std::lock_guard<std::mutex> lock(mu_);
   running_.reset();
+  last_contact_ = steady::now();  // the group answered
   if (shutdown_ && res.status.code() == StatusCode::kCancelled && !runs_video_steps(w.kind)) {
     // Stopped by the drain, not by its client: a 503 to retry elsewhere (a
     // video job stays cancelled; finish_job answers its waiters 503).

@@ -87,6 +87,13 @@ class ApiService {
   void on_stage(const Work& work, const std::string& stage);
   void on_done(const Work& work, WorkResult result);
   void tick();
+  // The inference thread's heartbeat through the group (when idle): a ping
+  // begins, and ends with its verdict. /healthz reports the group's liveness
+  // from these and from the running item.
+  void on_heartbeat_start();
+  void on_heartbeat(const Status& verdict);
+  // True when the group has been idle long enough to need a heartbeat.
+  bool heartbeat_due() const;
   // The inference thread, after each step of a video job: true when the job
   // has run job_slice_s since it (re)started and a stream's work is waiting,
   // so the job pauses and the stream goes first (round-robin at step level).
@@ -206,7 +213,10 @@ class ApiService {
   uint64_t next_serial_ = 1, finished_count_ = 0;
   bool shutdown_ = false;
   std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_prune_{};  // the blob store's retention, every 30 s
+  std::chrono::steady_clock::time_point last_prune_{};
+  std::chrono::steady_clock::time_point last_contact_ = std::chrono::steady_clock::now();  // the group last answered
+  std::optional<std::chrono::steady_clock::time_point> ping_since_;  // a heartbeat in flight
+  std::string group_error_;  // the last heartbeat's failure ("" = none)  // the blob store's retention, every 30 s
   double blobs_pruned_ = 0;
 };
 

@@ -126,6 +126,10 @@ Status GroupEngine::shutdown() {
   return channel_.execute(dist::ShutdownCommand{}, [this](const dist::Command& c) { return handle(c); }).status;
 }
 
+Status GroupEngine::ping() {
+  return channel_.execute(dist::PingCommand{}, [this](const dist::Command& c) { return handle(c); }).status;
+}
+
 Status GroupEngine::serve() {
   return channel_.serve([this](const dist::Command& c) { return handle(c); });
 }

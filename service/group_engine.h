@@ -51,6 +51,8 @@ class GroupEngine {
   WorkResult run(const Work& work, const pipeline::ProgressFn& progress, const pipeline::StageFn& stage = nullptr);
   // Rank 0: ends every rank's serve(); returns the group's verdict.
   Status shutdown();
+  // Rank 0: one round trip through every rank (the heartbeat).
+  Status ping();
   // Ranks other than 0: run commands until Shutdown.
   Status serve();
 

@@ -11,7 +11,13 @@ void run_inference_loop(ApiService& api, GroupEngine& engine, const std::atomic<
   while (!stop.load()) {
     api.tick();  // idle sessions and SSE keep-alives, also under steady load
     auto work = api.next_work(std::chrono::milliseconds(200));
-    if (!work) continue;
+    if (!work) {
+      if (api.heartbeat_due() && !stop.load()) {
+        api.on_heartbeat_start();
+        api.on_heartbeat(engine.ping());
+      }
+      continue;
+    }
     ScopedRequestId tag(work->id);
     const Work& w = *work;
     const double queued_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.queued_at).count();

@@ -412,6 +412,28 @@ TEST(ApiSurface, NonUtf8PathsAndBodiesGetA4xx) {
 namespace ltx::service {
 namespace {
 
+TEST(ApiSurface, HealthReportsTheGroupsLiveness) {
+  ApiService api(ServiceInfo{}, ServiceConfig{});
+  auto health = [&] {
+    HttpResponse r = api.handle(HttpRequest{"GET", "/healthz", "", {{"host", "localhost"}}, ""});
+    return std::make_pair(r.status, nlohmann::json::parse(r.body));
+  };
+  EXPECT_FALSE(api.heartbeat_due()) << "just started";
+  auto [ok_status, ok] = health();
+  EXPECT_EQ(ok_status, 200);
+  EXPECT_EQ(ok["group"]["alive"], true);
+  api.on_heartbeat_start();
+  api.on_heartbeat(unavailable_error("rank 1 does not answer"));
+  auto [bad_status, bad] = health();
+  EXPECT_EQ(bad_status, 503);
+  EXPECT_EQ(bad["status"], "group_unavailable");
+  EXPECT_EQ(bad["ready"], false);
+  EXPECT_EQ(bad["group"]["error"], "rank 1 does not answer");
+  api.on_heartbeat_start();
+  api.on_heartbeat(Status());
+  EXPECT_EQ(health().first, 200);
+}
+
 TEST(ServiceConfig, LimitsAreSizedToTheHost) {
   ServiceConfig c;
   c.size_to_host(20ll << 30, 2);
