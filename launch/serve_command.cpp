@@ -103,6 +103,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("max-body-bytes", po::value(&cfg.max_body_bytes)->default_value(cfg.max_body_bytes), "larger request bodies get 413")
       ("max-queue", po::value(&cfg.max_queue)->default_value(cfg.max_queue), "queued work items before 429")
       ("max-sessions", po::value(&cfg.max_sessions)->default_value(cfg.max_sessions), "open streaming sessions before 429")
+      ("max-client-work", po::value(&cfg.max_client_work)->default_value(cfg.max_client_work), "one client's queued and running items before 429 (a client is its API key, else its address; 0 = no limit)")
       ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk (0 = sized to rank 0's memory)")
       ("max-finished-jobs", po::value(&cfg.max_finished_jobs)->default_value(cfg.max_finished_jobs), "finished videos kept for download")
       ("session-idle", po::value(&cfg.session_idle_s)->default_value(cfg.session_idle_s), "seconds before an unused stream is closed")
@@ -236,7 +237,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   // From here on rank 0 only (other ranks returned from engine.serve()).
   if (const pipeline::BlobStore* store = engine.blob_store()) {
     const size_t left = store->remove_temporaries();
-    if (left > 0) LTX_LOG(kInfo) << "blob store " << store->dir() << ": removed " << left << " temporary file(s) left by a crash";
+    if (left > 0) {
+      LTX_LOG(kInfo) << "blob store " << store->dir() << ": removed " << left << " temporary file(s) left by a crash";
+    }
   }
   service::ServiceInfo info;
   info.model = m.name;

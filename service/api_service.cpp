@@ -396,6 +396,18 @@ HttpResponse ApiService::get_stream(const std::string& id) {
 
 Status ApiService::admit_work() const { return policy_.admit(shutdown_, queue_.size()); }
 
+Status ApiService::admit_client(const std::string& client) const {
+  if (config_.max_client_work <= 0) return Status();
+  int64_t busy = 0;
+  for (const auto& [id, j] : jobs_) busy += j.client == client && (j.state == JobState::kQueued || j.state == JobState::kInProgress);
+  for (const auto& [id, s] : streams_) busy += s.client == client ? s.in_flight : 0;
+  if (busy < config_.max_client_work) return Status();
+  const std::string who = access_.requires_key() ? "this API key" : "the client " + client;
+  return resource_exhausted_error(who + " has " + std::to_string(busy) + " requests queued or running, its limit " +
+                                  "(--max-client-work " + std::to_string(config_.max_client_work) +
+                                  "); retry when one has finished");
+}
+
 uint64_t ApiService::enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply) {
   work.serial = next_serial_++;
   work.queued_at = steady::now();
@@ -442,8 +454,10 @@ HttpResponse ApiService::create_video(const HttpRequest& r, bool wait) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   Status admitted = admit_work();
+  if (admitted.ok()) admitted = admit_client(access_.client_of(r));
   if (!admitted.ok()) return error(admitted);
   Job job;
+  job.client = access_.client_of(r);
   job.id = random_id("vid_");
   job.order = next_order_++;
   job.request = req;
@@ -677,6 +691,7 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   Status admitted = admit_work();
+  if (admitted.ok()) admitted = admit_client(access_.client_of(r));
   if (!admitted.ok()) return error(admitted);
   if (open_sessions() >= config_.max_sessions) {
     return error(resource_exhausted_error("the server holds its limit of " + std::to_string(config_.max_sessions) +
@@ -685,6 +700,7 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
   Stream st;
   st.id = random_id("str_");
   st.order = next_order_++;
+  st.client = access_.client_of(r);
   st.settings = s;
   st.imported = req.state != nullptr;
   st.created_unix = unix_now();
@@ -769,6 +785,7 @@ HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest&
     return error(failed_precondition_error(msg), "index");
   }
   Status admitted = admit_work();
+  if (admitted.ok()) admitted = admit_client(access_.client_of(r));
   if (!admitted.ok()) return error(admitted);
   s.accepted = index;
   ++s.in_flight;

@@ -109,6 +109,7 @@ class ApiService {
   struct Job {
     std::string id;
     uint64_t order = 0;  // creation order (lists are in it)
+    std::string client;  // AccessPolicy::client_of its creator (per-client limits)
     pipeline::GenerationRequest request;
     std::string seconds_asked;  // the OpenAI `seconds` as given ("" when num_frames decided)
     JobState state = JobState::kQueued;
@@ -129,6 +130,7 @@ class ApiService {
   struct Stream {
     std::string id;
     uint64_t order = 0;
+    std::string client;  // AccessPolicy::client_of its creator
     pipeline::StreamSettings settings;
     bool imported = false;
     StreamState state = StreamState::kOpening;
@@ -171,6 +173,8 @@ class ApiService {
 
   // All below hold mu_.
   Status admit_work() const;  // queue space, not shutting down
+  // `client`'s queued and running items below --max-client-work.
+  Status admit_client(const std::string& client) const;
   uint64_t enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply);
   void answer(uint64_t serial, HttpResponse response);
   void answer_error(uint64_t serial, const Status& status);

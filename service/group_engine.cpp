@@ -260,7 +260,9 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* i
     // every rank made the chunk.
     if (comm_.all_ok(made.ok() && kv.ok() ? Status() : internal_error("the chunk failed on a rank")).ok()) {
       Status saved = persist(*s);
-      if (!saved.ok()) LTX_LOG(kWarn) << "session " << c.session_id << ": not persisted: " << saved.message();
+      if (!saved.ok()) {
+        LTX_LOG(kWarn) << "session " << c.session_id << ": not persisted: " << saved.message();
+      }
     }
   }
   return made.ok() ? kv : made;

@@ -19,6 +19,7 @@ Status ServiceConfig::validate() const {
   if (max_body_bytes < 1024) return bad("max_body_bytes must be at least 1024");
   if (max_queue < 1) return bad("max_queue must be at least 1");
   if (max_sessions < 1) return bad("max_sessions must be at least 1");
+  if (max_client_work < 0) return bad("max_client_work must be >= 0 (0 = no per-client limit)");
   if (max_pixel_frames != 0 && max_pixel_frames < 32 * 32 * 9) {
     return bad("max_pixel_frames must be 0 (sized to the host) or at least 32*32*9");
   }
@@ -97,9 +98,11 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
       if ((s = need(v.is_string(), "a string")).ok()) *text = v.get<std::string>();
     } else if (k == "state_dir") {
       if ((s = need(v.is_string(), "a string")).ok()) c->state_dir = v.get<std::string>();
-    } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s") {
+    } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s" ||
+               k == "max_client_work") {
       if ((s = need(v.is_number_integer(), "an integer")).ok()) {
         int x = v.get<int>();
+        if (k == "max_client_work") c->max_client_work = x;
         if (k == "port") c->port = x;
         if (k == "io_threads") c->io_threads = x;
         if (k == "io_timeout_s") c->io_timeout_s = x;

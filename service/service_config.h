@@ -24,6 +24,7 @@ struct ServiceConfig {
   size_t max_body_bytes = 8u << 20;      // larger request bodies get 413
   size_t max_queue = 16;                 // queued work items (jobs, chunks, exports) before 429
   size_t max_sessions = 8;               // open streaming sessions before 429
+  int max_client_work = 8;               // one client's queued and running items (jobs, stream work) before 429; 0 = no limit
   int64_t max_pixel_frames = 0;          // width * height * frames of one job (or chunk); 0 = sized to the host
   size_t max_finished_jobs = 64;         // finished videos kept for download; the oldest go first
   int session_idle_s = 600;              // a stream unused this long is closed

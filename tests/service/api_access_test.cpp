@@ -393,6 +393,34 @@ TEST(ApiSurface, AccessRulesApplyToEveryRoute) {
   EXPECT_EQ(call(api, "POST", "/v1/videos", kVideo, {{"authorization", std::string("Bearer ") + kKey}}).status, 202);
 }
 
+TEST(ApiSurface, PerClientLimit) {
+  ServiceConfig c;
+  c.max_client_work = 2;
+  ApiService api(info(), c);
+  auto from = [&](const std::string& address) {
+    return api.handle(HttpRequest{"POST", "/v1/videos", kVideo, {{"host", "127.0.0.1:8080"}}, address});
+  };
+  EXPECT_EQ(from("10.0.0.1").status, 202);
+  EXPECT_EQ(from("10.0.0.1").status, 202);
+  HttpResponse third = from("10.0.0.1");
+  EXPECT_EQ(third.status, 429);
+  EXPECT_NE(body_of(third)["error"]["message"].get<std::string>().find("--max-client-work 2"), std::string::npos);
+  EXPECT_EQ(from("10.0.0.2").status, 202) << "another client is not held back";
+  complete_next(api);  // one of the first client's jobs ends
+  EXPECT_EQ(from("10.0.0.1").status, 202);
+  // With an API key every caller is the key's client.
+  ServiceConfig keyed = c;
+  keyed.api_key = kKey;
+  ApiService shared(info(), keyed);
+  auto with_key = [&](const std::string& address) {
+    return shared.handle(HttpRequest{"POST", "/v1/videos", kVideo,
+                                     {{"host", "127.0.0.1"}, {"authorization", std::string("Bearer ") + kKey}}, address});
+  };
+  EXPECT_EQ(with_key("10.0.0.1").status, 202);
+  EXPECT_EQ(with_key("10.0.0.2").status, 202);
+  EXPECT_EQ(with_key("10.0.0.3").status, 429);
+}
+
 TEST(ApiSurface, NonUtf8PathsAndBodiesGetA4xx) {
   ApiService api(info(), ServiceConfig{});
   HttpResponse r = call(api, "GET", std::string("/v1/videos/\xff\xfe"));
