@@ -275,23 +275,8 @@ Status GroupEngine::persist(pipeline::Stream& s) {
   std::error_code ec;
   fs::create_directories(options_.sessions_dir, ec);
   if (ec) return unavailable_error("sessions folder " + options_.sessions_dir + ": " + ec.message());
-  const std::string path = options_.sessions_dir + "/" + s.id() + ".json";
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(document.data(), static_cast<std::streamsize>(document.size()));
-    out.flush();
-    if (!out) {
-      fs::remove(tmp, ec);
-      return unavailable_error("sessions folder " + options_.sessions_dir + ": cannot write " + tmp);
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return unavailable_error("sessions folder " + options_.sessions_dir + ": " + ec.message());
-  }
-  return Status();
+  return pipeline::write_file_atomically(options_.sessions_dir + "/" + s.id() + ".json", document,
+                                         "sessions folder " + options_.sessions_dir);
 }
 
 Status GroupEngine::export_state(const dist::ExportStateCommand& c, Rank0Item* item) {

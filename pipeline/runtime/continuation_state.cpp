@@ -120,14 +120,14 @@ namespace {
 
 // What a failed write means for a client: a full disk or a folder that cannot
 // be written, said plainly (the service answers 503 with Retry-After).
-Status write_error(const std::string& dir, int err) {
+Status write_error(const std::string& what, int err) {
   if (err == ENOSPC || err == EDQUOT) {
-    return unavailable_error("blob store " + dir + " is full (" + std::strerror(err) + "); retry after space is freed");
+    return unavailable_error(what + " is full (" + std::strerror(err) + "); retry after space is freed");
   }
   if (err == EROFS || err == EACCES || err == EPERM) {
-    return unavailable_error("blob store " + dir + " cannot be written (" + std::strerror(err) + ")");
+    return unavailable_error(what + " cannot be written (" + std::strerror(err) + ")");
   }
-  return unavailable_error("blob store " + dir + ": " + std::strerror(err));
+  return unavailable_error(what + ": " + std::strerror(err));
 }
 
 bool is_temporary(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
@@ -138,16 +138,21 @@ Result<std::string> BlobStore::put(const std::string& bytes) const {
   const std::string id = sha256_hex(bytes);
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) return write_error(dir_, ec.value());
+  if (ec) return write_error("blob store " + dir_, ec.value());
   const fs::path path = fs::path(dir_) / id;
   if (fs::exists(path, ec)) {
     fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // retention counts from the last use
     return id;
   }
+  LTX_RETURN_IF_ERROR(write_file_atomically(path.string(), bytes, "blob store " + dir_));
+  return id;
+}
+
+Status write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what) {
   static std::atomic<uint64_t> serial{0};
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return write_error(dir_, errno);
+  if (fd < 0) return write_error(what, errno);
   int err = 0;
   for (size_t done = 0; done < bytes.size() && err == 0;) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -159,9 +164,9 @@ Result<std::string> BlobStore::put(const std::string& bytes) const {
   if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err != 0) {
     ::unlink(tmp.c_str());
-    return write_error(dir_, err);
+    return write_error(what, err);
   }
-  return id;
+  return Status();
 }
 
 size_t BlobStore::remove_temporaries() const {

@@ -31,6 +31,12 @@ namespace ltx::pipeline {
 constexpr const char* kStreamStateKind = "ltx-worker.stream-state";
 constexpr int kStreamStateVersion = 2;
 
+// Writes `bytes` to `path` atomically: a unique temporary file beside it,
+// flushed to disk, renamed into place; on failure the temporary file goes.
+// A full disk or a folder that cannot be written is UNAVAILABLE saying which
+// (`what` names the folder's role in the message).
+Status write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what);
+
 // Content-addressed files in one folder; ids are 64 lowercase hex digits
 // (SHA-256), so no id can name a path outside the folder. Writes are atomic
 // (a unique temporary file, flushed to disk, renamed into place); a full disk
