@@ -697,28 +697,7 @@ HttpResponse ApiService::create_stream(const HttpRequest& r) {
     return error(resource_exhausted_error("the server holds its limit of " + std::to_string(config_.max_sessions) +
                                           " streaming sessions; delete one or retry later"));
   }
-  Stream st;
-  st.id = random_id("str_");
-  st.order = next_order_++;
-  st.client = access_.client_of(r);
-  st.settings = s;
-  st.imported = req.state != nullptr;
-  st.created_unix = unix_now();
-  st.created = st.last_used = steady::now();
-  if (req.state) st.accepted = st.done = req.state->last_chunk;
-  Work w;
-  w.kind = req.state ? Work::Kind::kImportStream : Work::Kind::kOpenStream;
-  w.id = st.id;
-  w.params = s;
-  w.state = req.state;
-  w.cancel = st.cancel;
-  st.in_flight = 1;
-  const std::string id = st.id;
-  streams_.emplace(id, std::move(st));
-  events_.open(stream_topic(id));
-  events_.publish(stream_topic(id), "created", json({{"id", id}, {"resumed", req.state != nullptr}}).dump());
-  enqueue(id, std::move(w), nullptr);
-  update_gauges();
+  const std::string id = add_stream(random_id("str_"), access_.client_of(r), req);
   LTX_LOG(kInfo) << "stream " << id << (req.state ? " resumed after chunk " + std::to_string(req.state->last_chunk) : " created");
   HttpResponse out = json_response(201, stream_json(streams_.at(id)));
   out.headers.emplace_back("Location", "/v1/streams/" + id);
@@ -729,16 +708,23 @@ Status ApiService::restore_stream(const std::string& id, StreamCreateRequest req
   if (req.state == nullptr) return invalid_argument_error("stream " + id + ": no state to restore");
   std::lock_guard<std::mutex> lock(mu_);
   if (streams_.count(id)) return failed_precondition_error("stream " + id + " exists already");
+  add_stream(id, "", req);
+  LTX_LOG(kInfo) << "stream " << id << " restored after chunk " << req.state->last_chunk;
+  return Status();
+}
+
+std::string ApiService::add_stream(const std::string& id, const std::string& client, const StreamCreateRequest& req) {
   Stream st;
   st.id = id;
   st.order = next_order_++;
+  st.client = client;
   st.settings = req.settings;
-  st.imported = true;
+  st.imported = req.state != nullptr;
   st.created_unix = unix_now();
   st.created = st.last_used = steady::now();
-  st.accepted = st.done = req.state->last_chunk;
+  if (req.state) st.accepted = st.done = req.state->last_chunk;
   Work w;
-  w.kind = Work::Kind::kImportStream;
+  w.kind = req.state ? Work::Kind::kImportStream : Work::Kind::kOpenStream;
   w.id = id;
   w.params = req.settings;
   w.state = req.state;
@@ -746,11 +732,10 @@ Status ApiService::restore_stream(const std::string& id, StreamCreateRequest req
   st.in_flight = 1;
   streams_.emplace(id, std::move(st));
   events_.open(stream_topic(id));
-  events_.publish(stream_topic(id), "created", json({{"id", id}, {"resumed", true}}).dump());
+  events_.publish(stream_topic(id), "created", json({{"id", id}, {"resumed", req.state != nullptr}}).dump());
   enqueue(id, std::move(w), nullptr);
   update_gauges();
-  LTX_LOG(kInfo) << "stream " << id << " restored after chunk " << req.state->last_chunk;
-  return Status();
+  return id;
 }
 
 HttpResponse ApiService::request_chunk(const std::string& id, const HttpRequest& r) {

@@ -175,6 +175,9 @@ class ApiService {
   Status admit_work() const;  // queue space, not shutting down
   // `client`'s queued and running items below --max-client-work.
   Status admit_client(const std::string& client) const;
+  // A new stream (opened, or imported from req.state) with its open work
+  // queued; returns its id. For create_stream and restore_stream.
+  std::string add_stream(const std::string& id, const std::string& client, const StreamCreateRequest& req);
   uint64_t enqueue(const std::string& owner, Work work, std::shared_ptr<ResponseChannel> reply);
   void answer(uint64_t serial, HttpResponse response);
   void answer_error(uint64_t serial, const Status& status);
