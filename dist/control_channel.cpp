@@ -1,7 +1,10 @@
 #include "dist/control_channel.h"
 
+#include <sstream>
+
 #include "common/call_check.h"
 #include "common/logging.h"
+#include "dist/group_abort.h"
 
 namespace ltx::dist {
 
@@ -37,6 +40,7 @@ ControlChannel::Outcome ControlChannel::execute_raw(const std::string& bytes,
   LTX_MPI_CHECK(MPI_Bcast(const_cast<char*>(bytes.data()), static_cast<int>(length), MPI_BYTE, 0, comm_));
   bool shutdown = false;
   Status local = run_locally(bytes, handler, &shutdown);
+  settle(local);
   outcome.per_rank = report(local);
   for (size_t r = 0; r < outcome.per_rank.size(); ++r) {
     const Status& s = outcome.per_rank[r];
@@ -64,6 +68,7 @@ Status ControlChannel::serve(const Handler& handler) {
       LTX_MPI_CHECK(MPI_Bcast(bytes.data(), static_cast<int>(length), MPI_BYTE, 0, comm_));
       bool shutdown = false;
       Status local = run_locally(bytes, handler, &shutdown);
+      settle(local);
       report(local);
       if (shutdown) return Status();
     } catch (...) {
@@ -84,6 +89,21 @@ Status ControlChannel::run_locally(const std::string& bytes, const Handler& hand
   LTX_LOG(kTrace) << "control command #" << decoded->sequence << " "
                   << command_type_name(command_type(cmd));
   return catch_to_status([&] { return handler(cmd); });
+}
+
+void ControlChannel::settle(const Status& local) {
+  if (local.ok()) {
+    // Non-blocking on every rank: MPI matches a barrier only with its own kind.
+    MPI_Request request = MPI_REQUEST_NULL;
+    LTX_MPI_CHECK(MPI_Ibarrier(comm_, &request));
+    LTX_MPI_CHECK(MPI_Wait(&request, MPI_STATUS_IGNORE));
+    return;
+  }
+  if (barrier_within(comm_, fault_timeout_)) return;  // the peers ended their command too: report as usual
+  std::ostringstream why;
+  why << "rank " << rank_ << ": " << local.to_string() << "; the other ranks did not end the command within "
+      << fault_timeout_.count() / 1000.0 << " s (they wait in a collective this rank left)";
+  abort_group(why.str());
 }
 
 std::vector<Status> ControlChannel::report(const Status& local) {

@@ -6,13 +6,18 @@
 // in serve() until a Shutdown command. Because all ranks decode identical
 // bytes, a malformed or unknown command fails identically everywhere: nobody
 // runs the handler, so no rank enters a collective the others skip, and the
-// error reaches rank 0. Uses its own duplicate of the world communicator so
+// error reaches rank 0. A rank whose command failed first waits (at most the
+// fault timeout) for its peers to finish theirs: when one of them is still
+// inside a collective that this rank gave up on, the wait runs out and the
+// rank aborts the group (dist/group_abort.h) instead of leaving it hung.
+// Uses its own duplicate of the world communicator so
 // its messages never mix with tensor traffic. Called from the one thread that
 // drives the group on each rank.
 #pragma once
 
 #include <mpi.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -38,6 +43,10 @@ class ControlChannel {
   ControlChannel& operator=(const ControlChannel&) = delete;
 
   int rank() const { return rank_; }
+  // How long a rank whose command failed waits for its peers before it
+  // aborts the group (every rank should use the same; default 10 s).
+  void set_fault_timeout(std::chrono::milliseconds timeout) { fault_timeout_ = timeout; }
+  std::chrono::milliseconds fault_timeout() const { return fault_timeout_; }
   int size() const { return size_; }
 
   // Rank 0 only.
@@ -52,12 +61,16 @@ class ControlChannel {
 
  private:
   Status run_locally(const std::string& bytes, const Handler& handler, bool* shutdown);
+  // Collective: every rank has finished the command, or this failed rank
+  // aborts the group when its peers do not arrive within the fault timeout.
+  void settle(const Status& local);
   std::vector<Status> report(const Status& local);  // collective; result on rank 0
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
   uint64_t sequence_ = 0;
+  std::chrono::milliseconds fault_timeout_{10000};
 };
 
 }  // namespace ltx::dist

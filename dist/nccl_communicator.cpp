@@ -11,6 +11,7 @@
 #include "common/cuda_device.h"
 #include "common/logging.h"
 #include "dist/agreement.h"
+#include "dist/group_abort.h"
 
 #ifdef LTX_TORCH_HAS_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -46,6 +47,8 @@ NcclCommunicator::NcclCommunicator(MPI_Comm bootstrap, int local_rank, int local
     MPI_Comm_free(&mpi_comm_);
     throw;
   }
+  // A group abort (or the launcher's kill) releases this rank's NCCL work first.
+  abort_hook_ = add_abort_hook([this](const std::string&) { abort_comm(); });
 }
 
 // Every step that can fail on some ranks only is followed by an agreement, so
@@ -96,6 +99,7 @@ void NcclCommunicator::init(int local_rank, int local_size) {
 }
 
 NcclCommunicator::~NcclCommunicator() {
+  remove_abort_hook(abort_hook_);
   if (comm_ != nullptr) {
     if (aborted_) {
       // already aborted
@@ -114,9 +118,8 @@ at::Device NcclCommunicator::device() const {
 }
 
 void NcclCommunicator::abort_comm() noexcept {
-  if (comm_ != nullptr && !aborted_) {
+  if (comm_ != nullptr && !aborted_.exchange(true)) {
     ncclCommAbort(comm_);
-    aborted_ = true;
     LTX_LOG(kError) << "NCCL communicator aborted after an error; peers are released";
   }
 }

@@ -9,8 +9,10 @@
 // CUDA). On an NCCL error on this rank the communicator is aborted
 // (ncclCommAbort) and every later call fails; barrier() also gives up after
 // `timeout`. An error that strikes one rank alone outside a collective (say,
-// CUDA out of memory in a layer) still leaves its peers waiting in their next
-// collective, as with MPI (docs/status.md). One thread at a time.
+// CUDA out of memory in a layer) leaves its peers waiting in their next
+// collective until that rank aborts the group (dist/group_abort.h), whose
+// hooks abort this communicator too. One thread at a time, but for the
+// abort, which may come from another thread.
 #pragma once
 
 #ifdef LTX_WITH_NCCL
@@ -18,6 +20,7 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <chrono>
 
 #include "dist/communicator.h"
@@ -65,7 +68,8 @@ class NcclCommunicator final : public Communicator {
   int device_ = 0;
   int local_rank_ = 0;  // picks the GPU
   int local_size_ = 1;
-  bool aborted_ = false;
+  std::atomic<bool> aborted_{false};
+  int abort_hook_ = 0;
   std::chrono::milliseconds timeout_;
 };
 

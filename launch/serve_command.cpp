@@ -22,7 +22,9 @@
 #include "dist/backend.h"
 #include "dist/communicator.h"
 #include "dist/control_channel.h"
+#include "dist/group_abort.h"
 #include "launch/launch_support.h"
+#include "launch/stop_signals.h"
 #include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/video_pipeline.h"
 #include "pipeline/registry/model_registry.h"
@@ -36,8 +38,6 @@ namespace ltx::launch {
 namespace po = boost::program_options;
 
 namespace {
-
-std::atomic<bool> g_stop{false};
 
 // When the model's files were written (the folder's or file's modification
 // time), for /v1/models; a built-in model: now.
@@ -84,7 +84,18 @@ int64_t model_created_unix(const std::string& spec) {
   const auto system = std::chrono::system_clock::now() + (written - std::filesystem::file_time_type::clock::now());
   return std::chrono::duration_cast<std::chrono::seconds>(system.time_since_epoch()).count();
 }
-extern "C" void on_signal(int) { g_stop.store(true); }
+
+// Every rank logs how it ends. Under the launcher's kill sequence the rank
+// ends here and now (launch/stop_signals.h): MPI_Finalize would wait on a
+// launcher that is tearing the job down, and its SIGKILL is near.
+int exit_code_of_rank(int code) {
+  if (launcher_stopping()) {
+    LTX_LOG(kInfo) << "serve: the group stopped (the launcher ends the job); exiting with " << code;
+    exit_now(code);
+  }
+  LTX_LOG(kInfo) << "serve: the group stopped; exiting with " << code;
+  return code;
+}
 
 }  // namespace
 
@@ -114,6 +125,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("state-inline-bytes", po::value(&cfg.state_inline_bytes)->default_value(cfg.state_inline_bytes), "tensors up to this size stay inline")
       ("retry-after", po::value(&cfg.retry_after_s)->default_value(cfg.retry_after_s), "Retry-After seconds of 429/503 answers")
       ("job-slice", po::value(&cfg.job_slice_s)->default_value(cfg.job_slice_s), "seconds a video job runs before it pauses for a waiting stream (0 = never)")
+      ("fault-timeout", po::value(&cfg.fault_timeout_s)->default_value(cfg.fault_timeout_s), "seconds a rank whose step failed alone waits for its peers before it aborts the group")
       ("max-connections", po::value(&cfg.max_connections)->default_value(cfg.max_connections), "open HTTP connections (past it the longest idle one is closed, else 503)")
       ("api-key", po::value(&cfg.api_key), "bearer token every route but /, /index.html and /healthz requires (default: $LTX_API_KEY, else none)")
       ("allowed-host", po::value(&cfg.allowed_hosts)->composing(), "a Host name to accept besides IP literals and localhost (repeatable; * = any)")
@@ -176,7 +188,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   // rank puts its parts), one per line.
   std::string shared = model_spec + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
                        std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir + "\n" +
-                       encode_placement(cfg.placement);
+                       std::to_string(cfg.fault_timeout_s) + "\n" + encode_placement(cfg.placement);
   verdict = dist::share_root_verdict(world.comm(), verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
@@ -189,19 +201,18 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     std::getline(lines, kv);
     std::getline(lines, inline_bytes);
     std::getline(lines, cfg.state_dir);
+    std::string fault_timeout;
+    std::getline(lines, fault_timeout);
+    cfg.fault_timeout_s = std::stod(fault_timeout);
     std::string rest((std::istreambuf_iterator<char>(lines)), std::istreambuf_iterator<char>());
     cfg.placement = value_or_throw(decode_placement(rest));
     cfg.max_kv_bytes_per_rank = std::stoll(kv);
     cfg.state_inline_bytes = static_cast<size_t>(std::stoull(inline_bytes));
   }
   set_rank_threads(world);
-  if (world.is_root()) {
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-  } else {
-    std::signal(SIGINT, SIG_IGN);
-    std::signal(SIGTERM, SIG_IGN);
-  }
+  install_stop_signals(world.is_root());
+  LauncherKillWatcher kill_watcher;  // mpirun's SIGTERM: exit 0 before its SIGKILL
+  std::atomic<bool>& stop = drain_requested();
 
   auto comm_or = dist::make_communicator(world, *dist::parse_backend(backend));
   if (!comm_or.ok()) {
@@ -222,16 +233,16 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   engine_options.state_dir = cfg.state_dir;
   engine_options.state_inline_bytes = cfg.state_inline_bytes;
   if (!cfg.state_dir.empty()) engine_options.sessions_dir = cfg.state_dir + "/sessions";
-  engine_options.stop_all = &g_stop;
+  engine_options.stop_all = &stop;
   service::ApiService* api_for_engine = nullptr;  // rank 0's, set below
   engine_options.should_yield = [&api_for_engine] { return api_for_engine != nullptr && api_for_engine->should_yield(); };
   service::GroupEngine engine(m, comm, prompts, channel, engine_options);
 
+  channel.set_fault_timeout(std::chrono::milliseconds(static_cast<int64_t>(cfg.fault_timeout_s * 1000)));
   if (!world.is_root()) {
     Status served = engine.serve();
     if (!served.ok()) std::fprintf(stderr, "ltx-worker serve [rank %d]: %s\n", world.rank(), served.to_string().c_str());
-    LTX_LOG(kInfo) << "serve: the group stopped; exiting with " << (served.ok() ? 0 : 1);
-    return served.ok() ? 0 : 1;
+    return exit_code_of_rank(served.ok() ? 0 : 1);
   }
 
   // From here on rank 0 only (other ranks returned from engine.serve()).
@@ -265,6 +276,15 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   info.check_steps = [scheduler](int64_t steps, int64_t tokens) { return scheduler->schedule(steps, tokens).status(); };
   service::ApiService api(info, cfg);
   api_for_engine = &api;
+  // Should this rank abort the group, its waiting clients hear it first.
+  struct AbortHook {
+    int id;
+    ~AbortHook() { dist::remove_abort_hook(id); }
+  } answer_on_abort{dist::add_abort_hook([&api, &stop](const std::string&) {
+    if (stop.load()) return;  // a stop signal came first: the clients have had their 503
+    api.shutdown();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the I/O threads write the 503s
+  })};
   restore_sessions(engine_options.sessions_dir, info, &api);
   service::HttpServerOptions http;
   http.host = cfg.host;
@@ -292,11 +312,11 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   // its clients get their 503 while the process still can answer (mpirun
   // kills a group within seconds when a rank dies).
   std::atomic<bool> loop_done{false};
-  std::thread stop_watcher([&api, &loop_done] {
-    while (!loop_done.load() && !g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (g_stop.load()) api.shutdown();
+  std::thread stop_watcher([&api, &loop_done, &stop] {
+    while (!loop_done.load() && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (stop.load()) api.shutdown();
   });
-  service::run_inference_loop(api, engine, g_stop);
+  service::run_inference_loop(api, engine, stop);
   loop_done.store(true);
   stop_watcher.join();
   LTX_LOG(kInfo) << "shutting down: no new requests, stopping the group";
@@ -304,8 +324,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   server.stop();
   Status bye = engine.shutdown();
   if (!bye.ok()) std::fprintf(stderr, "ltx-worker serve: %s\n", bye.to_string().c_str());
-  LTX_LOG(kInfo) << "serve: the group stopped; exiting with " << (bye.ok() ? 0 : 1);
-  return bye.ok() ? 0 : 1;
+  return exit_code_of_rank(bye.ok() ? 0 : 1);
 }
 
 }  // namespace ltx::launch

@@ -6,9 +6,11 @@
 // Rank 0 runs the HTTP server (I/O threads) and, on its main thread, the
 // inference loop: it takes queued jobs and executes them on every rank through
 // the control channel (BeginRequest). Other ranks serve control commands until
-// Shutdown. SIGINT/SIGTERM to rank 0 stop accepting, let the running job
-// finish, shut the group down; every rank exits 0. Other ranks ignore those
-// signals: rank 0 decides when the group ends.
+// Shutdown. SIGINT/SIGTERM to rank 0 stop accepting, stop the running work
+// at its next step, answer waiting clients 503, shut the group down; every
+// rank exits 0. Other ranks ignore those signals but from their launcher,
+// whose kill sequence (SIGTERM to mpirun) each rank outlives only briefly:
+// launch/stop_signals.h.
 #pragma once
 
 #include <string>

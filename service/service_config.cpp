@@ -27,6 +27,7 @@ Status ServiceConfig::validate() const {
   if (session_idle_s < 1) return bad("session_idle_s must be at least 1");
   if (max_kv_bytes_per_rank < -1) return bad("max_kv_bytes_per_rank must be >= 0, or -1 for no budget");
   if (retry_after_s < 1) return bad("retry_after_s must be at least 1");
+  if (!(fault_timeout_s >= 0.1 && fault_timeout_s <= 3600)) return bad("fault_timeout_s must be between 0.1 and 3600 seconds");
   if (!(job_slice_s >= 0)) return bad("job_slice_s must be >= 0");
   if (state_max_bytes < 0) return bad("state_max_bytes must be >= 0");
   if (state_max_age_s < 0) return bad("state_max_age_s must be >= 0");
@@ -127,8 +128,8 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
       }
     } else if (k == "max_connections") {
       if ((s = need(v.is_number_unsigned(), "a non-negative integer")).ok()) c->max_connections = v.get<size_t>();
-    } else if (k == "job_slice_s") {
-      if ((s = need(v.is_number(), "a number")).ok()) c->job_slice_s = v.get<double>();
+    } else if (k == "job_slice_s" || k == "fault_timeout_s") {
+      if ((s = need(v.is_number(), "a number")).ok()) (k == "job_slice_s" ? c->job_slice_s : c->fault_timeout_s) = v.get<double>();
     } else if (k == "max_pixel_frames" || k == "max_kv_bytes_per_rank" || k == "state_max_bytes" ||
                k == "state_max_age_s") {
       if ((s = need(v.is_number_integer(), "an integer")).ok()) {

@@ -36,6 +36,7 @@ struct ServiceConfig {
   int retry_after_s = 5;                 // the Retry-After of 429 and 503 answers
   double job_slice_s = 1.0;              // a video job pauses after this long when a stream waits (0 = never)
   size_t max_connections = 1024;         // open HTTP connections; past it the longest idle one makes room, else 503
+  double fault_timeout_s = 10.0;         // a rank that failed alone waits this long for its peers, then aborts the group
   // Access (service/access_policy.h).
   std::string api_key;                       // "" = none; else every route but /, /index.html, /healthz needs it
   std::vector<std::string> allowed_hosts;    // Host names accepted besides IP literals and localhost ("*" = any)

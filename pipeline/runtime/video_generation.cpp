@@ -2,6 +2,7 @@
 
 #include "common/check.h"
 #include "common/device_sync.h"
+#include "common/fail_point.h"
 
 namespace ltx::pipeline {
 
@@ -26,6 +27,7 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
   latents = latents.to(device, at::kFloat);
   if (end_step != nullptr) *end_step = begin_step;
   for (int64_t i = begin_step; i < schedule.steps(); ++i) {
+    fail_point("denoise_step");  // tests of a rank failing alone mid-step (common/fail_point.h)
     at::Tensor x = cfg ? at::cat({latents, latents}, 0) : latents;
     call.latents = x;
     call.timestep = at::full({x.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(device));

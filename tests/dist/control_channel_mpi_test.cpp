@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "common/check.h"
 #include "dist/world.h"
@@ -31,6 +33,10 @@ struct FakeEngine {
         return resource_exhausted_error("out of KV memory");
       }
       if (p->token == 66) throw std::runtime_error("handler blew up");
+      if (p->token == 21) {  // rank 0 is slow, the last rank fails at once
+        if (world().rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        if (world().rank() == world().size() - 1) return internal_error("failed early");
+      }
       return Status();
     }
     if (auto* b = std::get_if<BeginRequestCommand>(&cmd)) {
@@ -78,6 +84,13 @@ TEST(ControlChannel, MixOfValidAndInvalidCommandsKeepsRanksInStep) {
               std::string::npos)
         << local.status;
 
+    // A rank that failed early waits for a slower peer (within the fault
+    // timeout) and reports as usual; the group does not abort.
+    auto early = channel.execute(PingCommand{21}, handler);
+    if (n > 1) {
+      EXPECT_NE(early.status.message().find("failed early"), std::string::npos) << early.status;
+    }
+
     // A throwing handler becomes a Status, not a dead rank.
     auto thrown = channel.execute(PingCommand{66}, handler);
     EXPECT_EQ(thrown.status.code(), StatusCode::kInternal);
@@ -121,8 +134,8 @@ TEST(ControlChannel, MixOfValidAndInvalidCommandsKeepsRanksInStep) {
     EXPECT_EQ(all[2 * r], all[0]) << "rank " << r << " handled a different number of commands";
     EXPECT_EQ(all[2 * r + 1], all[1]) << "rank " << r;
   }
-  EXPECT_EQ(engine.handled, 10);  // valid commands only: malformed ones never reach the handler
-  EXPECT_EQ(engine.ping_sum, 1u + 13 + 66 + 100);
+  EXPECT_EQ(engine.handled, 11);  // valid commands only: malformed ones never reach the handler
+  EXPECT_EQ(engine.ping_sum, 1u + 13 + 21 + 66 + 100);
 }
 
 TEST(ControlChannel, OnlyRankZeroSends) {
