@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -115,10 +116,10 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
       ("max-queue", po::value(&cfg.max_queue)->default_value(cfg.max_queue), "queued work items before 429")
       ("max-sessions", po::value(&cfg.max_sessions)->default_value(cfg.max_sessions), "open streaming sessions before 429")
       ("max-client-work", po::value(&cfg.max_client_work)->default_value(cfg.max_client_work), "one client's queued and running items before 429 (a client is its API key, else its address; 0 = no limit)")
-      ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk (0 = sized to rank 0's memory)")
+      ("max-pixel-frames", po::value(&cfg.max_pixel_frames)->default_value(cfg.max_pixel_frames), "width*height*frames of one job or chunk (0 = sized to rank 0's memory, and its decoder GPU's)")
       ("max-finished-jobs", po::value(&cfg.max_finished_jobs)->default_value(cfg.max_finished_jobs), "finished videos kept for download")
       ("session-idle", po::value(&cfg.session_idle_s)->default_value(cfg.session_idle_s), "seconds before an unused stream is closed")
-      ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = a quarter of each rank's share of the host's memory, -1 = none)")
+      ("max-kv-bytes-per-rank", po::value(&cfg.max_kv_bytes_per_rank)->default_value(cfg.max_kv_bytes_per_rank), "KV-cache budget per rank (0 = a quarter of each rank's share of the host's memory, and of the smallest free GPU memory, -1 = none)")
       ("state-dir", po::value(&cfg.state_dir), "folder for large continuation-state tensors (default: inline in the JSON)")
       ("state-max-bytes", po::value(&cfg.state_max_bytes)->default_value(cfg.state_max_bytes), "the blob store's size; the oldest blobs go beyond it (0 = no limit)")
       ("state-max-age", po::value(&cfg.state_max_age_s)->default_value(cfg.state_max_age_s), "seconds a blob is kept after its last use (0 = no limit)")
@@ -161,12 +162,14 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   if (cfg.api_key.empty()) {
     if (const char* key = std::getenv("LTX_API_KEY")) cfg.api_key = key;
   }
+  bool auto_pixels = false, auto_kv = false;
   if (world.is_root() && verdict.ok()) {
     // Limits left at 0 follow the host's memory (rank 0's host; every rank
     // of it shares that memory).
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : world.size();
-    const bool auto_pixels = cfg.max_pixel_frames == 0, auto_kv = cfg.max_kv_bytes_per_rank == 0;
+    auto_pixels = cfg.max_pixel_frames == 0;
+    auto_kv = cfg.max_kv_bytes_per_rank == 0;
     const int64_t available = service::host_available_memory();
     cfg.size_to_host(available, ranks_here);
     if (auto_pixels || auto_kv) {
@@ -188,7 +191,8 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   // rank puts its parts), one per line.
   std::string shared = model_spec + "\n" + std::to_string(cfg.max_kv_bytes_per_rank) + "\n" +
                        std::to_string(cfg.state_inline_bytes) + "\n" + cfg.state_dir + "\n" +
-                       std::to_string(cfg.fault_timeout_s) + "\n" + encode_placement(cfg.placement);
+                       std::to_string(cfg.fault_timeout_s) + "\n" + (auto_kv ? "1" : "0") + "\n" +
+                       encode_placement(cfg.placement);
   verdict = dist::share_root_verdict(world.comm(), verdict, &shared);
   if (!verdict.ok()) {
     if (world.is_root()) std::fprintf(stderr, "ltx-worker serve: %s\n", verdict.message().c_str());
@@ -204,6 +208,9 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     std::string fault_timeout;
     std::getline(lines, fault_timeout);
     cfg.fault_timeout_s = std::stod(fault_timeout);
+    std::string kv_was_auto;
+    std::getline(lines, kv_was_auto);
+    auto_kv = kv_was_auto == "1";
     std::string rest((std::istreambuf_iterator<char>(lines)), std::istreambuf_iterator<char>());
     cfg.placement = value_or_throw(decode_placement(rest));
     cfg.max_kv_bytes_per_rank = std::stoll(kv);
@@ -226,6 +233,23 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     return 1;
   }
   pipeline::Model& m = *model_or;
+  {
+    // GPU memory bounds the limits sized to the host, now that the weights
+    // are in it: the smallest free memory of the group's denoiser devices
+    // (KV caches), rank 0's decoder device (a job's decode).
+    int64_t free_here = service::device_available_memory(m.placement.denoiser.device);
+    int64_t mine = free_here > 0 ? free_here : std::numeric_limits<int64_t>::max(), least = mine;
+    MPI_Allreduce(&mine, &least, 1, MPI_INT64_T, MPI_MIN, world.comm());
+    const int64_t denoiser_free = least == std::numeric_limits<int64_t>::max() ? 0 : least;
+    const int64_t decoder_free = world.is_root() ? service::device_available_memory(m.placement.decoder.device) : 0;
+    const int64_t kv_before = cfg.max_kv_bytes_per_rank, pixels_before = cfg.max_pixel_frames;
+    cfg.size_to_devices(denoiser_free, decoder_free, auto_kv, auto_pixels);
+    if (world.is_root() && (cfg.max_kv_bytes_per_rank != kv_before || cfg.max_pixel_frames != pixels_before)) {
+      LTX_LOG(kInfo) << "limits sized to GPU memory (" << denoiser_free / (1 << 20) << " MiB free on the smallest denoiser "
+                     << "device, " << decoder_free / (1 << 20) << " MiB on rank 0's decoder device): max_pixel_frames "
+                     << cfg.max_pixel_frames << ", max_kv_bytes_per_rank " << cfg.max_kv_bytes_per_rank;
+    }
+  }
   pipeline::PromptEncoder prompts(comm, std::move(m.text));
   dist::ControlChannel channel(world.comm());
   service::GroupEngineOptions engine_options;

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/cuda_device.h"
+
 namespace ltx::service {
 
 Status ServiceConfig::validate() const {
@@ -58,6 +60,31 @@ void ServiceConfig::size_to_host(int64_t available_bytes, int ranks_on_host) {
   if (max_kv_bytes_per_rank == 0) {
     max_kv_bytes_per_rank = available_bytes > 0 ? std::max<int64_t>(1, available_bytes / std::max(1, ranks_on_host) / 4) : -1;
   }
+}
+
+void ServiceConfig::size_to_devices(int64_t denoiser_free_min, int64_t decoder_free, bool kv_auto, bool pixels_auto) {
+  if (kv_auto && denoiser_free_min > 0) {
+    const int64_t gpu = std::max<int64_t>(1, denoiser_free_min / 4);
+    max_kv_bytes_per_rank = max_kv_bytes_per_rank > 0 ? std::min(max_kv_bytes_per_rank, gpu) : gpu;
+  }
+  if (pixels_auto && decoder_free > 0) {
+    const int64_t gpu = std::max<int64_t>(32 * 32 * 9, decoder_free / 2 / kRank0BytesPerPixelFrame);
+    max_pixel_frames = max_pixel_frames > 0 ? std::min(max_pixel_frames, gpu) : std::min(kMaxPixelFramesCap, gpu);
+  }
+}
+
+int64_t device_available_memory(const at::Device& device) {
+#ifdef LTX_WITH_CUDA
+  if (device.is_cuda()) {
+    size_t free_bytes = 0, total_bytes = 0;
+    ltx::CudaDeviceGuard guard(device.has_index() ? device.index() : 0);
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) return static_cast<int64_t>(free_bytes);
+    cudaGetLastError();
+  }
+#else
+  (void)device;
+#endif
+  return 0;
 }
 
 int64_t host_available_memory() {

@@ -50,6 +50,15 @@ struct ServiceConfig {
   // on rank 0 at kRank0BytesPerPixelFrame (capped at 1280x720x257), and each
   // of the host's `ranks_on_host` ranks a quarter of its share for KV caches.
   void size_to_host(int64_t available_bytes, int ranks_on_host);
+
+  // Where the parts live on GPUs, their memory bounds the limits that were
+  // sized automatically (after the weights are loaded, so they are counted):
+  // KV caches, on each rank's denoiser device, get at most a quarter of the
+  // smallest free memory among the group's (`denoiser_free_min`); a job's
+  // decode, on rank 0's decoder device, at most half of its free memory
+  // (`decoder_free`) at kRank0BytesPerPixelFrame. A value <= 0 (a CPU part)
+  // changes nothing; explicit limits stay.
+  void size_to_devices(int64_t denoiser_free_min, int64_t decoder_free, bool kv_auto, bool pixels_auto);
 };
 
 // Rank 0's peak memory per pixel-frame of a job (width * height * frames),
@@ -60,6 +69,10 @@ constexpr int64_t kMaxPixelFramesCap = 1280ll * 720 * 257;
 
 // MemAvailable of /proc/meminfo in bytes (0 when unknown).
 int64_t host_available_memory();
+
+// Free memory of a CUDA device in bytes (cudaMemGetInfo on it); 0 for a CPU
+// device or a build without CUDA.
+int64_t device_available_memory(const at::Device& device);
 
 // Reads a JSON object of the fields above (same names; the placement's as
 // dtype, text_device, text_dtype, denoiser_dtype, decoder_device,

@@ -481,5 +481,36 @@ TEST(ServiceConfig, LimitsAreSizedToTheHost) {
   EXPECT_GT(host_available_memory(), 0);
 }
 
+TEST(ServiceConfig, GpuMemoryBoundsTheAutomaticLimits) {
+  ServiceConfig c;
+  c.size_to_host(100ll << 30, 8);  // a big host: 12.5 GiB share per rank
+  const int64_t host_kv = c.max_kv_bytes_per_rank, host_pixels = c.max_pixel_frames;
+  // 40 GiB free on the tightest GPU after the weights, 30 GiB on rank 0's decoder GPU.
+  c.size_to_devices(40ll << 30, 30ll << 30, /*kv_auto=*/true, /*pixels_auto=*/true);
+  EXPECT_EQ(c.max_kv_bytes_per_rank, std::min<int64_t>(host_kv, (40ll << 30) / 4));
+  EXPECT_EQ(c.max_pixel_frames, std::min<int64_t>(host_pixels, (30ll << 30) / 2 / kRank0BytesPerPixelFrame));
+  EXPECT_LT(c.max_pixel_frames * kRank0BytesPerPixelFrame, 30ll << 30) << "a job's decode fits the GPU";
+  // A small GPU wins over a big host.
+  ServiceConfig small;
+  small.size_to_host(100ll << 30, 1);
+  small.size_to_devices(4ll << 30, 2ll << 30, true, true);
+  EXPECT_EQ(small.max_kv_bytes_per_rank, 1ll << 30);
+  EXPECT_EQ(small.max_pixel_frames, (2ll << 30) / 2 / kRank0BytesPerPixelFrame);
+  // Explicit limits stay, and CPU parts (0) change nothing.
+  ServiceConfig set;
+  set.max_kv_bytes_per_rank = 5;
+  set.max_pixel_frames = 64 * 64 * 9;
+  set.size_to_devices(4ll << 30, 2ll << 30, false, false);
+  EXPECT_EQ(set.max_kv_bytes_per_rank, 5);
+  EXPECT_EQ(set.max_pixel_frames, 64 * 64 * 9);
+  ServiceConfig cpu;
+  cpu.size_to_host(20ll << 30, 2);
+  const ServiceConfig before = cpu;
+  cpu.size_to_devices(0, 0, true, true);
+  EXPECT_EQ(cpu.max_kv_bytes_per_rank, before.max_kv_bytes_per_rank);
+  EXPECT_EQ(cpu.max_pixel_frames, before.max_pixel_frames);
+  EXPECT_EQ(device_available_memory(at::Device(at::kCPU)), 0);
+}
+
 }  // namespace
 }  // namespace ltx::service
