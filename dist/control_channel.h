@@ -55,15 +55,19 @@ class ControlChannel {
   // kMaxCommandBytes are refused on rank 0 before any collective.
   Outcome execute_raw(const std::string& bytes, const Handler& handler);
 
+  // Collective, inside a command too: every rank has got this far, or this
+  // rank, whose `local` failed, aborts the group when its peers do not arrive
+  // within the fault timeout (they wait in a collective it left). A handler
+  // that catches a failure and then goes on to further collectives calls it
+  // first. Every command ends with one.
+  void settle(const Status& local);
+
   // Ranks other than 0: receive and run commands until Shutdown (returns OK
   // after reporting it) or until the transport fails (returns that error).
   Status serve(const Handler& handler);
 
  private:
   Status run_locally(const std::string& bytes, const Handler& handler, bool* shutdown);
-  // Collective: every rank has finished the command, or this failed rank
-  // aborts the group when its peers do not arrive within the fault timeout.
-  void settle(const Status& local);
   std::vector<Status> report(const Status& local);  // collective; result on rank 0
 
   MPI_Comm comm_ = MPI_COMM_NULL;

@@ -215,6 +215,7 @@ Status GroupEngine::open_stream(const dist::OpenStreamCommand& c, Rank0Item* ite
   // failure on one rank after the last collective cannot leave the others
   // waiting in a gather while it reports.
   Status opened = catch_to_status([&]() -> Status { return open_stream_locally(c, item); });
+  channel_.settle(opened);  // a rank that failed mid-way must not enter the gather while a peer waits elsewhere
   Status kv = share_kv_bytes(item);
   return opened.ok() ? kv : opened;
 }
@@ -254,6 +255,7 @@ Status GroupEngine::stream_chunk(const dist::StreamChunkCommand& c, Rank0Item* i
     }
     return Status();
   });
+  channel_.settle(made);  // as in open_stream
   Status kv = share_kv_bytes(item);
   if (!options_.sessions_dir.empty()) {  // the same on every rank (serve shares the state folder)
     // Persisting is collective (the export gathers the window): only when

@@ -142,6 +142,33 @@ def test_one_rank_fails_mid_step():
         srv.kill()
 
 
+def test_one_rank_fails_mid_chunk():
+    """The stream path catches a chunk's failure and goes on to gather the KV sizes: the failed rank must
+    settle with its peer first, or both wait in different collectives for ever."""
+    os.environ["LTX_FAIL_POINTS"] = "denoise_step@1#3"
+    try:
+        srv = Server(2, "--fault-timeout", "1")
+    finally:
+        del os.environ["LTX_FAIL_POINTS"]
+    try:
+        sid = service_e2e.make_stream(srv, num_inference_steps=4)["id"]
+        t0 = time.time()
+        status, hdrs, payload = srv.request("POST", "/v1/streams/%s/chunks" % sid, {"index": 0}, timeout=60)
+        took = time.time() - t0
+        assert status == 503 and json.loads(payload)["error"]["code"] == "unavailable", (status, payload[:300])
+        assert int(hdrs["retry-after"]) > 0, hdrs
+        rc = srv.proc.wait(timeout=60)
+        assert re.search(r"\[rank 1\] [^\n]*aborting the group: rank 1: INTERNAL: [^\n]*injected failure at denoise_step",
+                         srv.text()), srv.text()[-3000:]
+        print("  rank 1 failed alone in a stream chunk: it aborted the group; the client got 503 after %.2f s; "
+              "mpirun exited %d" % (took, rc))
+    except Exception:
+        print("--- server log\n" + srv.text()[-4000:])
+        raise
+    finally:
+        srv.kill()
+
+
 def test_every_rank_fails_alike():
     os.environ["LTX_FAIL_POINTS"] = "denoise_step@*#3"
     try:
@@ -172,6 +199,7 @@ def main():
     try:
         for name, test in [("sigterm_to_mpirun", lambda: test_sigterm_to_mpirun(state_dir)),
                            ("one_rank_fails_mid_step", test_one_rank_fails_mid_step),
+                           ("one_rank_fails_mid_chunk", test_one_rank_fails_mid_chunk),
                            ("every_rank_fails_alike", test_every_rank_fails_alike)]:
             t = time.time()
             test()
