@@ -15,6 +15,7 @@
 
 usage: group_failure_e2e.py LTX_WORKER MPIEXEC [mpirun flags...]
 """
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from service_e2e import Server, wait_video  # noqa: E402
 
 # One denoising step takes well over a second on two CPU ranks, longer than
 # the 0.75 s a rank has between mpirun's SIGTERM and its own exit.
-LONG = {"prompt": "a long one", "width": 768, "height": 768, "num_frames": 97, "num_inference_steps": 40}
+LONG = {"prompt": "a long one", "width": 640, "height": 640, "num_frames": 81, "num_inference_steps": 40}
 TINY = {"width": 64, "height": 64, "num_frames": 9, "num_inference_steps": 2}
 
 
@@ -70,9 +71,31 @@ def assert_503(answer, what):
     assert int(hdrs["retry-after"]) > 0, (what, hdrs)
 
 
-def test_sigterm_to_mpirun(state_dir):
-    srv = Server(2, "--state-dir", state_dir)
+@contextlib.contextmanager
+def group(*args, fail_points=None):
+    """A 2-rank group (with LTX_FAIL_POINTS armed when given); its log is printed when the test fails."""
+    if fail_points:
+        os.environ["LTX_FAIL_POINTS"] = fail_points
     try:
+        srv = Server(2, *args)
+    finally:
+        os.environ.pop("LTX_FAIL_POINTS", None)
+    try:
+        yield srv
+    except Exception:
+        print("--- server log\n" + srv.text()[-4000:])
+        raise
+    finally:
+        srv.kill()
+
+
+def assert_aborted_by_rank_1(srv):
+    assert re.search(r"\[rank 1\] [^\n]*aborting the group: rank 1: INTERNAL: [^\n]*injected failure at denoise_step",
+                     srv.text()), srv.text()[-3000:]
+
+
+def test_sigterm_to_mpirun(state_dir):
+    with group("--state-dir", state_dir) as srv:
         sid = service_e2e.make_stream(srv)["id"]
         service_e2e.chunk(srv, sid, 0)
         answers = {}
@@ -97,30 +120,17 @@ def test_sigterm_to_mpirun(state_dir):
               "(%s); mpirun exited %d after %.2f s"
               % (answers["running"][3] - t0, answers["queued"][3] - t0,
                  "at its deadline, the step abandoned" if abandoned else "after the drain", rc, ended))
-    except Exception:
-        print("--- server log\n" + srv.text()[-4000:])
-        raise
-    finally:
-        srv.kill()
     # The next group finds the stream where the first left it.
-    again = Server(2, "--state-dir", state_dir)
-    try:
+    with group("--state-dir", state_dir) as again:
         s = again.json("GET", "/v1/streams/" + sid)
         assert s["last_chunk"] == 0 and s["next_chunk"] == 1, s
         service_e2e.chunk(again, sid, 1)
         print("  the stream made before the signal resumed by its id in the next group")
         assert again.stop() == 0
-    finally:
-        again.kill()
 
 
 def test_one_rank_fails_mid_step():
-    os.environ["LTX_FAIL_POINTS"] = "denoise_step@1#3"
-    try:
-        srv = Server(2, "--fault-timeout", "1")
-    finally:
-        del os.environ["LTX_FAIL_POINTS"]
-    try:
+    with group("--fault-timeout", "1", fail_points="denoise_step@1#3") as srv:
         answers = {}
         t0 = time.time()
         waiter = post_waiting(srv, {"prompt": "rank 1 fails", "width": 256, "height": 256, "num_frames": 33,
@@ -129,53 +139,29 @@ def test_one_rank_fails_mid_step():
         assert_503(answers.get("job"), "the failed job's client")
         rc = srv.proc.wait(timeout=60)
         ended = time.time() - t0
-        text = srv.text()
-        assert re.search(r"\[rank 1\] [^\n]*aborting the group: rank 1: INTERNAL: injected failure at denoise_step", text), \
-            text[-3000:]
+        assert_aborted_by_rank_1(srv)
         assert rc != 0, "mpirun reported success after a group abort"
         print("  rank 1 failed alone at step 3: it aborted the group; the client got 503 after %.2f s; mpirun "
               "exited %d after %.2f s" % (answers["job"][3] - t0, rc, ended))
-    except Exception:
-        print("--- server log\n" + srv.text()[-4000:])
-        raise
-    finally:
-        srv.kill()
 
 
 def test_one_rank_fails_mid_chunk():
     """The stream path catches a chunk's failure and goes on to gather the KV sizes: the failed rank must
     settle with its peer first, or both wait in different collectives for ever."""
-    os.environ["LTX_FAIL_POINTS"] = "denoise_step@1#3"
-    try:
-        srv = Server(2, "--fault-timeout", "1")
-    finally:
-        del os.environ["LTX_FAIL_POINTS"]
-    try:
+    with group("--fault-timeout", "1", fail_points="denoise_step@1#3") as srv:
         sid = service_e2e.make_stream(srv, num_inference_steps=4)["id"]
         t0 = time.time()
         status, hdrs, payload = srv.request("POST", "/v1/streams/%s/chunks" % sid, {"index": 0}, timeout=60)
         took = time.time() - t0
-        assert status == 503 and json.loads(payload)["error"]["code"] == "unavailable", (status, payload[:300])
-        assert int(hdrs["retry-after"]) > 0, hdrs
+        assert_503((status, hdrs, payload, None), "the chunk's client")
         rc = srv.proc.wait(timeout=60)
-        assert re.search(r"\[rank 1\] [^\n]*aborting the group: rank 1: INTERNAL: [^\n]*injected failure at denoise_step",
-                         srv.text()), srv.text()[-3000:]
+        assert_aborted_by_rank_1(srv)
         print("  rank 1 failed alone in a stream chunk: it aborted the group; the client got 503 after %.2f s; "
               "mpirun exited %d" % (took, rc))
-    except Exception:
-        print("--- server log\n" + srv.text()[-4000:])
-        raise
-    finally:
-        srv.kill()
 
 
 def test_every_rank_fails_alike():
-    os.environ["LTX_FAIL_POINTS"] = "denoise_step@*#3"
-    try:
-        srv = Server(2, "--fault-timeout", "5")
-    finally:
-        del os.environ["LTX_FAIL_POINTS"]
-    try:
+    with group("--fault-timeout", "5", fail_points="denoise_step@*#3") as srv:
         job = srv.json("POST", "/v1/videos", {"prompt": "every rank fails", **TINY, "num_inference_steps": 4},
                        expect=202)
         done = wait_video(srv, job["id"], timeout=120)
@@ -187,11 +173,6 @@ def test_every_rank_fails_alike():
         assert wait_video(srv, again["id"])["job_status"] == "completed"
         assert srv.stop() == 0
         print("  every rank failed alike: the job failed naming the error, no abort, the next job completed")
-    except Exception:
-        print("--- server log\n" + srv.text()[-4000:])
-        raise
-    finally:
-        srv.kill()
 
 
 def main():
