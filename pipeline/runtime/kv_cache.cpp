@@ -23,7 +23,6 @@ void KvCache::clear() {
   if (budget_ != nullptr) budget_->release(bytes_);
   chunks_.clear();
   bytes_ = 0;
-  prefix_valid_ = false;
   prefix_.clear();
 }
 
@@ -69,7 +68,7 @@ Status KvCache::append(int64_t index, int64_t frames, std::vector<LayerKv> kv) {
   for (auto it = evict.rbegin(); it != evict.rend(); ++it) evict_at(*it);
   bytes_ += c.bytes;
   chunks_.push_back(std::move(c));
-  prefix_valid_ = false;
+  restore();
   return Status();
 }
 
@@ -78,25 +77,34 @@ void KvCache::evict_at(size_t position) {
   if (budget_ != nullptr) budget_->release(chunks_[position].bytes);
   chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(position));
   ++evictions_;
-  prefix_valid_ = false;
 }
 
-const std::vector<LayerKv>& KvCache::prefix() const {
-  if (prefix_valid_) return prefix_;
+// One tensor per entry holds every cached token, in chunk order; each chunk's
+// K/V become views of it, so the chunk tensors it was made from are freed and
+// every token is held once (the budget's count). The copy happens once per
+// change of the cache (an append, an eviction, a rebase), never per forward.
+void KvCache::restore() {
   prefix_.clear();
-  if (!chunks_.empty()) {
-    for (int64_t l = 0; l < num_layers_; ++l) {
-      std::vector<at::Tensor> ks, vs;
-      for (const auto& c : chunks_) {
-        ks.push_back(c.layers[l].k);
-        vs.push_back(c.layers[l].v);
-      }
-      prefix_.push_back({at::cat(ks, 1), at::cat(vs, 1)});
+  if (chunks_.empty()) return;
+  for (int64_t e = 0; e < num_layers_; ++e) {
+    std::vector<at::Tensor> ks, vs;
+    for (const auto& c : chunks_) {
+      ks.push_back(c.layers[e].k);
+      vs.push_back(c.layers[e].v);
+    }
+    prefix_.push_back({at::cat(ks, 1), at::cat(vs, 1)});
+  }
+  for (int64_t e = 0; e < num_layers_; ++e) {
+    int64_t offset = 0;
+    for (auto& c : chunks_) {
+      const int64_t n = c.layers[e].k.size(1);
+      c.layers[e] = {prefix_[e].k.narrow(1, offset, n), prefix_[e].v.narrow(1, offset, n)};
+      offset += n;
     }
   }
-  prefix_valid_ = true;
-  return prefix_;
 }
+
+const std::vector<LayerKv>& KvCache::prefix() const { return prefix_; }
 
 int64_t KvCache::tokens() const {
   int64_t t = 0;
@@ -109,7 +117,7 @@ void KvCache::rebase(const std::function<void(LayerKv&)>& rotate) {
   for (auto& c : chunks_) {
     for (auto& l : c.layers) rotate(l);
   }
-  prefix_valid_ = false;
+  restore();
 }
 
 }  // namespace ltx::pipeline

@@ -63,7 +63,9 @@ class KvCache {
   // keep several per layer, e.g. LTX-2's four; exactly that chunk's tokens),
   // then evicts beyond the window. RESOURCE_EXHAUSTED leaves the cache as it was.
   Status append(int64_t index, int64_t frames, std::vector<LayerKv> kv);
-  // Per-layer concatenation of the cached chunks (sink first); empty when none.
+  // Per-layer concatenation of the cached chunks (sink first); empty when
+  // none. It is the cache's storage: chunks()' K/V are views of it, so each
+  // token is held once and bytes() counts all the cache holds.
   const std::vector<LayerKv>& prefix() const;
   // Applies `rotate` to every cached layer (the denoiser's rebase_keys hook,
   // when the window slides and positions move back).
@@ -78,14 +80,14 @@ class KvCache {
 
  private:
   void evict_at(size_t position);
+  void restore();  // rebuilds prefix_ from chunks_ and points the chunks at it
   int64_t num_layers_;
   KvCacheLimits limits_;
   KvBudget* budget_;
   std::vector<Chunk> chunks_;
   int64_t bytes_ = 0;
   int64_t evictions_ = 0;
-  mutable bool prefix_valid_ = false;
-  mutable std::vector<LayerKv> prefix_;
+  std::vector<LayerKv> prefix_;
 };
 
 }  // namespace ltx::pipeline
