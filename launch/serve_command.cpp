@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/call_check.h"
 #include "common/check.h"
 #include "common/logging.h"
 #include "dist/agreement.h"
@@ -166,8 +167,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
   if (world.is_root() && verdict.ok()) {
     // Limits left at 0 follow the host's memory (rank 0's host; every rank
     // of it shares that memory).
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : world.size();
+    const int ranks_here = std::max(1, world.info().local_size);
     auto_pixels = cfg.max_pixel_frames == 0;
     auto_kv = cfg.max_kv_bytes_per_rank == 0;
     const int64_t available = service::host_available_memory();
@@ -239,7 +239,7 @@ int run_serve(dist::World& world, const std::vector<std::string>& args) {
     // (KV caches), rank 0's decoder device (a job's decode).
     int64_t free_here = service::device_available_memory(m.placement.denoiser.device);
     int64_t mine = free_here > 0 ? free_here : std::numeric_limits<int64_t>::max(), least = mine;
-    MPI_Allreduce(&mine, &least, 1, MPI_INT64_T, MPI_MIN, world.comm());
+    LTX_MPI_CHECK(MPI_Allreduce(&mine, &least, 1, MPI_INT64_T, MPI_MIN, world.comm()));
     const int64_t denoiser_free = least == std::numeric_limits<int64_t>::max() ? 0 : least;
     const int64_t decoder_free = world.is_root() ? service::device_available_memory(m.placement.decoder.device) : 0;
     const int64_t kv_before = cfg.max_kv_bytes_per_rank, pixels_before = cfg.max_pixel_frames;

@@ -69,10 +69,11 @@ void exit_now(int code) {
 }
 
 LauncherKillWatcher::LauncherKillWatcher() {
-  thread_ = std::thread([this] {
+  const auto grace_ns = static_cast<int64_t>(launcher_grace_seconds() * 1e9);
+  thread_ = std::thread([this, grace_ns] {
     while (!done_.load()) {
       const int64_t at = g_launcher_signal_ns.load();
-      if (at != 0 && monotonic_ns() - at >= static_cast<int64_t>(launcher_grace_seconds() * 1e9)) {
+      if (at != 0 && monotonic_ns() - at >= grace_ns) {
         LTX_LOG(kWarn) << "the launcher ends the job (its SIGKILL follows): the running step is abandoned; streams "
                           "are kept as of their last chunk; exiting with 0";
         dist::run_abort_hooks("the launcher ends the job");

@@ -39,9 +39,9 @@ namespace {
 using nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-constexpr const char* kVideoLane = "videos";
+constexpr const char* kVideoLane = "videos";     // all video jobs share one lane; each stream has its own
 constexpr double kHeartbeatSeconds = 5.0;          // an idle group is pinged this often
-constexpr double kHeartbeatTimeoutSeconds = 10.0;  // a ping unanswered this long: the group is not alive  // all video jobs share one lane; each stream has its own
+constexpr double kHeartbeatTimeoutSeconds = 10.0;  // a ping unanswered this long: the group is not alive
 
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;

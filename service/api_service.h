@@ -220,10 +220,10 @@ class ApiService {
   uint64_t next_serial_ = 1, finished_count_ = 0;
   bool shutdown_ = false;
   std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_prune_{};
+  std::chrono::steady_clock::time_point last_prune_{};  // the blob store's retention, every 30 s
   std::chrono::steady_clock::time_point last_contact_ = std::chrono::steady_clock::now();  // the group last answered
   std::optional<std::chrono::steady_clock::time_point> ping_since_;  // a heartbeat in flight
-  std::string group_error_;  // the last heartbeat's failure ("" = none)  // the blob store's retention, every 30 s
+  std::string group_error_;  // the last heartbeat's failure ("" = none)
   double blobs_pruned_ = 0;
 };
 
