@@ -29,7 +29,7 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 
 ApiError not_supported_reference() {
   return field_error("input_reference",
-                     "is not supported by this model: image-to-video is not implemented; send a prompt only");
+                     "is not supported by this model: it makes video from a prompt alone; send the prompt without it");
 }
 
 // The form's text parts as a JSON object of strings.

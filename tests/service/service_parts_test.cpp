@@ -233,6 +233,11 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
   c = ServiceConfig{};
   c.max_queue = 0;
   EXPECT_NE(c.validate().message().find("max_queue"), std::string::npos);
+  c = ServiceConfig{};
+  c.fault_timeout_s = 0;
+  EXPECT_NE(c.validate().message().find("fault_timeout_s"), std::string::npos);
+  c.fault_timeout_s = 0.5;
+  EXPECT_TRUE(c.validate().ok());
 
   const std::string dir = testing::scratch_dir("service-config");
   const std::string path = dir + "/serve.json";
