@@ -103,6 +103,35 @@ at::Tensor UlyssesAttention::sequence_to_heads(const at::Tensor& x) const {
   return recv.permute({1, 0, 2, 3, 4}).reshape({b, n * s, h, d});
 }
 
+std::vector<at::Tensor> UlyssesAttention::sequence_to_heads(const std::vector<at::Tensor>& xs) const {
+  LTX_CHECK(!xs.empty(), "sequence_to_heads needs at least one tensor");
+  const int64_t n = comm_.size();
+  const at::Tensor& x0 = xs.front();
+  LTX_CHECK(x0.dim() == 4 && x0.size(2) == num_heads_, "expected [B, s, ", num_heads_, ", D], got ",
+            x0.sizes());
+  for (const at::Tensor& x : xs) {
+    LTX_CHECK(x.sizes() == x0.sizes() && x.scalar_type() == x0.scalar_type(),
+              "tensors sent together must share shape and dtype: ", x0.sizes(), " ",
+              x0.scalar_type(), " against ", x.sizes(), " ", x.scalar_type());
+  }
+  if (n == 1) return xs;
+  const int64_t m = static_cast<int64_t>(xs.size());
+  const int64_t b = x0.size(0), s = x0.size(1), d = x0.size(3), h = num_heads_ / n;
+  // One send buffer [N, m, B, s, h, D]: row i carries rank i's heads of every
+  // tensor. Each tensor is written into it by one strided copy.
+  at::Tensor send = at::empty({n, m, b, s, h, d}, x0.options());
+  for (int64_t j = 0; j < m; ++j) {
+    send.select(1, j).copy_(xs[j].reshape({b, s, n, h, d}).permute({2, 0, 1, 3, 4}));
+  }
+  at::Tensor recv = comm_.all_to_all(send);  // [N(source rank = sequence shard), m, B, s, h, D]
+  std::vector<at::Tensor> out;
+  out.reserve(xs.size());
+  for (int64_t j = 0; j < m; ++j) {
+    out.push_back(recv.select(1, j).permute({1, 0, 2, 3, 4}).reshape({b, n * s, h, d}));
+  }
+  return out;
+}
+
 at::Tensor UlyssesAttention::heads_to_sequence(const at::Tensor& x) const {
   const int64_t n = comm_.size();
   LTX_CHECK(x.dim() == 4 && x.size(2) == num_heads_ / n && x.size(1) % n == 0,
@@ -119,9 +148,21 @@ at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
                                      const at::Tensor& v, const AttentionOptions& options,
                                      LocalHeadKv* kv_out) const {
   check_qkv(q, k, v);
-  at::Tensor qh = sequence_to_heads(q);
-  at::Tensor kh = sequence_to_heads(k);
-  at::Tensor vh = sequence_to_heads(v);
+  at::Tensor qh, kh, vh;
+  if (q.sizes() == k.sizes() && q.scalar_type() == k.scalar_type() &&
+      v.scalar_type() == k.scalar_type()) {
+    auto heads = sequence_to_heads(std::vector<at::Tensor>{q, k, v});
+    qh = heads[0], kh = heads[1], vh = heads[2];
+  } else {
+    qh = sequence_to_heads(q);
+    if (v.scalar_type() == k.scalar_type()) {
+      auto heads = sequence_to_heads(std::vector<at::Tensor>{k, v});
+      kh = heads[0], vh = heads[1];
+    } else {
+      kh = sequence_to_heads(k);
+      vh = sequence_to_heads(v);
+    }
+  }
   if (options.key_padding_mask.has_value()) {
     LTX_CHECK(options.key_padding_mask->size(-1) == kh.size(1), "key_padding_mask covers ",
               options.key_padding_mask->size(-1), " keys, the gathered sequence has ", kh.size(1));
