@@ -4,6 +4,9 @@
 # it is missing, OFF never builds it. Only the toolkit and headers are needed:
 # the code compiles and links on a machine without a GPU and runs where one is.
 # Outputs: LTX_CUDA_ENABLED, LTX_NCCL_ENABLED, targets ltx::cuda and ltx::nccl.
+# With the toolkit, CUDA is also enabled as a language (nvcc builds ops/'s
+# kernels) for CMAKE_CUDA_ARCHITECTURES, by default 90 (H100/H200); pass e.g.
+# -DCMAKE_CUDA_ARCHITECTURES="80;90" for other GPUs.
 
 set(LTX_CUDA_ENABLED OFF)
 set(LTX_NCCL_ENABLED OFF)
@@ -19,6 +22,15 @@ if(NOT LTX_WITH_CUDA STREQUAL "OFF")
     target_link_libraries(ltx_cuda INTERFACE CUDA::cudart)
     target_compile_definitions(ltx_cuda INTERFACE LTX_WITH_CUDA=1)
     add_library(ltx::cuda ALIAS ltx_cuda)
+    if(NOT CMAKE_CUDA_COMPILER)
+      find_program(CMAKE_CUDA_COMPILER nvcc HINTS ${CUDAToolkit_BIN_DIR} NO_DEFAULT_PATH)
+    endif()
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   elseif(LTX_WITH_CUDA STREQUAL "ON")
     message(FATAL_ERROR "LTX_WITH_CUDA=ON but no CUDA toolkit was found (set CUDAToolkit_ROOT)")
   endif()
