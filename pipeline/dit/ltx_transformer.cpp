@@ -6,8 +6,10 @@
 #include <set>
 
 #include "common/check.h"
+#include "common/device_sync.h"
 #include "common/logging.h"
 #include "common/torch_compat.h"
+#include "ops/fused_ops.h"
 #include "pipeline/nn/embeddings.h"
 
 namespace ltx::pipeline {
@@ -178,23 +180,28 @@ LtxTransformer::LtxTransformer(TransformerConfig config, LtxTransformerWeights w
       dtype_(dtype),
       device_(device) {}
 
-at::Tensor LtxTransformer::rms_norm(const at::Tensor& x, double eps) const {
-  at::Tensor xf = x.to(at::kFloat);
-  return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
-}
-
 std::pair<at::Tensor, at::Tensor> LtxTransformer::embed_timestep(const at::Tensor& timestep,
                                                                  int64_t batch) const {
-  // Embed each distinct value once (per-token timesteps repeat a few values).
-  at::Tensor flat = timestep.to(device_).to(at::kFloat).reshape(-1);
+  auto embed = [&](const at::Tensor& values) {
+    at::Tensor s = timestep_sinusoid(values.to(at::kFloat), kTimestepChannels).to(dtype_);
+    at::Tensor e = w_.time_linear_2(at::silu(w_.time_linear_1(s)));  // embedded timestep
+    return std::make_pair(w_.time_linear(at::silu(e)), e);
+  };
+  if (timestep.dim() <= 1) {  // one value per sample: embed them as they are (no host synchronisation)
+    auto [temb, e] = embed(to_device_async(timestep.reshape(-1), device_));
+    return {temb.view({batch, -1, temb.size(-1)}), e.view({batch, -1, e.size(-1)})};
+  }
+  // Per-token timesteps repeat a few values: embed each distinct one once. The
+  // distinct values are found where the timesteps are: on the host for free
+  // (then copied without a wait), on a GPU at the cost of a synchronisation.
+  at::Tensor flat = timestep.to(at::kFloat).reshape(-1);
   auto [values, inverse, counts] = at::_unique2(flat, /*sorted=*/true, /*return_inverse=*/true,
                                                 /*return_counts=*/false);
   (void)counts;
-  at::Tensor s = timestep_sinusoid(values, kTimestepChannels).to(dtype_);
-  at::Tensor e = w_.time_linear_2(at::silu(w_.time_linear_1(s)));  // embedded timestep
-  at::Tensor temb = w_.time_linear(at::silu(e));
-  e = e.index_select(0, inverse.reshape(-1));
-  temb = temb.index_select(0, inverse.reshape(-1));
+  auto [temb, e] = embed(to_device_async(values, device_));
+  const at::Tensor index = to_device_async(inverse.reshape(-1), device_);
+  e = e.index_select(0, index);
+  temb = temb.index_select(0, index);
   return {temb.view({batch, -1, temb.size(-1)}), e.view({batch, -1, e.size(-1)})};
 }
 
@@ -215,7 +222,7 @@ TextConditioning LtxTransformer::prepare_text(const at::Tensor& encoder_hidden_s
   TextConditioning text;
   text.bias = ((1 - encoder_attention_mask.to(device_, dtype_)) * -10000.0).view({b, 1, 1, l});
   for (const auto& blk : w_.blocks) {
-    at::Tensor k = rms_norm(blk.attn2.to_k(ctx), kQkNormEps) * blk.attn2.norm_k;
+    at::Tensor k = ops::rms_norm(blk.attn2.to_k(ctx), blk.attn2.norm_k, kQkNormEps);
     at::Tensor v = blk.attn2.to_v(ctx);
     text.cross_kv.push_back({k.view({b, l, num_heads(), head_dim()}), v.view({b, l, num_heads(), head_dim()})});
   }
@@ -264,7 +271,7 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
     base.bias = bias;
   }
 
-  const at::Tensor cos = a.rope_cos.to(device_), sin = a.rope_sin.to(device_);
+  const ops::Rope rope{a.rope_cos.to(device_), a.rope_sin.to(device_)};
   at::Tensor h = w_.proj_in(hs.to(device_, dtype_));
   auto [temb, embedded] = embed_timestep(a.timestep, b);
   const int64_t tt = temb.size(1);
@@ -276,13 +283,13 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
     auto mods = ada.unbind(2);  // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
 
     // 1. self-attention (sequence parallel)
-    at::Tensor x = rms_norm(h, config_.norm_eps) * (1 + mods[1]) + mods[0];
-    at::Tensor q = rms_norm(blk.attn1.to_q(x), kQkNormEps) * blk.attn1.norm_q;
-    at::Tensor k = rms_norm(blk.attn1.to_k(x), kQkNormEps) * blk.attn1.norm_k;
-    at::Tensor v = blk.attn1.to_v(x);
-    q = apply_rope(q, cos, sin).view({b, n, heads, head_dim()});
-    k = apply_rope(k, cos, sin).view({b, n, heads, head_dim()});
-    v = v.view({b, n, heads, head_dim()});
+    // Fused: norm + modulation, and q/k norm + weight + RoPE, one pass each (ops/).
+    at::Tensor x = ops::rms_norm_modulate(h, mods[1], mods[0], config_.norm_eps);
+    at::Tensor q = ops::rms_norm_rope(blk.attn1.to_q(x), blk.attn1.norm_q, kQkNormEps, rope)
+                       .view({b, n, heads, head_dim()});
+    at::Tensor k = ops::rms_norm_rope(blk.attn1.to_k(x), blk.attn1.norm_k, kQkNormEps, rope)
+                       .view({b, n, heads, head_dim()});
+    at::Tensor v = blk.attn1.to_v(x).view({b, n, heads, head_dim()});
     parallel::AttentionOptions opts = base;
     if (prefix > 0) {
       opts.prefix_k = a.kv_prefix->at(i).k;
@@ -297,7 +304,7 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
     h = h + blk.attn1.to_out(attn.reshape({b, n, d})) * mods[2];
 
     // 2. cross-attention to the text: no norm, no modulation, no gate
-    at::Tensor q2 = rms_norm(blk.attn2.to_q(h), kQkNormEps) * blk.attn2.norm_q;
+    at::Tensor q2 = ops::rms_norm(blk.attn2.to_q(h), blk.attn2.norm_q, kQkNormEps);
     q2 = q2.view({b, n, heads, head_dim()}).transpose(1, 2);
     const LayerKv& text_kv = a.text->cross_kv[i];
     at::Tensor cross = compat::scaled_dot_product_attention(
@@ -306,7 +313,7 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
     h = h + blk.attn2.to_out(cross.transpose(1, 2).reshape({b, n, d}));
 
     // 3. feed-forward
-    at::Tensor f = rms_norm(h, config_.norm_eps) * (1 + mods[4]) + mods[3];
+    at::Tensor f = ops::rms_norm_modulate(h, mods[4], mods[3], config_.norm_eps);
     h = h + blk.ff_out(gelu_tanh(blk.ff_in(f))) * mods[5];
   }
 

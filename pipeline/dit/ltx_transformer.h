@@ -146,7 +146,6 @@ class LtxTransformer {
 
   // (temb [B, T', 6*inner], embedded [B, T', inner]) for timesteps [B] or [B, n].
   std::pair<at::Tensor, at::Tensor> embed_timestep(const at::Tensor& timestep, int64_t batch) const;
-  at::Tensor rms_norm(const at::Tensor& x, double eps) const;
 
   TransformerConfig config_;
   LtxTransformerWeights w_;

@@ -1,6 +1,7 @@
 #include "pipeline/ltx2/ltx2_generation.h"
 
 #include "common/check.h"
+#include "common/device_sync.h"
 
 namespace ltx::pipeline {
 namespace {
@@ -69,7 +70,8 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     f.audio.shard = a.audio_shard;
     f.video.coords = coords_v;
     f.audio.coords = coords_a;
-    f.video.timestep = f.audio.timestep = f.sigma = at::full({xv.size(0)}, t, at::TensorOptions().dtype(at::kFloat));
+    f.video.timestep = f.audio.timestep = f.sigma =
+        at::full({xv.size(0)}, t, at::TensorOptions().dtype(at::kFloat).device(xv.device()));  // made there: no copy
     f.text = text;
     f.use_cross_timestep = a.use_cross_timestep;
     f.isolate_modalities = isolate;
@@ -82,6 +84,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
   LTX_CHECK(a.begin_step >= 0 && a.begin_step <= schedule.steps(), "begin_step ", a.begin_step, " is outside [0, ",
             schedule.steps(), "]");
   if (a.end_step != nullptr) *a.end_step = a.begin_step;
+  StepPacer pacer(x.device());  // the host runs at most one step ahead of the GPU
   for (int64_t i = a.begin_step; i < schedule.steps(); ++i) {
     const float t = schedule.timesteps[i];
     const double s = schedule.sigmas[i];
@@ -125,6 +128,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     at::Tensor va = (y - guide(x0a, da, g.audio.rescale, a.audio_shard)) / s;
     x = scheduler.step(x, vv, schedule, i);
     y = scheduler.step(y, va, schedule, i);
+    pacer.step_queued();  // step i queued, step i - 1 finished (common/device_sync.h)
     if (observer) {
       trace.video_velocity = vv;
       trace.audio_velocity = va;

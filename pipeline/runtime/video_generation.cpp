@@ -26,6 +26,7 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
   call.kv_prefix = kv_prefix != nullptr && !kv_prefix->empty() ? kv_prefix : nullptr;
   latents = latents.to(device, at::kFloat);
   if (end_step != nullptr) *end_step = begin_step;
+  StepPacer pacer(device);  // the host runs at most one step ahead of the GPU; no sync per step
   for (int64_t i = begin_step; i < schedule.steps(); ++i) {
     fail_point("denoise_step");  // tests of a rank failing alone mid-step (common/fail_point.h)
     at::Tensor x = cfg ? at::cat({latents, latents}, 0) : latents;
@@ -36,10 +37,10 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
                                                   settings.guidance_rescale)
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
-    if (observer) {
-      wait_for_device(latents.device());  // an observer that reads the clock times finished work
-      observer(i, out, latents);
-    }
+    // Step i is queued, step i - 1 has finished: an observer that reads the
+    // clock sees the device's pace; the gate decides while the GPU works.
+    pacer.step_queued();
+    if (observer) observer(i, out, latents);
     if (end_step != nullptr) *end_step = i + 1;
     // Not after the last step: the result is there, a stop would only waste it.
     if (gate && i + 1 < schedule.steps() && !gate(i)) break;

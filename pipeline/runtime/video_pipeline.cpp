@@ -1,7 +1,10 @@
 #include "pipeline/runtime/video_pipeline.h"
 
 #include <cmath>
+#include <string>
 #include <utility>
+
+#include "common/check.h"
 
 namespace ltx::pipeline {
 
@@ -78,9 +81,12 @@ StepGate group_step_gate(dist::Communicator& comm, const CancelToken& cancel, St
       if (cancel.requested && cancel.requested()) v = StepVerdict::kCancel;
       else if (cancel.yield_requested && cancel.yield_requested()) v = StepVerdict::kYield;
     }
-    at::Tensor flag = at::full({1}, static_cast<int64_t>(v), at::TensorOptions().dtype(at::kLong).device(comm.device()));
-    comm.broadcast(flag, 0);
-    v = static_cast<StepVerdict>(flag.item<int64_t>());
+    // Rank 0's verdict travels on the control plane (MPI, host memory), not
+    // the data plane: no device tensor, no device-to-host read in the step.
+    std::string payload = std::to_string(static_cast<int>(v));
+    Status shared = comm.root_verdict(Status(), &payload);
+    LTX_CHECK(shared.ok() && !payload.empty(), "step verdict from rank 0: ", shared.message());
+    v = static_cast<StepVerdict>(std::stoi(payload));
     if (verdict != nullptr) *verdict = v;
     return v == StepVerdict::kGoOn;
   };
