@@ -28,12 +28,14 @@ void add_placement_options(po::options_description& desc, pipeline::PlacementCho
       ("text-dtype", po::value(&c->text_dtype), "text encoder dtype (default: --dtype)")
       ("denoiser-dtype", po::value(&c->denoiser_dtype), "diffusion transformer dtype (default: --dtype); it lives on each rank's group device")
       ("decoder-device", po::value(&c->decoder_device), "decoders on rank 0: auto|cpu|cuda")
-      ("decoder-dtype", po::value(&c->decoder_dtype), "decoder dtype (default: --dtype)");
+      ("decoder-dtype", po::value(&c->decoder_dtype), "decoder dtype (default: --dtype)")
+      ("step-graphs", po::value(&c->step_graphs), "record the denoiser's step once per shape and replay it: auto|on|off (auto: CUDA graphs on GPUs, off on CPUs)");
 }
 
 namespace {
 std::vector<std::string*> placement_fields(pipeline::PlacementChoice& c) {
-  return {&c.dtype, &c.text_device, &c.text_dtype, &c.denoiser_dtype, &c.decoder_device, &c.decoder_dtype};
+  return {&c.dtype, &c.text_device, &c.text_dtype, &c.denoiser_dtype, &c.decoder_device, &c.decoder_dtype,
+          &c.step_graphs};
 }
 }  // namespace
 

@@ -120,6 +120,7 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
                         : k == "denoiser_dtype" ? &c->placement.denoiser_dtype
                         : k == "decoder_device" ? &c->placement.decoder_device
                         : k == "decoder_dtype"  ? &c->placement.decoder_dtype
+                        : k == "step_graphs"    ? &c->placement.step_graphs
                                                 : nullptr;
     if (k == "api_key") text = &c->api_key;
     if (text != nullptr) {

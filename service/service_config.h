@@ -76,7 +76,7 @@ int64_t device_available_memory(const at::Device& device);
 
 // Reads a JSON object of the fields above (same names; the placement's as
 // dtype, text_device, text_dtype, denoiser_dtype, decoder_device,
-// decoder_dtype) over `config`;
+// decoder_dtype, step_graphs) over `config`;
 // unknown names and wrong types are errors naming the field.
 Status merge_service_config_json(const std::string& path, ServiceConfig* config);
 

@@ -1,6 +1,7 @@
 #include "pipeline/ltx_video/ltx_denoiser.h"
 
 #include "common/check.h"
+#include "common/logging.h"
 
 namespace ltx::pipeline {
 namespace {
@@ -23,8 +24,10 @@ const T& family_object(const Base* p, const char* what) {
 
 }  // namespace
 
-LtxDenoiser::LtxDenoiser(LtxTransformer transformer, RopeSettings rope)
-    : transformer_(std::move(transformer)), rope_(rope) {}
+LtxDenoiser::LtxDenoiser(LtxTransformer transformer, RopeSettings rope, bool step_graphs)
+    : transformer_(std::move(transformer)), rope_(rope) {
+  if (step_graphs) graph_ = std::make_unique<StepGraph>(make_graph_backend(transformer_.device()));
+}
 
 RopeSettings LtxDenoiser::rope_at(double fps) const {
   RopeSettings r = rope_;
@@ -50,9 +53,20 @@ std::unique_ptr<DenoiserPositions> LtxDenoiser::positions(const LatentGrid& grid
 at::Tensor LtxDenoiser::forward(const DenoiserCall& call) const {
   LTX_CHECK(call.text != nullptr && call.positions != nullptr, "a denoiser call needs its text and positions");
   const auto& positions = family_object<LtxPositions>(call.positions, "positions");
+  at::Tensor hidden = call.latents.to(transformer_.device(), transformer_.dtype());
+  at::Tensor timestep = call.timestep.to(transformer_.device(), at::kFloat);
+  if (graph_ != nullptr && call.kv_out == nullptr) {
+    try {
+      return forward_graphed(call, hidden, timestep);
+    } catch (const std::exception& e) {
+      LTX_LOG(kWarn) << "step graphs turned off (" << graph_->backend_name() << "): recording the step failed: "
+                     << e.what();
+      graph_.reset();
+    }
+  }
   LtxForwardArgs args;
-  args.hidden_states = call.latents.to(transformer_.device(), transformer_.dtype());
-  args.timestep = call.timestep.to(transformer_.device(), at::kFloat);
+  args.hidden_states = hidden;
+  args.timestep = timestep;
   args.text = &family_object<LtxPreparedText>(call.text, "text conditioning").text;
   args.rope_cos = positions.cos;
   args.rope_sin = positions.sin;
@@ -61,6 +75,50 @@ at::Tensor LtxDenoiser::forward(const DenoiserCall& call) const {
   args.kv_out = call.kv_out;
   args.self_attention_bias = call.self_attention_bias;
   return transformer_.forward(args).to(at::kFloat);
+}
+
+at::Tensor LtxDenoiser::forward_graphed(const DenoiserCall& call, const at::Tensor& hidden_states,
+                                       const at::Tensor& timestep) const {
+  // Every tensor the step reads goes in, in this order: latents, timesteps,
+  // RoPE tables, text bias and per-layer text K/V, then the KV prefix and the
+  // bias when there are; the recording reads only the static copies.
+  const auto& positions = family_object<LtxPositions>(call.positions, "positions");
+  const TextConditioning& text = family_object<LtxPreparedText>(call.text, "text conditioning").text;
+  const bool has_prefix = call.kv_prefix != nullptr && !call.kv_prefix->empty();
+  const bool has_bias = call.self_attention_bias.has_value();
+  std::vector<at::Tensor> in{hidden_states, timestep, positions.cos, positions.sin, text.bias};
+  for (const LayerKv& kv : text.cross_kv) in.insert(in.end(), {kv.k, kv.v});
+  if (has_prefix) {
+    for (const LayerKv& kv : *call.kv_prefix) in.insert(in.end(), {kv.k, kv.v});
+  }
+  if (has_bias) in.push_back(*call.self_attention_bias);
+  const parallel::SequenceShard shard = call.shard;
+  const int64_t text_layers = static_cast<int64_t>(text.cross_kv.size());
+  const int64_t prefix_layers = has_prefix ? static_cast<int64_t>(call.kv_prefix->size()) : 0;
+  const std::string key = "shard " + std::to_string(shard.rank) + "/" + std::to_string(shard.world_size) + " " +
+                          std::to_string(shard.seq_len) + "/" + std::to_string(shard.padded_len) +
+                          (has_prefix ? " prefix" : "") + (has_bias ? " bias" : "");
+  auto make_body = [this, shard, text_layers, prefix_layers, has_bias]() -> StepGraph::Body {
+    return [this, shard, text_layers, prefix_layers, has_bias](const std::vector<at::Tensor>& s) {
+      size_t i = 5;
+      TextConditioning t;
+      t.bias = s[4];
+      for (int64_t l = 0; l < text_layers; ++l, i += 2) t.cross_kv.push_back({s[i], s[i + 1]});
+      std::vector<LayerKv> prefix;
+      for (int64_t l = 0; l < prefix_layers; ++l, i += 2) prefix.push_back({s[i], s[i + 1]});
+      LtxForwardArgs args;
+      args.hidden_states = s[0];
+      args.timestep = s[1];
+      args.rope_cos = s[2];
+      args.rope_sin = s[3];
+      args.text = &t;
+      args.shard = shard;
+      args.kv_prefix = prefix_layers > 0 ? &prefix : nullptr;
+      if (has_bias) args.self_attention_bias = s[i];
+      return transformer_.forward(args).to(at::kFloat);
+    };
+  };
+  return graph_->run(key, in, make_body);
 }
 
 void LtxDenoiser::rebase_keys(LayerKv& layer, int64_t frames, double fps) const {

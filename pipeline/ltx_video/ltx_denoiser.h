@@ -10,16 +10,22 @@
 #include "pipeline/dit/ltx_rope.h"
 #include "pipeline/dit/ltx_transformer.h"
 #include "pipeline/model/roles.h"
+#include "pipeline/runtime/step_graph.h"
 
 namespace ltx::pipeline {
 
 class LtxDenoiser final : public Denoiser {
  public:
   // `rope` carries the decoder's compression factors (frame_rate is set per call).
-  LtxDenoiser(LtxTransformer transformer, RopeSettings rope);
+  // With `step_graphs`, a forward that fills no KV output is recorded once per
+  // shape and replayed (step_graph.h: CUDA graphs on a GPU, the body kept and
+  // called elsewhere); if recording fails, it says so once and runs eagerly.
+  LtxDenoiser(LtxTransformer transformer, RopeSettings rope, bool step_graphs = false);
 
   const LtxTransformer& transformer() const { return transformer_; }
-  Placement placement() const override { return {transformer_.device(), transformer_.dtype()}; }
+  Placement placement() const override { return {transformer_.device(), transformer_.dtype(), graph_ != nullptr}; }
+  // The step graph's counters (null without step graphs).
+  const StepGraph* step_graph() const { return graph_.get(); }
   int64_t latent_channels() const override { return transformer_.config().in_channels; }
   int64_t context_channels() const override { return transformer_.config().caption_channels; }
   int64_t num_layers() const override { return transformer_.config().num_layers; }
@@ -34,8 +40,11 @@ class LtxDenoiser final : public Denoiser {
 
  private:
   RopeSettings rope_at(double fps) const;
+  at::Tensor forward_graphed(const DenoiserCall& call, const at::Tensor& hidden_states,
+                             const at::Tensor& timestep) const;
   LtxTransformer transformer_;
   RopeSettings rope_;
+  mutable std::unique_ptr<StepGraph> graph_;  // driven by the inference thread only
 };
 
 }  // namespace ltx::pipeline

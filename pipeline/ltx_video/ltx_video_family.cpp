@@ -106,7 +106,7 @@ class LtxVideoFamily final : public ModelFamily {
     RopeSettings rope;
     rope.spatial_compression = m.geometry.spatial_compression;
     rope.temporal_compression = m.geometry.temporal_compression;
-    m.denoiser = std::make_unique<LtxDenoiser>(std::move(transformer), rope);
+    m.denoiser = std::make_unique<LtxDenoiser>(std::move(transformer), rope, placement.denoiser.step_graphs);
     LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
     m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
     if (comm.rank() == 0) {

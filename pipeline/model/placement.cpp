@@ -46,7 +46,9 @@ Result<Placement> resolve_component(const std::string& field, const std::string&
 
 }  // namespace
 
-std::string Placement::to_string() const { return device.str() + " " + dtype_name(dtype); }
+std::string Placement::to_string() const {
+  return device.str() + " " + dtype_name(dtype) + (step_graphs ? " step-graphs" : "");
+}
 
 Result<at::ScalarType> parse_dtype(const std::string& name) {
   if (name == "fp32" || name == "float32" || name == "float") return at::kFloat;
@@ -72,6 +74,9 @@ Status PlacementChoice::validate() const {
   if (!valid_device(text_device)) {
     return invalid_argument_error("--text-device must be auto, cpu or cuda, got '" + text_device + "'");
   }
+  if (!(step_graphs.empty() || step_graphs == "auto" || step_graphs == "on" || step_graphs == "off")) {
+    return invalid_argument_error("--step-graphs must be auto, on or off, got '" + step_graphs + "'");
+  }
   if (!valid_device(decoder_device)) {
     return invalid_argument_error("--decoder-device must be auto, cpu or cuda, got '" + decoder_device + "'");
   }
@@ -84,6 +89,8 @@ Result<ModelPlacement> ModelPlacement::resolve(const PlacementChoice& c, const a
   LTX_ASSIGN_OR_RETURN(p.text_encoder, resolve_component("--text-device", c.text_device, c.text_dtype, c.dtype, group_device));
   LTX_ASSIGN_OR_RETURN(p.decoder, resolve_component("--decoder-device", c.decoder_device, c.decoder_dtype, c.dtype, group_device));
   LTX_ASSIGN_OR_RETURN(p.denoiser, resolve_component("denoiser", "auto", c.denoiser_dtype, c.dtype, group_device));
+  p.denoiser.step_graphs = c.step_graphs == "on" || ((c.step_graphs.empty() || c.step_graphs == "auto") &&
+                                                     p.denoiser.device.is_cuda());
   return p;
 }
 

@@ -22,6 +22,9 @@ namespace ltx::pipeline {
 struct Placement {
   at::Device device = at::Device(at::kCPU);
   at::ScalarType dtype = at::kFloat;
+  // Denoiser only: record each step's forward once per shape and replay it
+  // (pipeline/runtime/step_graph.h): CUDA graphs on a GPU.
+  bool step_graphs = false;
   std::string to_string() const;  // "cuda:0 bf16", "cpu fp32"
 };
 
@@ -34,6 +37,7 @@ struct PlacementChoice {
   std::string denoiser_dtype;  // the denoiser always lives on the group's device
   std::string decoder_device;
   std::string decoder_dtype;
+  std::string step_graphs;     // auto (on for a GPU denoiser), on, off
 
   // Names the field at fault ("--text-device must be auto, cpu or cuda, got 'gpu'").
   Status validate() const;

@@ -49,6 +49,14 @@ TEST(Placement, BadChoicesNameTheFlag) {
   c = {};
   c.decoder_dtype = "double";
   named(c, "--decoder-dtype");
+  c = {};
+  c.step_graphs = "yes";
+  named(c, "--step-graphs");
+  // auto: step graphs for a GPU denoiser only; on: also on a CPU (the replay backend).
+  c = {};
+  EXPECT_FALSE(ModelPlacement::resolve(c, kCpu)->denoiser.step_graphs);
+  c.step_graphs = "on";
+  EXPECT_TRUE(ModelPlacement::resolve(c, kCpu)->denoiser.step_graphs);
   if (!at::hasCUDA()) {
     c = {};
     c.decoder_device = "cuda";
@@ -67,6 +75,8 @@ TEST(Placement, EveryComponentsWeightsAreWhereItsPlacementSays) {
   choices[2].text_dtype = "fp32";
   choices[2].denoiser_dtype = "bf16";
   choices[2].decoder_dtype = "fp32";
+  choices.push_back(PlacementChoice{});
+  choices[3].step_graphs = "on";  // the LTX-Video denoiser records its steps (replay backend on a CPU)
   for (const PlacementChoice& c : choices) {
     auto model = load_model(kDefaultModel, alone, c);
     ASSERT_TRUE(model.ok()) << model.status();
