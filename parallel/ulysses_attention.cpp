@@ -58,6 +58,12 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     LTX_CHECK(!o.prefix_v.has_value(), "prefix_v given without prefix_k");
   }
   auto bias = combined_bias(o, batch, prefix, head_begin, heads, q.options());
+  if (o.valid_keys.has_value() && *o.valid_keys < k.size(1)) {
+    // Tail padding: attend the prefix and the real keys only (no mask).
+    kk = kk.narrow(1, 0, prefix + *o.valid_keys);
+    vv = vv.narrow(1, 0, prefix + *o.valid_keys);
+    if (bias.has_value() && bias->size(-1) != 1) bias = bias->narrow(-1, 0, prefix + *o.valid_keys);
+  }
   const double scale = o.scale.value_or(1.0 / std::sqrt(static_cast<double>(dim)));
   at::Tensor out = compat::scaled_dot_product_attention(q.transpose(1, 2), kk.transpose(1, 2),
                                                         vv.transpose(1, 2), bias, scale);
@@ -162,6 +168,10 @@ at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
       kh = sequence_to_heads(k);
       vh = sequence_to_heads(v);
     }
+  }
+  if (options.valid_keys.has_value()) {
+    LTX_CHECK(*options.valid_keys >= 1 && *options.valid_keys <= kh.size(1), "valid_keys ", *options.valid_keys,
+              " outside [1, ", kh.size(1), "] gathered keys");
   }
   if (options.key_padding_mask.has_value()) {
     LTX_CHECK(options.key_padding_mask->size(-1) == kh.size(1), "key_padding_mask covers ",

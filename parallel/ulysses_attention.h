@@ -28,6 +28,11 @@ struct AttentionOptions {
   // [B, S_pad] (or [S_pad]) bool over the gathered padded sequence, true for
   // real tokens; padded keys get -inf, so they never change a real token.
   std::optional<at::Tensor> key_padding_mask;
+  // Only the first `valid_keys` gathered keys are real, the rest is the
+  // sequence's tail padding: the padding keys are dropped instead of masked,
+  // so attention without a bias needs no mask at all and stays on the fused
+  // (flash / cuDNN) kernels. Prefer it to key_padding_mask for tail padding.
+  std::optional<int64_t> valid_keys;
   // Additive bias broadcastable to [B, H, S_pad, P + S_pad] for ALL heads (its
   // head dim, when not 1, is sliced to this rank's heads). P = prefix length.
   std::optional<at::Tensor> bias;

@@ -257,7 +257,8 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
   }
 
   parallel::AttentionOptions base;
-  if (shard.padded_len != shard.seq_len) base.key_padding_mask = shard.key_padding_mask(device_);
+  // Tail padding is dropped from the keys, not masked: no mask, fused SDPA kernels.
+  if (shard.padded_len != shard.seq_len) base.valid_keys = shard.seq_len;
   if (a.self_attention_bias.has_value()) {
     at::Tensor bias = a.self_attention_bias->to(device_).to(at::kFloat);
     while (bias.dim() < 4) bias = bias.unsqueeze(0);

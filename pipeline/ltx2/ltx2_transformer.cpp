@@ -471,7 +471,7 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
   // Attention options that stay the same for every block.
   auto self_options = [&](const Ltx2StreamArgs& s, int64_t prefix) {
     parallel::AttentionOptions o;
-    if (s.shard.padded_len != s.shard.seq_len) o.key_padding_mask = s.shard.key_padding_mask(device_);
+    if (s.shard.padded_len != s.shard.seq_len) o.valid_keys = s.shard.seq_len;  // dropped, not masked
     if (s.self_bias.has_value()) {
       at::Tensor bias = as_float4d(*s.self_bias, device_);
       LTX_CHECK(bias.size(2) == s.shard.seq_len && bias.size(3) == prefix + s.shard.seq_len,
@@ -500,7 +500,7 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
   }
   // V2A: Ulysses over audio heads, the whole padded audio and video sequences.
   parallel::AttentionOptions v2a_options;
-  if (vs.padded_len != vs.seq_len) v2a_options.key_padding_mask = vs.key_padding_mask(device_);
+  if (vs.padded_len != vs.seq_len) v2a_options.valid_keys = vs.seq_len;
   if (a.audio.cross_bias.has_value()) {
     at::Tensor bias = as_float4d(*a.audio.cross_bias, device_);
     const int64_t p = prefix_len(&Ltx2LayerKv::v2a);

@@ -88,6 +88,17 @@ TEST_P(Ulysses, EqualsSingleProcessAttention) {
   EXPECT_LT(diff.rel_l2, 1e-6) << testing::describe(diff);
   EXPECT_TRUE(at::isfinite(got).all().item<bool>());
 
+  // Tail padding dropped from the keys (valid_keys) instead of masked: the
+  // same result without a mask (the path the transformers take).
+  if (!c.mask) {
+    AttentionOptions dropped = par;
+    dropped.key_padding_mask.reset();
+    dropped.valid_keys = c.seq;
+    at::Tensor got2 = gather_sequence(g, shard, attn.forward(shard.take(q, 1), shard.take(k, 1), shard.take(v, 1), dropped), 1);
+    auto diff2 = testing::difference(got2, want);
+    EXPECT_LT(diff2.rel_l2, 1e-6) << "valid_keys: " << testing::describe(diff2);
+  }
+
   // The gathered output is bit-identical on every rank.
   at::Tensor from_root = got.clone();
   g.broadcast(from_root, 0);
