@@ -18,6 +18,13 @@ namespace ltx::launch {
 
 struct ParityResult;  // parity_runner.h
 
+// Where the runner places the components rank 0 runs when serving (text
+// encoders, connectors, VAEs, vocoder, upsampler): the CPU unless
+// ParityOptions::component_device says otherwise (set by run_parity_case for
+// one case; the runner is single-threaded). The transformers run on the
+// communicator's device.
+at::Device component_device();
+
 // Relative L2 and max-abs error of `got` against `want` (both made fp64 on CPU).
 ParityResult compare(const std::string& name, const at::Tensor& got, const at::Tensor& want,
                      double tol_rel, double tol_abs);

@@ -41,6 +41,9 @@ struct ParityOptions {
   // Run the model in this dtype instead of the case's (e.g. bf16 against an
   // fp32 reference); the tolerance becomes the reduced-precision one.
   std::optional<at::ScalarType> dtype;
+  // Where the components rank 0 runs go (default: the CPU, as a CPU group
+  // serves them); the transformers always run on the communicator's device.
+  std::optional<at::Device> component_device;
 };
 
 // Runs the case in `case_dir` on the group of `comm`.
