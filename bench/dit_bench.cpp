@@ -4,7 +4,8 @@
 //
 // LTX-Video 2B (default):
 //   mpirun -n N build/ltx-dit-bench --tokens 1024 [--layers 28] [--steps 3]
-//          [--text-len 128] [--dtype f32|bf16] [--backend mpi|nccl|auto]
+//          [--text-len 128] [--batch 1] [--dtype f32|bf16] [--backend mpi|nccl|auto]
+//   (--batch 2 is a CFG pair: the pipeline's guided step is one batch-2 forward)
 // LTX-2 19B (2.0) or 22B (2.3) audio-video transformer:
 //   mpirun -n N build/ltx-dit-bench --model ltx2 --width 384 --height 256 --frames 121 --fps 24
 //          [--variant 2.0|2.3] [--batch 2] [--layers 48] [--text-len 1024] [--steps 1] [--dtype f32|bf16]
@@ -127,7 +128,7 @@ int run_ltx2(const ltx::dist::World& world, ltx::dist::TimedCommunicator& comm, 
 int main(int argc, char** argv) {
   ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
-  int64_t tokens = 1024, layers = 28, steps = 3, text_len = 128;
+  int64_t tokens = 1024, layers = 28, steps = 3, text_len = 128, video_batch = 1;
   std::string dtype_name = "f32", backend_name = "auto", model_name = "ltx-video";
   Ltx2Options ltx2;
   bool layers_given = false, text_given = false, steps_given = false;
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     else if (a == "--height") ltx2.height = std::stoll(value());
     else if (a == "--frames") ltx2.frames = std::stoll(value());
     else if (a == "--fps") ltx2.fps = std::stod(value());
-    else if (a == "--batch") ltx2.batch = std::stoll(value());
+    else if (a == "--batch") ltx2.batch = video_batch = std::stoll(value());
     else if (a == "--variant") ltx2.variant = value();
     else if (a == "--dtype") dtype_name = value();
     else if (a == "--backend") backend_name = value();
@@ -176,9 +177,9 @@ int main(int argc, char** argv) {
     if (world.is_root()) std::fprintf(stderr, "--model must be ltx-video or ltx2, got %s\n", model_name.c_str());
     return 2;
   }
-  if (tokens < 1 || layers < 1 || (model_name == "ltx-video" && layers > 28) || steps < 1 || text_len < 1 ||
+  if (tokens < 1 || layers < 1 || (model_name == "ltx-video" && layers > 28) || steps < 1 || text_len < 1 || video_batch < 1 ||
       (dtype_name != "f32" && dtype_name != "bf16")) {
-    if (world.is_root()) std::fprintf(stderr, "bad arguments (tokens>0, 1<=layers<=28, steps>0, dtype f32|bf16)\n");
+    if (world.is_root()) std::fprintf(stderr, "bad arguments (tokens>0, 1<=layers<=28, steps>0, batch>0, dtype f32|bf16)\n");
     return 2;
   }
   auto backend = ltx::dist::parse_backend(backend_name);
@@ -219,13 +220,14 @@ int main(int argc, char** argv) {
   ltx::pipeline::LatentGrid grid{1, 1, tokens, 0};
   auto shard = ltx::parallel::SequenceShard::make(tokens, comm.size(), comm.rank());
   auto opts = at::TensorOptions().dtype(dtype).device(device);
-  auto text = model.prepare_text(at::randn({1, text_len, config.caption_channels}, opts),
-                                 at::ones({1, text_len}, opts));
+  const int64_t b = video_batch;
+  auto text = model.prepare_text(at::randn({b, text_len, config.caption_channels}, opts),
+                                 at::ones({b, text_len}, opts));
   auto tables = ltx::pipeline::rope_tables(grid, {}, model.inner_dim(), device);
   ltx::pipeline::LtxForwardArgs args;
   args.shard = shard;
-  args.hidden_states = at::randn({1, shard.shard_len, config.in_channels}, opts);
-  args.timestep = at::full({1}, 500.0, at::TensorOptions().device(device));
+  args.hidden_states = at::randn({b, shard.shard_len, config.in_channels}, opts);
+  args.timestep = at::full({b}, 500.0, at::TensorOptions().device(device));
   args.rope_cos = shard.take(tables.cos, 0);
   args.rope_sin = shard.take(tables.sin, 0);
   args.text = &text;
@@ -245,8 +247,9 @@ int main(int argc, char** argv) {
   comm_s /= steps;
   const double scale28 = 28.0 / layers;
   if (world.is_root()) {
-    std::printf("# ltx-dit-bench: 2B config, %lld/28 layers built, dtype %s, backend %s, init %.1fs\n",
-                static_cast<long long>(layers), dtype_name.c_str(), comm.backend_name(), init_s);
+    std::printf("# ltx-dit-bench: 2B config, %lld/28 layers built, batch %lld, dtype %s, backend %s, init %.1fs\n",
+                static_cast<long long>(layers), static_cast<long long>(b), dtype_name.c_str(), comm.backend_name(),
+                init_s);
     std::printf("ranks,tokens,tokens_per_rank,layers,step_s,comm_s,compute_s,step_s_28_layers,comm_s_28_layers\n");
     std::printf("%d,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f\n", comm.size(), static_cast<long long>(tokens),
                 static_cast<long long>(shard.shard_len), static_cast<long long>(layers), total, comm_s,

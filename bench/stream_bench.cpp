@@ -19,7 +19,7 @@
 #include "pipeline/registry/model_registry.h"
 #include "pipeline/runtime/stream_session.h"
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   ltx::tune_host_allocator();
   ltx::dist::World world(&argc, &argv);
   std::string model_dir;
@@ -79,4 +79,15 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+// A bad setting (too few steps for the scheduler's terminal stretch, say) is
+// reported and exits 1 instead of aborting.
+int main(int argc, char** argv) {
+  try {
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ltx-stream-bench: %s\n", e.what());
+    return 1;
+  }
 }
