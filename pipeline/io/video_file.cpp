@@ -1,12 +1,14 @@
 #include "pipeline/io/video_file.h"
 
 extern "C" {
+#ifdef LTX_WITH_FFMPEG
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
+#endif
 }
 #include <png.h>
 
@@ -25,6 +27,7 @@ extern "C" {
 namespace ltx::pipeline {
 namespace {
 
+#ifdef LTX_WITH_FFMPEG
 std::string av_error(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(code, buf, sizeof(buf));
@@ -51,6 +54,8 @@ struct SwsDeleter {
   void operator()(SwsContext* s) const { sws_freeContext(s); }
 };
 
+#endif  // LTX_WITH_FFMPEG
+
 Status check_frames(const at::Tensor& frames) {
   if (frames.dim() != 4 || frames.size(1) != 3) {
     return invalid_argument_error("frames must be [F, 3, H, W], got " + c10::str(frames.sizes()));
@@ -59,6 +64,7 @@ Status check_frames(const at::Tensor& frames) {
   return Status();
 }
 
+#ifdef LTX_WITH_FFMPEG
 // Sends one frame (or nullptr to flush) and writes every packet that comes out.
 Status drain(AVCodecContext* enc, AVFormatContext* fmt, AVStream* st, AVFrame* frame, const std::string& where) {
   int rc = avcodec_send_frame(enc, frame);
@@ -75,6 +81,8 @@ Status drain(AVCodecContext* enc, AVFormatContext* fmt, AVStream* st, AVFrame* f
   }
 }
 
+#endif  // LTX_WITH_FFMPEG
+
 Status check_audio(const AudioTrack& a, const std::string& where) {
   if (a.empty()) return invalid_argument_error(where + ": no audio samples");
   if (a.samples.dim() != 2 || a.samples.size(0) < 1 || a.samples.size(0) > 8) {
@@ -86,6 +94,7 @@ Status check_audio(const AudioTrack& a, const std::string& where) {
   return Status();
 }
 
+#ifdef LTX_WITH_FFMPEG
 // The AAC track of an MP4 being written: its encoder, and the fitted
 // waveform it feeds in codec frames as the video advances.
 class AacTrack {
@@ -164,6 +173,9 @@ class AacTrack {
   int64_t next_ = 0;
 };
 
+#endif  // LTX_WITH_FFMPEG
+
+#ifdef LTX_WITH_FFMPEG
 // Reads a whole file into memory and removes it.
 Result<std::string> slurp_and_remove(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -189,12 +201,15 @@ Result<std::string> temp_path(const char* suffix) {
   return path;
 }
 
+#endif  // LTX_WITH_FFMPEG
+
 }  // namespace
 
 at::Tensor frames_to_rgb8(const at::Tensor& frames) {
   return (frames.to(at::kFloat).clamp(0.0, 1.0) * 255.0).round().to(at::kByte).permute({0, 2, 3, 1}).contiguous();
 }
 
+#ifdef LTX_WITH_FFMPEG
 Status write_mp4(const std::string& path, const at::Tensor& frames, double fps, const AudioTrack* audio) {
   LTX_RETURN_IF_ERROR(check_frames(frames));
   if (audio != nullptr && audio->empty()) audio = nullptr;
@@ -284,6 +299,19 @@ Result<std::string> encode_mp4(const at::Tensor& frames, double fps, const Audio
   return slurp_and_remove(path);
 }
 
+#else  // no FFmpeg in this build
+Status write_mp4(const std::string& path, const at::Tensor& frames, double fps, const AudioTrack* audio) {
+  LTX_RETURN_IF_ERROR(check_frames(frames));
+  return unimplemented_error(path + ": this build has no FFmpeg (LTX_WITH_FFMPEG=OFF), so no MP4; write PNG frames instead");
+}
+
+Result<std::string> encode_mp4(const at::Tensor& frames, double fps, const AudioTrack* audio) {
+  LTX_RETURN_IF_ERROR(check_frames(frames));
+  return unimplemented_error("this build has no FFmpeg (LTX_WITH_FFMPEG=OFF), so no MP4; ask for PNG frames instead");
+}
+
+#endif  // LTX_WITH_FFMPEG
+
 Result<std::string> encode_wav(const AudioTrack& audio) {
   LTX_RETURN_IF_ERROR(check_audio(audio, "WAV"));
   // Interleaved little-endian 16-bit PCM.
@@ -358,6 +386,7 @@ Status write_png_frames(const std::string& dir, const at::Tensor& frames) {
   return Status();
 }
 
+#ifdef LTX_WITH_FFMPEG
 Result<VideoInfo> probe_video(const std::string& path) {
   AVFormatContext* raw = nullptr;
   int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
@@ -408,5 +437,11 @@ Result<VideoInfo> probe_video(const std::string& path) {
   receive();
   return info;
 }
+
+#else  // no FFmpeg in this build
+Result<VideoInfo> probe_video(const std::string& path) {
+  return unimplemented_error(path + ": this build has no FFmpeg (LTX_WITH_FFMPEG=OFF) to read video with");
+}
+#endif  // LTX_WITH_FFMPEG
 
 }  // namespace ltx::pipeline
