@@ -18,6 +18,17 @@
 
 namespace ltx::dist {
 
+// A collective that was started and has not been waited for (see
+// Communicator::start_all_to_all). Destroying it waits.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Makes the result usable by the work that follows on this rank: on a CPU
+  // backend, returns once the data has arrived; on NCCL, makes the current
+  // stream wait for the communication stream (the host does not wait).
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -36,6 +47,14 @@ class Communicator {
   // The same into a caller-owned contiguous `output` of input's shape and dtype
   // (hot loops reuse one buffer instead of allocating per call).
   virtual void all_to_all_into(const at::Tensor& input, at::Tensor& output) = 0;
+  // The same, started and not finished: returns at once, so that work which
+  // does not need the result runs while the data moves (MPI: a non-blocking
+  // all-to-all; NCCL: its own stream, ordered after the current stream's work
+  // by an event). `input` must not change and `output` must not be read
+  // before wait(); both must stay alive until then. Collectives are started
+  // in the same order on every rank. The default runs all_to_all_into at
+  // once (nothing overlaps).
+  virtual std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output);
   // Concatenation along dim 0 of every rank's input (same shape everywhere).
   virtual at::Tensor all_gather(const at::Tensor& input) = 0;
   // Like all_gather, but only `root` gets the result; others get an undefined tensor.

@@ -66,6 +66,36 @@ void MpiCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& outpu
                              unit.type, comm_));
 }
 
+namespace {
+class MpiPending final : public PendingCollective {
+ public:
+  MpiPending(MPI_Request request, at::Tensor input, at::Tensor output, std::unique_ptr<ByteUnit> unit)
+      : request_(request), input_(std::move(input)), output_(std::move(output)), unit_(std::move(unit)) {}
+  ~MpiPending() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  void wait() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    LTX_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+  }
+
+ private:
+  MPI_Request request_;
+  at::Tensor input_, output_;  // alive until the data has moved
+  std::unique_ptr<ByteUnit> unit_;
+};
+}  // namespace
+
+std::unique_ptr<PendingCollective> MpiCommunicator::start_all_to_all(const at::Tensor& input, at::Tensor& output) {
+  at::Tensor in = check_all_to_all(input, output);
+  auto unit = std::make_unique<ByteUnit>();
+  choose_unit(in.nbytes() / size_, unit.get());
+  MPI_Request request = MPI_REQUEST_NULL;
+  LTX_MPI_CHECK(MPI_Ialltoall(in.data_ptr(), unit->count, unit->type, output.data_ptr(), unit->count, unit->type,
+                              comm_, &request));
+  return std::make_unique<MpiPending>(request, in, output, std::move(unit));
+}
+
 at::Tensor MpiCommunicator::all_gather(const at::Tensor& input) {
   check_device(input, "all_gather");
   LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");

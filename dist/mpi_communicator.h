@@ -26,6 +26,9 @@ class MpiCommunicator final : public Communicator {
 
   void broadcast(at::Tensor& tensor, int root) override;
   void all_to_all_into(const at::Tensor& input, at::Tensor& output) override;
+  // MPI_Ialltoall: the data moves as MPI progresses it (inside MPI calls,
+  // wait() among them).
+  std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;

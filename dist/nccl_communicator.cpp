@@ -105,9 +105,11 @@ NcclCommunicator::~NcclCommunicator() {
       // already aborted
     } else {
       cudaStreamSynchronize(current_stream(device_));
+      if (comm_stream_ != nullptr) cudaStreamSynchronize(static_cast<cudaStream_t>(comm_stream_));
       ncclCommDestroy(comm_);
     }
   }
+  if (comm_stream_ != nullptr) cudaStreamDestroy(static_cast<cudaStream_t>(comm_stream_));
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && mpi_comm_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_comm_);
@@ -168,6 +170,70 @@ void NcclCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& outp
     }
     LTX_NCCL_CHECK(ncclGroupEnd());
   });
+}
+
+namespace {
+// The end of an all-to-all on the communication stream, and the tensors it
+// reads and writes.
+class NcclPending final : public PendingCollective {
+ public:
+  NcclPending(cudaEvent_t done, int device, at::Tensor input, at::Tensor output)
+      : done_(done), device_(device), input_(std::move(input)), output_(std::move(output)) {}
+  ~NcclPending() override {
+    if (done_ != nullptr) {
+      try {
+        wait();
+      } catch (...) {
+      }
+    }
+  }
+  void wait() override {
+    if (done_ == nullptr) return;
+    CudaDeviceGuard guard(device_);
+    cudaEvent_t done = done_;
+    done_ = nullptr;
+    LTX_CUDA_CHECK(cudaStreamWaitEvent(current_stream(device_), done, 0));
+    LTX_CUDA_CHECK(cudaEventDestroy(done));  // released once the wait has been queued
+    input_ = at::Tensor();
+    output_ = at::Tensor();
+  }
+
+ private:
+  cudaEvent_t done_;
+  int device_;
+  at::Tensor input_, output_;
+};
+}  // namespace
+
+std::unique_ptr<PendingCollective> NcclCommunicator::start_all_to_all(const at::Tensor& input, at::Tensor& output) {
+  at::Tensor in = check_all_to_all(input, output);
+  CudaDeviceGuard guard(device_);
+  if (comm_stream_ == nullptr) {
+    cudaStream_t s = nullptr;
+    LTX_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    comm_stream_ = s;
+  }
+  cudaStream_t comm = static_cast<cudaStream_t>(comm_stream_);
+  // The communication stream starts after the work that made the input.
+  cudaEvent_t ready = nullptr, done = nullptr;
+  LTX_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+  LTX_CUDA_CHECK(cudaEventRecord(ready, current_stream(device_)));
+  LTX_CUDA_CHECK(cudaStreamWaitEvent(comm, ready, 0));
+  LTX_CUDA_CHECK(cudaEventDestroy(ready));
+  const size_t chunk = in.nbytes() / size_;
+  auto* src = static_cast<uint8_t*>(in.data_ptr());
+  auto* dst = static_cast<uint8_t*>(output.data_ptr());
+  guarded("all_to_all", [&] {
+    LTX_NCCL_CHECK(ncclGroupStart());
+    for (int peer = 0; peer < size_; ++peer) {
+      LTX_NCCL_CHECK(ncclSend(src + peer * chunk, chunk, ncclUint8, peer, comm_, comm));
+      LTX_NCCL_CHECK(ncclRecv(dst + peer * chunk, chunk, ncclUint8, peer, comm_, comm));
+    }
+    LTX_NCCL_CHECK(ncclGroupEnd());
+  });
+  LTX_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  LTX_CUDA_CHECK(cudaEventRecord(done, comm));
+  return std::make_unique<NcclPending>(done, device_, in, output);
 }
 
 at::Tensor NcclCommunicator::all_gather(const at::Tensor& input) {

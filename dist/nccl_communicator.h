@@ -45,6 +45,10 @@ class NcclCommunicator final : public Communicator {
 
   void broadcast(at::Tensor& tensor, int root) override;
   void all_to_all_into(const at::Tensor& input, at::Tensor& output) override;
+  // On this communicator's own stream, after an event from the current
+  // stream; wait() makes the current stream wait for it. The tensors are kept
+  // alive until then, so the caching allocator never reuses them early.
+  std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   // Waits for this rank's queued NCCL work, watching for asynchronous NCCL
@@ -68,6 +72,7 @@ class NcclCommunicator final : public Communicator {
   int device_ = 0;
   int local_rank_ = 0;  // picks the GPU
   int local_size_ = 1;
+  void* comm_stream_ = nullptr;  // cudaStream_t, made on first use
   std::atomic<bool> aborted_{false};
   int abort_hook_ = 0;
   std::chrono::milliseconds timeout_;

@@ -22,6 +22,8 @@ class TimedCommunicator final : public Communicator {
 
   void broadcast(at::Tensor& tensor, int root) override;
   void all_to_all_into(const at::Tensor& input, at::Tensor& output) override;
+  // Counted at the start; the time is the start's and the wait's.
+  std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;

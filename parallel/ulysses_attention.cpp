@@ -154,6 +154,10 @@ at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
                                      const at::Tensor& v, const AttentionOptions& options,
                                      LocalHeadKv* kv_out) const {
   check_qkv(q, k, v);
+  if (overlap_ && comm_.size() > 1 && q.size(0) > 1 && q.sizes() == k.sizes() &&
+      q.scalar_type() == k.scalar_type() && v.scalar_type() == k.scalar_type()) {
+    return forward_pipelined(q, k, v, options, kv_out);
+  }
   at::Tensor qh, kh, vh;
   if (q.sizes() == k.sizes() && q.scalar_type() == k.scalar_type() &&
       v.scalar_type() == k.scalar_type()) {
@@ -183,6 +187,72 @@ at::Tensor UlyssesAttention::forward(const at::Tensor& q, const at::Tensor& k,
   }
   at::Tensor out = attend(qh, kh, vh, options, first_local_head());
   return heads_to_sequence(out.contiguous());
+}
+
+namespace {
+// Sample j's share of per-batch options (tensors with a batch dim of B).
+AttentionOptions sample_options(const AttentionOptions& o, int64_t j, int64_t batch) {
+  AttentionOptions s = o;
+  auto take = [&](std::optional<at::Tensor>& t, int64_t batch_dim_rank) {
+    if (t.has_value() && t->dim() == batch_dim_rank && t->size(0) == batch) t = t->narrow(0, j, 1);
+  };
+  take(s.key_padding_mask, 2);
+  take(s.bias, 4);
+  take(s.prefix_k, 4);
+  take(s.prefix_v, 4);
+  return s;
+}
+}  // namespace
+
+at::Tensor UlyssesAttention::forward_pipelined(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               const AttentionOptions& options, LocalHeadKv* kv_out) const {
+  const int64_t n = comm_.size(), b = q.size(0), s = q.size(1), d = q.size(3), h = num_heads_ / n;
+  LTX_CHECK(q.size(2) == num_heads_, "expected [B, s, ", num_heads_, ", D], got ", q.sizes());
+  // Every sample's q/k/v leave at once, each in its own all-to-all.
+  std::vector<at::Tensor> send(b), recv(b), out_send(b), out_recv(b);
+  std::vector<std::unique_ptr<dist::PendingCollective>> arriving(b), leaving(b);
+  for (int64_t j = 0; j < b; ++j) {
+    send[j] = at::empty({n, 3, 1, s, h, d}, q.options());
+    int64_t i = 0;
+    for (const at::Tensor* x : {&q, &k, &v}) {
+      send[j].select(1, i++).copy_(x->narrow(0, j, 1).reshape({1, s, n, h, d}).permute({2, 0, 1, 3, 4}));
+    }
+    recv[j] = at::empty_like(send[j]);
+    arriving[j] = comm_.start_all_to_all(send[j], recv[j]);
+  }
+  if (options.valid_keys.has_value()) {
+    LTX_CHECK(*options.valid_keys >= 1 && *options.valid_keys <= n * s, "valid_keys ", *options.valid_keys,
+              " outside [1, ", n * s, "] gathered keys");
+  }
+  std::vector<at::Tensor> own_k, own_v;
+  for (int64_t j = 0; j < b; ++j) {
+    arriving[j]->wait();
+    auto heads = [&](int64_t i) { return recv[j].select(1, i).permute({1, 0, 2, 3, 4}).reshape({1, n * s, h, d}); };
+    at::Tensor qh = heads(0), kh = heads(1), vh = heads(2);
+    if (options.key_padding_mask.has_value()) {
+      LTX_CHECK(options.key_padding_mask->size(-1) == kh.size(1), "key_padding_mask covers ",
+                options.key_padding_mask->size(-1), " keys, the gathered sequence has ", kh.size(1));
+    }
+    if (kv_out != nullptr) {
+      own_k.push_back(kh);
+      own_v.push_back(vh);
+    }
+    at::Tensor out = attend(qh, kh, vh, sample_options(options, j, b), first_local_head());
+    // [1, N*s, h, D] -> [N, 1, s, h, D]: sequence shard i goes back to rank i.
+    out_send[j] = out.reshape({1, n, s, h, d}).permute({1, 0, 2, 3, 4}).contiguous();
+    out_recv[j] = at::empty_like(out_send[j]);
+    leaving[j] = comm_.start_all_to_all(out_send[j], out_recv[j]);
+  }
+  if (kv_out != nullptr) {
+    kv_out->k = at::cat(own_k, 0);
+    kv_out->v = at::cat(own_v, 0);
+  }
+  std::vector<at::Tensor> result(b);
+  for (int64_t j = 0; j < b; ++j) {
+    leaving[j]->wait();
+    result[j] = out_recv[j].permute({1, 2, 0, 3, 4}).reshape({1, s, n * h, d});
+  }
+  return at::cat(result, 0);
 }
 
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

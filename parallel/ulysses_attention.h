@@ -57,6 +57,15 @@ class UlyssesAttention {
   UlyssesAttention(dist::Communicator& comm, int64_t num_heads);
 
   int64_t num_heads() const { return num_heads_; }
+  // Overlap communication with attention over a batch of two or more (the
+  // CFG pair): each sample's q/k/v travel in their own all-to-all, started
+  // together; sample j's attention runs while the later samples' data moves
+  // and its result starts back while the next sample computes (a pipeline
+  // over the batch; Communicator::start_all_to_all). Equal to the unsplit
+  // path up to the attention kernel's batching. Off by default; the
+  // transformers turn it on for GPU groups.
+  void set_overlap(bool on) { overlap_ = on; }
+  bool overlap() const { return overlap_; }
   int64_t local_heads() const { return num_heads_ / comm_.size(); }
   // Index of this rank's first head.
   int64_t first_local_head() const { return local_heads() * comm_.rank(); }
@@ -81,8 +90,12 @@ class UlyssesAttention {
                      const AttentionOptions& options = {}, LocalHeadKv* kv_out = nullptr) const;
 
  private:
+  at::Tensor forward_pipelined(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const AttentionOptions& options, LocalHeadKv* kv_out) const;
+
   dist::Communicator& comm_;
   int64_t num_heads_;
+  bool overlap_ = false;
 };
 
 // Plain single-process attention with the same conventions (q [B, Sq, H, D],

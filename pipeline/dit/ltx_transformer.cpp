@@ -178,7 +178,10 @@ LtxTransformer::LtxTransformer(TransformerConfig config, LtxTransformerWeights w
       comm_(&comm),
       attention_(comm, config_.num_attention_heads),
       dtype_(dtype),
-      device_(device) {}
+      device_(device) {
+  // On GPUs the CFG pair's samples pipeline their all-to-alls with attention.
+  attention_.set_overlap(device_.is_cuda());
+}
 
 std::pair<at::Tensor, at::Tensor> LtxTransformer::embed_timestep(const at::Tensor& timestep,
                                                                  int64_t batch) const {

@@ -88,6 +88,22 @@ TEST_P(Ulysses, EqualsSingleProcessAttention) {
   EXPECT_LT(diff.rel_l2, 1e-6) << testing::describe(diff);
   EXPECT_TRUE(at::isfinite(got).all().item<bool>());
 
+  // The pipelined path (one all-to-all per sample, started together, each
+  // sample's result sent back while the next computes): the same result, the
+  // same returned K/V, and 2 collectives per sample.
+  if (c.batch > 1) {
+    dist::TimedCommunicator timed(g);
+    UlyssesAttention piped(timed, c.heads);
+    piped.set_overlap(true);
+    LocalHeadKv kv2;
+    at::Tensor local2 = piped.forward(shard.take(q, 1), shard.take(k, 1), shard.take(v, 1), par, &kv2);
+    EXPECT_EQ(timed.calls(), n == 1 ? 0 : 2 * c.batch) << "collectives of the pipelined path";
+    at::Tensor got2 = gather_sequence(g, shard, local2, 1);
+    auto diff2 = testing::difference(got2, want);
+    EXPECT_LT(diff2.rel_l2, 1e-6) << "pipelined: " << testing::describe(diff2);
+    EXPECT_TRUE(at::equal(kv2.k, kv.k) && at::equal(kv2.v, kv.v)) << "pipelined path's own K/V";
+  }
+
   // Tail padding dropped from the keys (valid_keys) instead of masked: the
   // same result without a mask (the path the transformers take).
   if (!c.mask) {
