@@ -70,7 +70,7 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       ("no-audio", "models with sound: do not decode the sound (the MP4 has no audio track)")
       ("audio-guidance", po::value(&r.audio_guidance_scale)->default_value(r.audio_guidance_scale),
        "models with sound: the audio stream's guidance scale")
-      ("out", po::value(&o.out)->default_value(o.out), "file to write: .mp4 (with sound when the model makes it) or .wav (the sound alone)")
+      ("out", po::value(&o.out)->default_value(o.out), "file to write: .mp4 (with sound when the model makes it), .wav (the sound alone), or none (time it; --png-dir or --latents-out still write)")
       ("png-dir", po::value(&o.png_dir), "also write every frame as PNG into this folder")
       ("latents-out", po::value(&o.latents_out), "also write the final latents (video_latents, audio_latents) as safetensors")
       ("backend", po::value(&o.backend)->default_value(o.backend), "mpi|nccl|auto")
@@ -101,8 +101,8 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
     if (verdict.ok() && o.stream && (o.chunks < 1 || o.chunks > 1000)) {
       verdict = invalid_argument_error("--chunks must be in [1, 1000], got " + std::to_string(o.chunks));
     }
-    if (verdict.ok() && !ends_with(o.out, ".mp4") && !ends_with(o.out, ".wav")) {
-      verdict = invalid_argument_error("--out must name an .mp4 or a .wav file, got '" + o.out + "'");
+    if (verdict.ok() && !ends_with(o.out, ".mp4") && !ends_with(o.out, ".wav") && o.out != "none") {
+      verdict = invalid_argument_error("--out must name an .mp4 or a .wav file, or be none, got '" + o.out + "'");
     }
     if (verdict.ok() && !dist::parse_backend(o.backend)) verdict = invalid_argument_error("--backend must be mpi, nccl or auto");
     if (verdict.ok()) {
@@ -214,6 +214,12 @@ int run_generate(dist::World& world, const std::vector<std::string>& args) {
       LTX_RETURN_IF_ERROR(pipeline::write_safetensors(o.latents_out, tensors));
     }
     if (!o.png_dir.empty()) LTX_RETURN_IF_ERROR(pipeline::write_png_frames(o.png_dir, video->frames));
+    if (o.out == "none") {  // timing runs, or --png-dir / --latents-out alone (builds without FFmpeg)
+      std::printf("made %lldx%lld, %lld frames (no file written); denoise %.2fs, decode %.2fs\n",
+                  static_cast<long long>(video->frames.size(3)), static_cast<long long>(video->frames.size(2)),
+                  static_cast<long long>(video->frames.size(0)), video->denoise_seconds, video->decode_seconds);
+      return Status();
+    }
     if (ends_with(o.out, ".wav")) {
       LTX_RETURN_IF_ERROR(pipeline::write_wav(o.out, video->audio));
       std::printf("wrote %s: %lld channel(s), %lld samples at %lld Hz (%.3f s); denoise %.2fs, decode %.2fs\n",

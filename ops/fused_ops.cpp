@@ -6,6 +6,7 @@
 #include "ops/row_op.h"
 
 #if defined(LTX_OPS_CUDA_KERNELS) && defined(LTX_TORCH_HAS_CUDA)
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #define LTX_OPS_CUDA_DISPATCH 1
 #endif
@@ -71,6 +72,7 @@ void run(RowOp& op, const at::Tensor& x) {
     return;
   }
 #ifdef LTX_OPS_CUDA_DISPATCH
+  c10::cuda::CUDAGuard guard(x.device());  // the launch goes to x's GPU
   const int err = run_row_op_cuda(op, c10::cuda::getCurrentCUDAStream(x.device().index()).stream());
   LTX_CHECK(err == 0, "fused row kernel launch failed (cudaError ", err, ")");
 #else

@@ -26,7 +26,14 @@ const T& family_object(const Base* p, const char* what) {
 
 LtxDenoiser::LtxDenoiser(LtxTransformer transformer, RopeSettings rope, bool step_graphs)
     : transformer_(std::move(transformer)), rope_(rope) {
-  if (step_graphs) graph_ = std::make_unique<StepGraph>(make_graph_backend(transformer_.device()));
+  if (step_graphs) {
+    dist::Communicator* comm = &transformer_.communicator();
+    auto agree = [comm](bool ok) {
+      return comm->all_ok(ok ? Status() : internal_error("could not record the step")).ok();
+    };
+    graph_ = std::make_unique<StepGraph>(make_graph_backend(transformer_.device()), transformer_.device(),
+                                         /*warmup=*/1, /*max_entries=*/4, agree);
+  }
 }
 
 RopeSettings LtxDenoiser::rope_at(double fps) const {
@@ -55,12 +62,14 @@ at::Tensor LtxDenoiser::forward(const DenoiserCall& call) const {
   const auto& positions = family_object<LtxPositions>(call.positions, "positions");
   at::Tensor hidden = call.latents.to(transformer_.device(), transformer_.dtype());
   at::Tensor timestep = call.timestep.to(transformer_.device(), at::kFloat);
-  if (graph_ != nullptr && call.kv_out == nullptr) {
+  // Recorded steps: not for the KV-making forward (once per chunk) nor for
+  // per-token timesteps (their embedding finds distinct values on the host).
+  if (graph_ != nullptr && call.kv_out == nullptr && timestep.dim() <= 1) {
     try {
       return forward_graphed(call, hidden, timestep);
-    } catch (const std::exception& e) {
-      LTX_LOG(kWarn) << "step graphs turned off (" << graph_->backend_name() << "): recording the step failed: "
-                     << e.what();
+    } catch (const GraphRecordingError& e) {
+      // Every rank is here at the same step (StepGraph agrees first).
+      LTX_LOG(kWarn) << "step graphs turned off (" << graph_->backend_name() << "): " << e.what();
       graph_.reset();
     }
   }

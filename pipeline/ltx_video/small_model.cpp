@@ -63,7 +63,10 @@ at::Tensor random_weight(const std::string& name, const std::vector<int64_t>& sh
 
 }  // namespace
 
-Status write_small_model(const std::string& dir_str, uint64_t seed) {
+Status write_small_model(const std::string& dir_str, uint64_t seed, SmallModelShape shape) {
+  const bool real = shape == SmallModelShape::kLtxVideo2B;
+  // The 2B layout is written in bf16 (half the bytes; the loaders convert).
+  auto stored = [real](at::Tensor t) { return real ? t.to(at::kBFloat16) : t; };
   return catch_to_status([&]() -> Status {
     const fs::path dir(dir_str);
     std::error_code ec;
@@ -90,7 +93,8 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
                                     {"pad_token", "<pad>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}));
 
     // Text encoder: a tiny T5 v1.1 encoder.
-    const int64_t d_model = 32, heads = 4, d_kv = 8, d_ff = 64, t5_layers = 2, buckets = 32;
+    const int64_t d_model = real ? 4096 : 32, heads = real ? 64 : 4, d_kv = real ? 64 : 8, d_ff = real ? 10240 : 64,
+                  t5_layers = real ? 1 : 2, buckets = 32;
     LTX_RETURN_IF_ERROR(write_json(dir / "text_encoder" / "config.json",
                                    {{"architectures", {"T5EncoderModel"}}, {"model_type", "t5"},
                                     {"vocab_size", kVocab}, {"d_model", d_model}, {"d_kv", d_kv}, {"d_ff", d_ff},
@@ -100,7 +104,7 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
                                     {"feed_forward_proj", "gated-gelu"}, {"dense_act_fn", "gelu_new"},
                                     {"is_gated_act", true}, {"pad_token_id", 0}, {"eos_token_id", 1}}));
     NamedTensors t5;
-    auto t5_add = [&](const std::string& n, std::vector<int64_t> shape) { t5.emplace_back(n, random_weight(n, shape, gen)); };
+    auto t5_add = [&](const std::string& n, std::vector<int64_t> s) { t5.emplace_back(n, stored(random_weight(n, s, gen))); };
     t5_add("shared.weight", {kVocab, d_model});
     t5_add("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", {buckets, heads});
     t5_add("encoder.final_layer_norm.weight", {d_model});
@@ -118,11 +122,11 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
 
     // Transformer: the 2B architecture, shrunk.
     TransformerConfig tc;
-    tc.in_channels = tc.out_channels = 16;
-    tc.num_attention_heads = 16;
-    tc.attention_head_dim = 4;
-    tc.cross_attention_dim = 64;
-    tc.num_layers = 2;
+    tc.in_channels = tc.out_channels = real ? 128 : 16;
+    tc.num_attention_heads = real ? 32 : 16;
+    tc.attention_head_dim = real ? 64 : 4;
+    tc.cross_attention_dim = real ? 2048 : 64;
+    tc.num_layers = real ? 28 : 2;
     tc.caption_channels = d_model;
     LTX_RETURN_IF_ERROR(write_json(dir / "transformer" / "config.json",
                                    {{"_class_name", "LTXVideoTransformer3DModel"}, {"_diffusers_version", "0.32.0"},
@@ -135,14 +139,18 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
                                     {"qk_norm", "rms_norm_across_heads"}, {"norm_elementwise_affine", false},
                                     {"norm_eps", 1e-6}, {"attention_bias", true}, {"attention_out_bias", true}}));
     NamedTensors dit;
-    for (const auto& e : LtxTransformer::expected_tensors(tc)) dit.emplace_back(e.name, random_weight(e.name, e.shape, gen));
+    for (const auto& e : LtxTransformer::expected_tensors(tc)) {
+      dit.emplace_back(e.name, stored(random_weight(e.name, e.shape, gen)));
+    }
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "transformer" / "diffusion_pytorch_model.safetensors").string(), dit));
 
     // VAE: the 0.9.5 decoder structure, shrunk; decoder and latent statistics.
     json vae_config = {{"_class_name", "AutoencoderKLLTXVideo"}, {"_diffusers_version", "0.32.0"},
                        {"in_channels", 3}, {"out_channels", 3}, {"latent_channels", tc.in_channels},
-                       {"block_out_channels", {8, 16, 32, 64, 64}}, {"decoder_block_out_channels", {16, 32, 64}},
-                       {"layers_per_block", {1, 1, 1, 1, 1}}, {"decoder_layers_per_block", {1, 1, 1, 1}},
+                       {"block_out_channels", real ? json{128, 256, 512, 1024, 2048} : json{8, 16, 32, 64, 64}},
+                       {"decoder_block_out_channels", real ? json{256, 512, 1024} : json{16, 32, 64}},
+                       {"layers_per_block", real ? json{4, 6, 6, 2, 2} : json{1, 1, 1, 1, 1}},
+                       {"decoder_layers_per_block", real ? json{5, 5, 5, 5} : json{1, 1, 1, 1}},
                        {"spatio_temporal_scaling", {true, true, true, true}},
                        {"decoder_spatio_temporal_scaling", {true, true, true}},
                        {"decoder_inject_noise", {false, false, false, false}},
@@ -154,7 +162,7 @@ Status write_small_model(const std::string& dir_str, uint64_t seed) {
     LTX_RETURN_IF_ERROR(write_json(dir / "vae" / "config.json", vae_config));
     LTX_ASSIGN_OR_RETURN(VaeConfig vc, parse_vae_config(vae_config.dump(), "small model vae"));
     NamedTensors vae;
-    for (const auto& e : vae_expected_tensors(vc)) vae.emplace_back(e.name, random_weight(e.name, e.shape, gen));
+    for (const auto& e : vae_expected_tensors(vc)) vae.emplace_back(e.name, stored(random_weight(e.name, e.shape, gen)));
     LTX_RETURN_IF_ERROR(write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), vae));
 
     LTX_RETURN_IF_ERROR(write_json(dir / "scheduler" / "scheduler_config.json", json::parse(ltx_scheduler_config_json())));

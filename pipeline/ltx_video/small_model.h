@@ -20,7 +20,15 @@ namespace ltx::pipeline {
 // v2: 16 attention heads (divisible by groups of 1, 2, 4, 8 and 16).
 constexpr const char* kSmallModelVersion = "v2";
 
+// What write_small_model writes: the built-in small model, or random weights
+// in the real LTX-Video 2B shapes (the 28-layer transformer and the 0.9.5
+// VAE decoder at full width, written in bf16; the T5 keeps T5-XXL's width,
+// 4096, but one layer: the transformer and the decoder are what a GPU
+// benchmark measures), about 5 GB.
+enum class SmallModelShape { kBuiltin, kLtxVideo2B };
+
 // Writes the model into `dir` (created; must not exist yet or be empty).
-Status write_small_model(const std::string& dir, uint64_t seed = 0);
+Status write_small_model(const std::string& dir, uint64_t seed = 0,
+                         SmallModelShape shape = SmallModelShape::kBuiltin);
 
 }  // namespace ltx::pipeline

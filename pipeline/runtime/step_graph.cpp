@@ -48,33 +48,49 @@ class CudaRecording final : public GraphRecording {
 
 class CudaGraphBackend final : public GraphBackend {
  public:
-  explicit CudaGraphBackend(const at::Device& device) : device_(device) {}
+  explicit CudaGraphBackend(const at::Device& device)
+      : device_(device),
+        side_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index())),
+        pool_(at::cuda::graph_pool_handle()) {}
   const char* name() const override { return "cuda-graph"; }
   std::unique_ptr<GraphRecording> record(const std::function<void()>& work) override {
     c10::cuda::CUDAGuard guard(device_);
     auto rec = std::make_unique<CudaRecording>(device_);
-    // Capture on a side stream that first waits for the current one, and
-    // make the current stream wait for it after (torch's graph capture rule:
-    // never on the default stream).
+    // Capture on this backend's one side stream (never the default stream),
+    // which first waits for the current one; the current stream waits for it
+    // after. One side stream keeps cuBLAS's per-stream workspace made once,
+    // outside the graphs; one memory pool serves every recording (replays are
+    // serial and each output is cloned at once).
     c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device_.index());
-    c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
     at::cuda::CUDAEvent ready;
     ready.record(current);
-    ready.block(side);
+    ready.block(side_);
     {
-      c10::cuda::CUDAStreamGuard on_side(side);
-      rec->graph().capture_begin();
-      work();
+      c10::cuda::CUDAStreamGuard on_side(side_);
+      work();  // one eager run on the side stream first: lazy initialisation stays out of the graph
+      rec->graph().capture_begin(pool_);
+      try {
+        work();
+      } catch (...) {
+        // End the capture so that the stream and the allocator are usable again.
+        try {
+          rec->graph().capture_end();
+        } catch (...) {
+        }
+        throw GraphRecordingError(std::current_exception());
+      }
       rec->graph().capture_end();
     }
     at::cuda::CUDAEvent done;
-    done.record(side);
+    done.record(side_);
     done.block(current);
     return rec;
   }
 
  private:
   at::Device device_;
+  c10::cuda::CUDAStream side_;
+  at::cuda::MempoolId_t pool_;
 };
 #endif
 
@@ -106,8 +122,26 @@ std::string tensor_signature(const std::vector<at::Tensor>& tensors) {
   return s;
 }
 
-StepGraph::StepGraph(std::unique_ptr<GraphBackend> backend, int warmup, size_t max_entries)
-    : backend_(std::move(backend)), warmup_(warmup), max_entries_(max_entries) {
+GraphRecordingError::GraphRecordingError(std::exception_ptr cause)
+    : std::runtime_error(describe(cause)), cause_(std::move(cause)) {}
+
+std::string GraphRecordingError::describe(const std::exception_ptr& cause) {
+  try {
+    if (cause) std::rethrow_exception(cause);
+  } catch (const std::exception& e) {
+    return std::string("recording the step failed: ") + e.what();
+  } catch (...) {
+  }
+  return "recording the step failed";
+}
+
+StepGraph::StepGraph(std::unique_ptr<GraphBackend> backend, const at::Device& device, int warmup,
+                     size_t max_entries, std::function<bool(bool)> agree)
+    : backend_(std::move(backend)),
+      device_(device),
+      warmup_(warmup),
+      max_entries_(max_entries),
+      agree_(std::move(agree)) {
   LTX_CHECK(backend_ != nullptr, "StepGraph needs a backend");
   LTX_CHECK(warmup_ >= 0 && max_entries_ >= 1, "StepGraph: warmup ", warmup_, ", max_entries ", max_entries_);
 }
@@ -127,8 +161,10 @@ StepGraph::Entry& StepGraph::entry_for(const std::string& signature, const std::
   Entry e;
   e.signature = signature;
   for (const at::Tensor& t : inputs) {
-    // Contiguous static copies (the memory the recording will read).
-    e.statics.push_back(t.defined() ? at::empty(t.sizes(), t.options()) : at::Tensor());
+    // Contiguous static copies (the memory the recording will read), on the
+    // graph's device: a host input is copied there before each run, never
+    // inside the recording.
+    e.statics.push_back(t.defined() ? at::empty(t.sizes(), t.options().device(device_)) : at::Tensor());
   }
   e.body = make_body();
   entries_.push_front(std::move(e));
@@ -151,8 +187,22 @@ at::Tensor StepGraph::run(const std::string& key, const std::vector<at::Tensor>&
     return e.body(e.statics);
   }
   if (e.recording == nullptr) {
+    // Only a failed capture is a recording failure (GraphRecordingError);
+    // any other error is the step's own and goes up as it is. The group
+    // agrees on the outcome before anyone replays.
     Entry* entry = &e;
-    e.recording = backend_->record([entry] { entry->output = entry->body(entry->statics); });
+    std::exception_ptr failure;
+    try {
+      e.recording = backend_->record([entry] { entry->output = entry->body(entry->statics); });
+    } catch (const GraphRecordingError&) {
+      failure = std::current_exception();
+    }
+    const bool everyone = agree_ ? agree_(failure == nullptr) : failure == nullptr;
+    if (!everyone) {
+      e.recording.reset();
+      if (failure) std::rethrow_exception(failure);
+      throw GraphRecordingError(std::make_exception_ptr(std::runtime_error("another rank could not record it")));
+    }
     ++stats_.captures;
   }
   e.recording->replay();

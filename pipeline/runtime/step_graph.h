@@ -22,13 +22,30 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace ltx::pipeline {
+
+// Thrown by StepGraph::run when recording a step failed (the capture was
+// ended first). Only this error means "the step cannot be recorded": every
+// rank reaches it at the same step (the same body, the same shapes), so a
+// caller may agree on it across the group and carry on eagerly. Any other
+// error of run() is the step's own and must be handled as such.
+class GraphRecordingError : public std::runtime_error {
+ public:
+  explicit GraphRecordingError(std::exception_ptr cause);
+  const std::exception_ptr& cause() const { return cause_; }
+
+ private:
+  static std::string describe(const std::exception_ptr& cause);
+  std::exception_ptr cause_;
+};
 
 class GraphRecording {
  public:
@@ -63,7 +80,13 @@ class StepGraph {
     int64_t bytes_refreshed = 0;  // copied into static buffers, all entries
   };
 
-  explicit StepGraph(std::unique_ptr<GraphBackend> backend, int warmup = 1, size_t max_entries = 4);
+  // `device`: where the static buffers live (the denoiser's device).
+  // `agree`, when given, is called on every rank right after each recording
+  // attempt with whether it succeeded here, and returns whether it succeeded
+  // everywhere (a group agreement): if not, every rank throws
+  // GraphRecordingError at the same step.
+  StepGraph(std::unique_ptr<GraphBackend> backend, const at::Device& device, int warmup = 1,
+            size_t max_entries = 4, std::function<bool(bool)> agree = nullptr);
 
   // One step. `inputs` are every tensor the step reads that may change
   // between steps; `make_body` builds the computation over the entry's
@@ -90,8 +113,10 @@ class StepGraph {
                    const std::function<Body()>& make_body);
 
   std::unique_ptr<GraphBackend> backend_;
+  at::Device device_;
   int warmup_;
   size_t max_entries_;
+  std::function<bool(bool)> agree_;
   std::list<Entry> entries_;  // most recently used first
   Stats stats_;
 };

@@ -25,7 +25,7 @@ namespace {
 dist::Communicator& comm() { return testing::mpi_group(); }
 
 TEST(StepGraphCore, RefreshesEveryInputBeforeEveryReplay) {
-  StepGraph graph(make_replay_backend(), /*warmup=*/1, /*max_entries=*/2);
+  StepGraph graph(make_replay_backend(), at::kCPU, /*warmup=*/1, /*max_entries=*/2);
   at::Tensor w = at::randn({4, 3});
   auto make_body = [&]() -> StepGraph::Body {
     return [w](const std::vector<at::Tensor>& s) { return at::matmul(s[0], w) + s[1].sum(0); };
@@ -59,20 +59,47 @@ TEST(StepGraphCore, RefreshesEveryInputBeforeEveryReplay) {
   EXPECT_EQ(graph.stats().captures, 1);  // the new entries are still warming up
 }
 
+// A recording that fails, here or on another rank (the agreement says so),
+// is a GraphRecordingError on every rank at the same step; the step's own
+// errors are not.
+TEST(StepGraphCore, RecordingFailuresAreAgreedAndNamed) {
+  class FailingBackend final : public GraphBackend {
+   public:
+    const char* name() const override { return "failing"; }
+    std::unique_ptr<GraphRecording> record(const std::function<void()>&) override {
+      throw GraphRecordingError(std::make_exception_ptr(std::runtime_error("capture refused")));
+    }
+  };
+  auto body = []() -> StepGraph::Body { return [](const std::vector<at::Tensor>& s) { return s[0] * 2; }; };
+  at::Tensor x = at::ones({3});
+  StepGraph failing(std::make_unique<FailingBackend>(), at::kCPU, /*warmup=*/0);
+  EXPECT_THROW(failing.run("k", {x}, body), GraphRecordingError);
+  StepGraph vetoed(make_replay_backend(), at::kCPU, /*warmup=*/0, 4, [](bool) { return false; });
+  EXPECT_THROW(vetoed.run("k", {x}, body), GraphRecordingError);
+  EXPECT_EQ(vetoed.stats().captures, 0);
+  StepGraph fine(make_replay_backend(), at::kCPU, /*warmup=*/0, 4, [](bool ok) { return ok; });
+  EXPECT_TRUE(at::equal(fine.run("k", {x}, body), x * 2));
+  auto bad_body = []() -> StepGraph::Body {
+    return [](const std::vector<at::Tensor>&) -> at::Tensor { throw std::runtime_error("the step's own error"); };
+  };
+  StepGraph eager(make_replay_backend(), at::kCPU, /*warmup=*/1);
+  try {
+    eager.run("k", {x}, bad_body);
+    ADD_FAILURE() << "no error";
+  } catch (const GraphRecordingError&) {
+    ADD_FAILURE() << "a step's own error was taken for a recording failure";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "the step's own error");
+  }
+}
+
 // Two denoisers on the same weights, one replaying recorded steps: a stream
 // of chunks whose KV prefix changes every chunk at a fixed shape.
 TEST(StepGraphDenoiser, ReplayAfterTheCacheChangedUsesTheNewKv) {
   dist::Communicator& g = comm();
   const TransformerConfig config = testing::small_transformer_config(/*heads=*/4, /*layers=*/2);
-  std::string dir;
-  if (g.rank() == 0) dir = testing::write_random_transformer(config, 11);
-  at::Tensor len = at::tensor({static_cast<int64_t>(dir.size())});
-  g.broadcast(len, 0);
-  dir.resize(static_cast<size_t>(len.item<int64_t>()));
-  at::Tensor bytes = at::zeros({len.item<int64_t>()}, at::kByte);
-  if (g.rank() == 0) std::memcpy(bytes.data_ptr(), dir.data(), dir.size());
-  g.broadcast(bytes, 0);
-  dir.assign(static_cast<const char*>(bytes.data_ptr()), dir.size());
+  // Written by rank 0, its path shared over MPI (whatever the data plane).
+  const std::string dir = testing::from_root([&] { return testing::write_random_transformer(config, 11); });
 
   auto load = [&](bool graphs) {
     auto t = LtxTransformer::load(dir, g, at::kFloat, g.device());
