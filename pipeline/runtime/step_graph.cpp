@@ -90,7 +90,7 @@ class CudaGraphBackend final : public GraphBackend {
  private:
   at::Device device_;
   c10::cuda::CUDAStream side_;
-  at::cuda::MempoolId_t pool_;
+  c10::cuda::MempoolId_t pool_;  // c10/cuda/CUDAGraphsC10Utils.h
 };
 #endif
 
