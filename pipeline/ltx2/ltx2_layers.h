@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "common/device_sync.h"
 #include "pipeline/io/weight_loader.h"
 #include "pipeline/ltx2/ltx2_rope.h"
 #include "pipeline/nn/embeddings.h"
@@ -35,19 +36,20 @@ struct AdaLnWeights {
   // (modulation [B, n, rows*D], embedded timestep [B, n, D]) for t [B] or [B, n].
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& t, int64_t batch, at::ScalarType dtype,
                                                const at::Device& device) const {
-    at::Tensor flat = t.to(device).to(at::kFloat).reshape(-1);
     auto embed = [&](const at::Tensor& values) {
       at::Tensor e = linear_2(at::silu(linear_1(timestep_sinusoid(values, kTimestepChannels).to(dtype))));
       return std::make_pair(linear(at::silu(e)), e);
     };
     if (t.dim() <= 1) {  // one value per sample: embed them as they are (no host synchronization)
-      auto [m, e] = embed(flat);
+      auto [m, e] = embed(t.to(device).to(at::kFloat).reshape(-1));
       return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};
     }
-    // Per-token timesteps repeat a few values: embed each distinct one once.
-    auto uniq = at::_unique2(flat, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/false);
-    at::Tensor inverse = std::get<1>(uniq).reshape(-1);
-    auto [m, e] = embed(std::get<0>(uniq));
+    // Per-token timesteps repeat a few values: embed each distinct one once,
+    // found where the timesteps are (on the host: no device synchronisation).
+    auto uniq = at::_unique2(t.to(at::kFloat).reshape(-1), /*sorted=*/true, /*return_inverse=*/true,
+                             /*return_counts=*/false);
+    at::Tensor inverse = to_device_async(std::get<1>(uniq).reshape(-1), device);
+    auto [m, e] = embed(to_device_async(std::get<0>(uniq), device));
     m = m.index_select(0, inverse);
     e = e.index_select(0, inverse);
     return {m.view({batch, -1, m.size(-1)}), e.view({batch, -1, e.size(-1)})};

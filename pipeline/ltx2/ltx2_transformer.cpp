@@ -280,7 +280,11 @@ Ltx2Transformer::Ltx2Transformer(Ltx2TransformerConfig config, std::shared_ptr<c
       video_heads_(comm, config_.num_attention_heads),
       audio_heads_(comm, config_.audio_num_attention_heads),
       dtype_(dtype),
-      device_(device) {}
+      device_(device) {
+  // On GPUs the samples of a guided batch pipeline their all-to-alls with attention.
+  video_heads_.set_overlap(device_.is_cuda());
+  audio_heads_.set_overlap(device_.is_cuda());
+}
 
 // ---------------------------------------------------------------------------
 // Text
@@ -515,7 +519,10 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
   if (!stg.empty() && c.perturbed_attn) {
     keep = a.perturbation_mask.defined() ? a.perturbation_mask.to(device_).to(dtype_).view({b, 1, 1})
                                          : at::zeros({b, 1, 1}, at::TensorOptions().dtype(dtype_).device(device_));
-    all_perturbed = (keep == 0).all().item<bool>();
+    // Read where the mask is: no mask (all perturbed) and a host mask cost no
+    // device synchronisation; a mask on the GPU does.
+    all_perturbed = !a.perturbation_mask.defined() ||
+                    (a.perturbation_mask.is_cpu() ? a.perturbation_mask : a.perturbation_mask.cpu()).eq(0).all().item<bool>();
   }
   if (a.kv_out != nullptr) a.kv_out->assign(c.num_layers, Ltx2LayerKv{});
 
