@@ -8,6 +8,7 @@
 #include <boost/program_options.hpp>
 #include <thread>
 
+#include "common/logging.h"
 #include "pipeline/registry/model_registry.h"
 
 namespace ltx::launch {
@@ -56,8 +57,13 @@ Result<pipeline::PlacementChoice> decode_placement(const std::string& text) {
 }
 
 void set_rank_threads(const dist::World& world) {
-  if (std::getenv("OMP_NUM_THREADS") != nullptr || world.info().local_size <= 1) return;
-  at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.info().local_size));
+  const dist::WorldInfo& w = world.info();
+  if (std::getenv("OMP_NUM_THREADS") == nullptr && w.local_size > 1) {
+    at::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / w.local_size));
+  }
+  // What this rank decided from its node's share (the GPU follows the local rank).
+  LTX_LOG(kInfo) << "node-local: local rank " << w.local_rank << " of " << w.local_size << " on " << w.host << ", "
+                 << at::get_num_threads() << " thread(s)";
 }
 
 }  // namespace ltx::launch

@@ -8,6 +8,7 @@
 // (`--model DIR` without a subcommand) arrives with the service issue.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,7 +67,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  ltx::dist::World world(&argc, &argv);
+  std::optional<ltx::dist::World> world_or;
+  try {
+    world_or.emplace(&argc, &argv);
+  } catch (const ltx::Error& e) {  // a bad LTX_NODE_ID, or MPI that cannot start
+    std::cerr << "ltx-worker: " << e.what() << "\n";
+    return 2;
+  }
+  ltx::dist::World& world = *world_or;
   if (command == "generate") return ltx::launch::run_generate(world, args);
   if (command == "serve") return ltx::launch::run_serve(world, args);
 
