@@ -55,6 +55,11 @@ class Communicator {
   // in the same order on every rank. The default runs all_to_all_into at
   // once (nothing overlaps).
   virtual std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output);
+  // Point to point in one call: sends `send` to rank `dest` and receives into
+  // `recv` (contiguous, caller-owned) from rank `source`, as MPI_Sendrecv; a
+  // ring shift when every rank passes (rank + 1, rank - 1). Every rank of
+  // the ring calls it with matching sizes. For ring attention.
+  virtual void send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) = 0;
   // Concatenation along dim 0 of every rank's input (same shape everywhere).
   virtual at::Tensor all_gather(const at::Tensor& input) = 0;
   // Like all_gather, but only `root` gets the result; others get an undefined tensor.

@@ -13,6 +13,14 @@ void LocalCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& out
   output.copy_(check_all_to_all(input, output));
 }
 
+void LocalCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
+  check_root(dest);
+  check_root(source);
+  LTX_CHECK(recv.sizes() == send.sizes() && recv.scalar_type() == send.scalar_type(),
+            "send_recv: recv must match send's shape and dtype");
+  recv.copy_(send);
+}
+
 at::Tensor LocalCommunicator::all_gather(const at::Tensor& input) {
   check_device(input, "all_gather");
   LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");

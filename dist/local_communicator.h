@@ -22,6 +22,7 @@ class LocalCommunicator final : public Communicator {
   void broadcast(at::Tensor& tensor, int root) override;
   void all_to_all_into(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  void send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override {}
   // A group of one agrees with itself.

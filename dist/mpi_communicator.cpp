@@ -96,6 +96,19 @@ std::unique_ptr<PendingCollective> MpiCommunicator::start_all_to_all(const at::T
   return std::make_unique<MpiPending>(request, in, output, std::move(unit));
 }
 
+void MpiCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
+  check_root(dest);
+  check_root(source);
+  check_device(send, "send_recv");
+  LTX_CHECK(recv.is_contiguous() && recv.nbytes() == send.nbytes() && recv.scalar_type() == send.scalar_type(),
+            "send_recv: recv must be contiguous and match send's size and dtype");
+  at::Tensor in = send.contiguous();
+  ByteUnit unit;
+  choose_unit(in.nbytes(), &unit);
+  LTX_MPI_CHECK(MPI_Sendrecv(in.data_ptr(), unit.count, unit.type, dest, /*tag=*/7, recv.data_ptr(), unit.count,
+                             unit.type, source, /*tag=*/7, comm_, MPI_STATUS_IGNORE));
+}
+
 at::Tensor MpiCommunicator::all_gather(const at::Tensor& input) {
   check_device(input, "all_gather");
   LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");

@@ -30,6 +30,7 @@ class MpiCommunicator final : public Communicator {
   // wait() among them).
   std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  void send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;
   Status all_ok(const Status& local) override;

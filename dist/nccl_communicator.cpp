@@ -236,6 +236,22 @@ std::unique_ptr<PendingCollective> NcclCommunicator::start_all_to_all(const at::
   return std::make_unique<NcclPending>(done, device_, in, output);
 }
 
+void NcclCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
+  check_root(dest);
+  check_root(source);
+  check_device(send, "send_recv");
+  LTX_CHECK(recv.is_contiguous() && recv.nbytes() == send.nbytes() && recv.scalar_type() == send.scalar_type(),
+            "send_recv: recv must be contiguous and match send's size and dtype");
+  at::Tensor in = send.contiguous();
+  guarded("send_recv", [&] {
+    cudaStream_t s = current_stream(device_);
+    LTX_NCCL_CHECK(ncclGroupStart());
+    LTX_NCCL_CHECK(ncclSend(in.data_ptr(), in.nbytes(), ncclUint8, dest, comm_, s));
+    LTX_NCCL_CHECK(ncclRecv(recv.data_ptr(), recv.nbytes(), ncclUint8, source, comm_, s));
+    LTX_NCCL_CHECK(ncclGroupEnd());
+  });
+}
+
 at::Tensor NcclCommunicator::all_gather(const at::Tensor& input) {
   check_device(input, "all_gather");
   LTX_CHECK(input.dim() >= 1, "all_gather needs a tensor with at least one dimension");

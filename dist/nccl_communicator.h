@@ -50,6 +50,7 @@ class NcclCommunicator final : public Communicator {
   // alive until then, so the caching allocator never reuses them early.
   std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  void send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   // Waits for this rank's queued NCCL work, watching for asynchronous NCCL
   // errors and the timeout (either aborts the communicator), then MPI_Barrier.

@@ -46,6 +46,9 @@ std::unique_ptr<PendingCollective> TimedCommunicator::start_all_to_all(const at:
   auto pending = timed(input.nbytes(), [&] { return inner_.start_all_to_all(input, output); });
   return std::make_unique<TimedPending>(std::move(pending), &seconds_);
 }
+void TimedCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
+  timed(send.nbytes(), [&] { inner_.send_recv(send, dest, recv, source); });
+}
 at::Tensor TimedCommunicator::all_gather(const at::Tensor& input) {
   return timed(input.nbytes(), [&] { return inner_.all_gather(input); });
 }

@@ -25,6 +25,7 @@ class TimedCommunicator final : public Communicator {
   // Counted at the start; the time is the start's and the wait's.
   std::unique_ptr<PendingCollective> start_all_to_all(const at::Tensor& input, at::Tensor& output) override;
   at::Tensor all_gather(const at::Tensor& input) override;
+  void send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) override;
   at::Tensor gather(const at::Tensor& input, int root) override;
   void barrier() override;
   // Agreement is control traffic: passed through, not timed. A split group
