@@ -9,16 +9,6 @@
 
 namespace ltx {
 
-void wait_for_device(const c10::Device& device) {
-#ifdef LTX_WITH_CUDA
-  if (!device.is_cuda()) return;
-  CudaDeviceGuard guard(device.has_index() ? device.index() : 0);
-  LTX_CUDA_CHECK(cudaDeviceSynchronize());
-#else
-  (void)device;
-#endif
-}
-
 at::Tensor to_device_async(const at::Tensor& t, const c10::Device& device) {
   if (t.device() == device || !t.is_cpu() || !device.is_cuda()) return t.to(device);
   return t.pin_memory().to(device, /*non_blocking=*/true);

@@ -1,15 +1,12 @@
-// Waiting for a device's queued work, for code that reads a clock or hands
-// results to the host by raw pointer. A no-op for the CPU, and in builds
-// without the CUDA toolkit.
+// Moving data to a device and pacing the host against it without waiting for
+// the device's whole queue. No-ops for the CPU, and in builds without the
+// CUDA toolkit.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <c10/core/Device.h>
 
 namespace ltx {
-
-// Returns once all work queued on `device` (every stream) has finished.
-void wait_for_device(const c10::Device& device);
 
 // `t` on `device` without waiting for the device's queue: a host tensor going
 // to a GPU is staged in pinned memory and copied asynchronously on the

@@ -31,6 +31,16 @@ at::Tensor Communicator::check_all_to_all(const at::Tensor& input, const at::Ten
   return input.contiguous();
 }
 
+at::Tensor Communicator::check_send_recv(const at::Tensor& send, int dest, const at::Tensor& recv,
+                                         int source) const {
+  check_root(dest);
+  check_root(source);
+  check_device(send, "send_recv");
+  LTX_CHECK(recv.is_contiguous() && recv.nbytes() == send.nbytes() && recv.scalar_type() == send.scalar_type(),
+            "send_recv: recv must be contiguous and match send's size and dtype");
+  return send.contiguous();
+}
+
 namespace {
 class DoneCollective final : public PendingCollective {
  public:

@@ -85,6 +85,8 @@ class Communicator {
   // Shared argument checks (caller errors: LTX_CHECK).
   void check_root(int root) const;
   void check_device(const at::Tensor& t, const char* op) const;
+  // Checks send_recv arguments; returns the contiguous input.
+  at::Tensor check_send_recv(const at::Tensor& send, int dest, const at::Tensor& recv, int source) const;
   // Checks all_to_all arguments; returns the contiguous input.
   at::Tensor check_all_to_all(const at::Tensor& input, const at::Tensor& output) const;
 };

@@ -14,11 +14,7 @@ void LocalCommunicator::all_to_all_into(const at::Tensor& input, at::Tensor& out
 }
 
 void LocalCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
-  check_root(dest);
-  check_root(source);
-  LTX_CHECK(recv.sizes() == send.sizes() && recv.scalar_type() == send.scalar_type(),
-            "send_recv: recv must match send's shape and dtype");
-  recv.copy_(send);
+  recv.copy_(check_send_recv(send, dest, recv, source));
 }
 
 at::Tensor LocalCommunicator::all_gather(const at::Tensor& input) {

@@ -97,12 +97,7 @@ std::unique_ptr<PendingCollective> MpiCommunicator::start_all_to_all(const at::T
 }
 
 void MpiCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
-  check_root(dest);
-  check_root(source);
-  check_device(send, "send_recv");
-  LTX_CHECK(recv.is_contiguous() && recv.nbytes() == send.nbytes() && recv.scalar_type() == send.scalar_type(),
-            "send_recv: recv must be contiguous and match send's size and dtype");
-  at::Tensor in = send.contiguous();
+  at::Tensor in = check_send_recv(send, dest, recv, source);
   ByteUnit unit;
   choose_unit(in.nbytes(), &unit);
   LTX_MPI_CHECK(MPI_Sendrecv(in.data_ptr(), unit.count, unit.type, dest, /*tag=*/7, recv.data_ptr(), unit.count,

@@ -237,12 +237,7 @@ std::unique_ptr<PendingCollective> NcclCommunicator::start_all_to_all(const at::
 }
 
 void NcclCommunicator::send_recv(const at::Tensor& send, int dest, at::Tensor& recv, int source) {
-  check_root(dest);
-  check_root(source);
-  check_device(send, "send_recv");
-  LTX_CHECK(recv.is_contiguous() && recv.nbytes() == send.nbytes() && recv.scalar_type() == send.scalar_type(),
-            "send_recv: recv must be contiguous and match send's size and dtype");
-  at::Tensor in = send.contiguous();
+  at::Tensor in = check_send_recv(send, dest, recv, source);
   guarded("send_recv", [&] {
     cudaStream_t s = current_stream(device_);
     LTX_NCCL_CHECK(ncclGroupStart());
