@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "ops/fused_ops.h"
 
 namespace ltx::pipeline {
 
@@ -67,14 +68,7 @@ RopeTables rope_tables_from_positions(const at::Tensor& positions, const RopeSet
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   LTX_CHECK(x.size(-1) == cos.size(-1) && x.size(-1) % 2 == 0, "RoPE table width ", cos.size(-1),
             " does not match the input width ", x.size(-1));
-  at::Tensor xf = x.to(at::kFloat);
-  std::vector<int64_t> sizes(xf.sizes().begin(), xf.sizes().end() - 1);  // [..., D] -> [..., D/2, 2]
-  sizes.push_back(xf.size(-1) / 2);
-  sizes.push_back(2);
-  at::Tensor pairs = xf.reshape(sizes);
-  at::Tensor real = pairs.select(-1, 0), imag = pairs.select(-1, 1);
-  at::Tensor rotated = at::stack({imag.neg(), real}, -1).flatten(-2);
-  return (xf * cos + rotated * sin).to(x.scalar_type());
+  return ops::rope(x, ops::Rope{cos, sin});
 }
 
 }  // namespace ltx::pipeline

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/device_sync.h"
+#include "ops/fused_ops.h"
 #include "pipeline/io/weight_loader.h"
 #include "pipeline/ltx2/ltx2_rope.h"
 #include "pipeline/nn/embeddings.h"
@@ -22,11 +23,8 @@ constexpr int64_t kTimestepChannels = 256;
 constexpr const char* kDiffusionPrefix = "model.diffusion_model.";  // original single-file prefix
 
 
-// Weightless RMS norm with fp32 statistics, result in x's dtype.
-inline at::Tensor rms(const at::Tensor& x, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
-  return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
-}
+// Weightless RMS norm with fp32 statistics, result in x's dtype (fused: ops/).
+inline at::Tensor rms(const at::Tensor& x, double eps) { return ops::rms_norm(x, std::nullopt, eps); }
 
 inline at::Tensor gelu_tanh(const at::Tensor& x) { return at::gelu(x, "tanh"); }
 
@@ -70,12 +68,10 @@ struct Ltx2AttentionWeights {
   double eps = 1e-6;
 
   at::Tensor query(const at::Tensor& x, const Ltx2Rope* rope) const {
-    at::Tensor q = rms(to_q(x), eps) * norm_q;
-    return rope != nullptr ? ltx2_apply_rope(q, *rope) : q;
+    return rope != nullptr ? ltx2_norm_rope(to_q(x), norm_q, eps, *rope) : ops::rms_norm(to_q(x), norm_q, eps);
   }
   at::Tensor key(const at::Tensor& x, const Ltx2Rope* rope) const {
-    at::Tensor k = rms(to_k(x), eps) * norm_k;
-    return rope != nullptr ? ltx2_apply_rope(k, *rope) : k;
+    return rope != nullptr ? ltx2_norm_rope(to_k(x), norm_k, eps, *rope) : ops::rms_norm(to_k(x), norm_k, eps);
   }
   at::Tensor value(const at::Tensor& x) const { return to_v(x); }
   at::Tensor split(const at::Tensor& x) const { return x.view({x.size(0), x.size(1), heads, head_dim}); }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "ops/fused_ops.h"
 
 namespace ltx::pipeline {
 
@@ -82,26 +83,24 @@ Ltx2Rope ltx2_rope(const at::Tensor& coords, const Ltx2RopeSpec& spec, const at:
   return r;
 }
 
-at::Tensor ltx2_apply_rope(const at::Tensor& x, const Ltx2Rope& rope) {
+namespace {
+// The table as ops::Rope, after checking it covers x ([B, N, dim]).
+ops::Rope fused_table(const at::Tensor& x, const Ltx2Rope& rope) {
   LTX_CHECK(x.dim() == 3, "RoPE input must be [B, N, dim], got ", x.sizes());
   const int64_t b = x.size(0), n = x.size(1), dim = x.size(2);
   LTX_CHECK(rope.cos.size(1) == n && (rope.cos.size(0) == b || rope.cos.size(0) == 1),
             "RoPE table ", rope.cos.sizes(), " does not cover input ", x.sizes());
-  at::Tensor xf = x.to(at::kFloat);
-  if (rope.layout == Ltx2RopeLayout::kSplit) {
-    LTX_CHECK(rope.cos.size(2) * 2 == dim, "split RoPE table width ", rope.cos.size(2), " for input width ", dim);
-    const int64_t h = rope.heads, r = dim / (2 * h);
-    at::Tensor v = xf.view({b, n, h, 2, r});
-    at::Tensor cos = rope.cos.view({rope.cos.size(0), n, h, 1, r});
-    at::Tensor sin = rope.sin.view({rope.sin.size(0), n, h, 1, r});
-    at::Tensor x1 = v.narrow(3, 0, 1), x2 = v.narrow(3, 1, 1);
-    at::Tensor rotated = at::cat({-x2, x1}, 3);
-    return (v * cos + rotated * sin).view({b, n, dim}).to(x.scalar_type());
-  }
-  LTX_CHECK(rope.cos.size(2) == dim, "interleaved RoPE table width ", rope.cos.size(2), " for input width ", dim);
-  at::Tensor pairs = xf.view({b, n, dim / 2, 2});
-  at::Tensor rotated = at::stack({-pairs.select(3, 1), pairs.select(3, 0)}, -1).view({b, n, dim});
-  return (xf * rope.cos + rotated * rope.sin).to(x.scalar_type());
+  const bool split = rope.layout == Ltx2RopeLayout::kSplit;
+  LTX_CHECK(rope.cos.size(2) * (split ? 2 : 1) == dim, split ? "split" : "interleaved", " RoPE table width ",
+            rope.cos.size(2), " for input width ", dim);
+  return ops::Rope{rope.cos, rope.sin, split, split ? rope.heads : 1};
+}
+}  // namespace
+
+at::Tensor ltx2_apply_rope(const at::Tensor& x, const Ltx2Rope& rope) { return ops::rope(x, fused_table(x, rope)); }
+
+at::Tensor ltx2_norm_rope(const at::Tensor& x, const at::Tensor& weight, double eps, const Ltx2Rope& rope) {
+  return ops::rms_norm_rope(x, weight, eps, fused_table(x, rope));
 }
 
 }  // namespace ltx::pipeline

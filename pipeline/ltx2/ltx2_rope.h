@@ -47,5 +47,7 @@ Ltx2Rope ltx2_rope(const at::Tensor& coords, const Ltx2RopeSpec& spec, const at:
 // Rotates x [B, N, dim] (q or k, all heads) by the table; fp32 arithmetic,
 // result in x's dtype.
 at::Tensor ltx2_apply_rope(const at::Tensor& x, const Ltx2Rope& rope);
+// rms_norm(x) * weight, then ltx2_apply_rope, in one pass (ops/fused_ops.h).
+at::Tensor ltx2_norm_rope(const at::Tensor& x, const at::Tensor& weight, double eps, const Ltx2Rope& rope);
 
 }  // namespace ltx::pipeline
