@@ -30,13 +30,17 @@ void add_placement_options(po::options_description& desc, pipeline::PlacementCho
       ("denoiser-dtype", po::value(&c->denoiser_dtype), "diffusion transformer dtype (default: --dtype); it lives on each rank's group device")
       ("decoder-device", po::value(&c->decoder_device), "decoders on rank 0: auto|cpu|cuda")
       ("decoder-dtype", po::value(&c->decoder_dtype), "decoder dtype (default: --dtype)")
-      ("step-graphs", po::value(&c->step_graphs), "record the denoiser's step once per shape and replay it: auto|on|off (auto: CUDA graphs on GPUs, off on CPUs)");
+      ("step-graphs", po::value(&c->step_graphs), "record the denoiser's step once per shape and replay it: auto|on|off (auto: CUDA graphs on GPUs, off on CPUs)")
+      ("decode-parallel", po::value(&c->decode_parallel), "every rank decodes a share of the frames (exact; each rank loads the decoder): auto|on|off (auto: on when the decoder is on a GPU)")
+      ("guidance-parallel", po::value(&c->guidance_parallel), "guided steps split their passes across sub-groups of the group: auto|on|off (auto: the scaling model picks per request, docs/scaling.md)")
+      ("link-bandwidth-gbps", po::value(&c->link_bandwidth_gbps), "the all-to-all bandwidth per rank the scaling model assumes, GB/s (default: 370 with NCCL, 15 with MPI)")
+      ("link-latency-us", po::value(&c->link_latency_us), "the link latency the scaling model assumes, microseconds (default: 10 with NCCL, 6 with MPI)");
 }
 
 namespace {
 std::vector<std::string*> placement_fields(pipeline::PlacementChoice& c) {
   return {&c.dtype, &c.text_device, &c.text_dtype, &c.denoiser_dtype, &c.decoder_device, &c.decoder_dtype,
-          &c.step_graphs};
+          &c.step_graphs, &c.decode_parallel, &c.guidance_parallel, &c.link_bandwidth_gbps, &c.link_latency_us};
 }
 }  // namespace
 

@@ -121,10 +121,20 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
                         : k == "decoder_device" ? &c->placement.decoder_device
                         : k == "decoder_dtype"  ? &c->placement.decoder_dtype
                         : k == "step_graphs"    ? &c->placement.step_graphs
+                        : k == "decode_parallel"   ? &c->placement.decode_parallel
+                        : k == "guidance_parallel" ? &c->placement.guidance_parallel
                                                 : nullptr;
     if (k == "api_key") text = &c->api_key;
     if (text != nullptr) {
       if ((s = need(v.is_string(), "a string")).ok()) *text = v.get<std::string>();
+    } else if (k == "link_bandwidth_gbps" || k == "link_latency_us") {
+      // The link the scaling model assumes (docs/scaling.md); numbers.
+      if ((s = need(v.is_number(), "a number")).ok()) {
+        std::ostringstream number;
+        number.precision(17);
+        number << v.get<double>();
+        (k == "link_bandwidth_gbps" ? c->placement.link_bandwidth_gbps : c->placement.link_latency_us) = number.str();
+      }
     } else if (k == "state_dir") {
       if ((s = need(v.is_string(), "a string")).ok()) c->state_dir = v.get<std::string>();
     } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s" ||

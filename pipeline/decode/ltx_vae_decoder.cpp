@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/check.h"
+#include "dist/communicator.h"
 #include "pipeline/nn/embeddings.h"
 
 namespace ltx::pipeline {
@@ -240,16 +241,42 @@ at::Tensor LtxVaeDecoder::denormalize(const at::Tensor& zn) const {
          latents_mean_.to(zn.device()).view(shape);
 }
 
-at::Tensor LtxVaeDecoder::conv3d(const at::Tensor& x, const Conv& c) const {
+namespace {
+
+// x [B, C, f, H, W] with `pad` frames before and after: the neighbouring
+// members' edge frames across inner boundaries of a shared decode, copies of
+// the edge frame at the ends of the video. Two ring shifts on every member
+// (equal sizes everywhere; the wrapped-around slabs are not used).
+at::Tensor pad_frames(const at::Tensor& x, int64_t pad, dist::Communicator* group) {
+  const int64_t f = x.size(2);
+  at::Tensor before = x.narrow(2, 0, 1).expand({-1, -1, pad, -1, -1});
+  at::Tensor after = x.narrow(2, f - 1, 1).expand({-1, -1, pad, -1, -1});
+  if (group != nullptr && group->size() > 1) {
+    LTX_CHECK(f >= pad, "a shared decode needs at least ", pad, " frame(s) per member at every stage, this one has ", f);
+    const int n = group->size(), r = group->rank();
+    const at::Device wire = group->device();
+    at::Tensor last = x.narrow(2, f - pad, pad).to(wire).contiguous();
+    at::Tensor first = x.narrow(2, 0, pad).to(wire).contiguous();
+    at::Tensor from_prev = at::empty_like(last), from_next = at::empty_like(first);
+    group->send_recv(last, (r + 1) % n, from_prev, (r + n - 1) % n);
+    group->send_recv(first, (r + n - 1) % n, from_next, (r + 1) % n);
+    if (r > 0) before = from_prev.to(x.device());
+    if (r + 1 < n) after = from_next.to(x.device());
+  }
+  return at::cat({before, x, after}, 2);
+}
+
+}  // namespace
+
+at::Tensor LtxVaeDecoder::conv3d(const at::Tensor& x, const Conv& c, dist::Communicator* group) const {
   const int64_t k = c.weight.size(2);
   at::Tensor in = x;
   if (k > 1) {
-    // Non-causal temporal padding: replicate the first and the last frame.
+    // Non-causal temporal padding: replicate the first and the last frame
+    // (of the whole video: inner boundaries of a shared decode read the
+    // neighbour's frames instead).
     const int64_t pad = (k - 1) / 2;
-    const int64_t f = x.size(2);
-    in = at::cat({x.narrow(2, 0, 1).expand({-1, -1, pad, -1, -1}), x,
-                  x.narrow(2, f - 1, 1).expand({-1, -1, pad, -1, -1})},
-                 2);
+    in = pad_frames(x, pad, group);
   }
   std::vector<int64_t> padding = {0, k / 2, k / 2};
   if (k > 1 && config_.decoder_spatial_padding_mode == "reflect") {
@@ -273,7 +300,7 @@ at::Tensor LtxVaeDecoder::embed(const TimeEmbedder& e, const at::Tensor& timeste
 }
 
 at::Tensor LtxVaeDecoder::res_block(const at::Tensor& x, const ResBlock& b, const at::Tensor& temb,
-                                    at::Generator& gen) const {
+                                    at::Generator& gen, dist::Communicator* group) const {
   at::Tensor h = pixel_norm(x);
   at::Tensor shift1, scale1, shift2, scale2;
   if (b.scale_shift_table.defined()) {
@@ -284,7 +311,7 @@ at::Tensor LtxVaeDecoder::res_block(const at::Tensor& x, const ResBlock& b, cons
     shift1 = t.select(1, 0), scale1 = t.select(1, 1), shift2 = t.select(1, 2), scale2 = t.select(1, 3);
     h = h * (1 + scale1) + shift1;
   }
-  h = conv3d(at::silu(h), b.conv1);
+  h = conv3d(at::silu(h), b.conv1, group);
   auto inject = [&](const at::Tensor& scale) {
     if (!scale.defined()) return;
     at::Tensor noise = at::randn({h.size(-2), h.size(-1)}, gen, h.options());
@@ -293,20 +320,23 @@ at::Tensor LtxVaeDecoder::res_block(const at::Tensor& x, const ResBlock& b, cons
   inject(b.noise_scale1);
   h = pixel_norm(h);
   if (b.scale_shift_table.defined()) h = h * (1 + scale2) + shift2;
-  h = conv3d(at::silu(h), b.conv2);
+  h = conv3d(at::silu(h), b.conv2, group);
   inject(b.noise_scale2);
   at::Tensor skip = x;
   if (b.norm3_weight.defined()) {
     skip = at::layer_norm(x.movedim(1, -1), {x.size(1)}, b.norm3_weight, b.norm3_bias, config_.resnet_norm_eps)
                .movedim(-1, 1);
-    skip = conv3d(skip, b.shortcut);
+    skip = conv3d(skip, b.shortcut, group);
   }
   return h + skip;
 }
 
-at::Tensor LtxVaeDecoder::upsample(const at::Tensor& x, const Upsampler& u) const {
-  const int64_t drop = u.stride[0] - 1;  // a temporal upsampler drops its first output frame
-  at::Tensor y = depth_to_space(conv3d(x, u.conv), u.stride);
+at::Tensor LtxVaeDecoder::upsample(const at::Tensor& x, const Upsampler& u, dist::Communicator* group) const {
+  // A temporal upsampler drops the video's first output frame (only the
+  // member holding it drops it in a shared decode).
+  const bool holds_first = group == nullptr || group->rank() == 0;
+  const int64_t drop = holds_first ? u.stride[0] - 1 : 0;
+  at::Tensor y = depth_to_space(conv3d(x, u.conv, group), u.stride);
   y = y.narrow(2, drop, y.size(2) - drop);
   if (u.residual) {
     at::Tensor r = depth_to_space(x, u.stride);
@@ -318,6 +348,16 @@ at::Tensor LtxVaeDecoder::upsample(const at::Tensor& x, const Upsampler& u) cons
 
 at::Tensor LtxVaeDecoder::decode(const at::Tensor& z, const std::optional<at::Tensor>& timestep,
                                  at::Generator gen) const {
+  return run(z, timestep, std::move(gen), nullptr);
+}
+
+at::Tensor LtxVaeDecoder::decode_share(const at::Tensor& z, const std::optional<at::Tensor>& timestep,
+                                       dist::Communicator& group, at::Generator gen) const {
+  return run(z, timestep, std::move(gen), &group);
+}
+
+at::Tensor LtxVaeDecoder::run(const at::Tensor& z, const std::optional<at::Tensor>& timestep, at::Generator gen,
+                              dist::Communicator* group) const {
   LTX_CHECK(z.dim() == 5 && z.size(1) == config_.latent_channels, "latents must be [B, ",
             config_.latent_channels, ", F, H, W], got ", z.sizes());
   at::Tensor t;
@@ -328,16 +368,16 @@ at::Tensor LtxVaeDecoder::decode(const at::Tensor& z, const std::optional<at::Te
   }
   if (!gen.defined()) gen = at::detail::getDefaultCPUGenerator();
   const int64_t b = z.size(0);
-  at::Tensor h = conv3d(z.to(device_, dtype_), conv_in_);
+  at::Tensor h = conv3d(z.to(device_, dtype_), conv_in_, group);
   at::Tensor temb;
   if (mid_time_embedder_.defined()) temb = embed(mid_time_embedder_, t);
-  for (const auto& r : mid_resnets_) h = res_block(h, r, temb, gen);
+  for (const auto& r : mid_resnets_) h = res_block(h, r, temb, gen, group);
   for (const auto& u : up_blocks_) {
-    if (u.conv_in) h = res_block(h, *u.conv_in, at::Tensor(), gen);
+    if (u.conv_in) h = res_block(h, *u.conv_in, at::Tensor(), gen, group);
     at::Tensor ue;
     if (u.time_embedder.defined()) ue = embed(u.time_embedder, t);
-    if (u.upsampler) h = upsample(h, *u.upsampler);
-    for (const auto& r : u.resnets) h = res_block(h, r, ue, gen);
+    if (u.upsampler) h = upsample(h, *u.upsampler, group);
+    for (const auto& r : u.resnets) h = res_block(h, r, ue, gen, group);
   }
   h = pixel_norm(h);
   if (final_time_embedder_.defined()) {
@@ -347,7 +387,7 @@ at::Tensor LtxVaeDecoder::decode(const at::Tensor& z, const std::optional<at::Te
     e = e.to(h.scalar_type());
     h = h * (1 + e.select(1, 1)) + e.select(1, 0);
   }
-  h = conv3d(at::silu(h), conv_out_);
+  h = conv3d(at::silu(h), conv_out_, group);
   // Unpatchify: channel (c, dw, dh) -> pixel (c, 4h + dh, 4w + dw).
   const int64_t p = config_.patch_size, f = h.size(2), hh = h.size(3), ww = h.size(4);
   h = h.reshape({b, -1, p, p, f, hh, ww}).permute({0, 1, 4, 5, 3, 6, 2}).reshape({b, -1, f, hh * p, ww * p});
@@ -394,9 +434,14 @@ at::Tensor LtxVaeDecoder::decode_tiled(const at::Tensor& z, const std::optional<
   return out / weight;
 }
 
-at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
-                            const DecodeSettings& s, at::Generator generator, const std::optional<at::Tensor>& noise,
-                            DecodeTrace* trace) {
+namespace {
+
+// What the decoder sees: the unpacked, de-normalised (and, when
+// timestep-conditioned, noised) latents and the decode timestep.
+std::pair<at::Tensor, std::optional<at::Tensor>> decoder_input(const LtxVaeDecoder& vae, const at::Tensor& latents,
+                                                               const LatentGrid& grid, const DecodeSettings& s,
+                                                               at::Generator& generator,
+                                                               const std::optional<at::Tensor>& noise) {
   // On the CPU up to the decoder, so the decode noise comes from the CPU generator
   // (the same on every machine).
   at::Tensor z = vae.denormalize(unpack_latents(latents.to(at::kCPU, at::kFloat), grid));
@@ -411,12 +456,85 @@ at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents,
     }
     t = at::full({z.size(0)}, s.decode_timestep, z.options());
   }
+  return {z, t};
+}
+
+at::Tensor to_frames(const at::Tensor& video) {
+  return (video / 2 + 0.5).clamp(0.0, 1.0).permute({0, 2, 1, 3, 4}).contiguous();  // [B, F, 3, H, W]
+}
+
+}  // namespace
+
+at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
+                            const DecodeSettings& s, at::Generator generator, const std::optional<at::Tensor>& noise,
+                            DecodeTrace* trace) {
+  auto [z, t] = decoder_input(vae, latents, grid, s, generator, noise);
   if (trace != nullptr) {
     trace->z = z;
     trace->timestep = t.has_value() ? *t : at::Tensor();
   }
-  at::Tensor video = s.tiling ? vae.decode_tiled(z, t, *s.tiling, generator) : vae.decode(z, t, generator);
-  return (video / 2 + 0.5).clamp(0.0, 1.0).permute({0, 2, 1, 3, 4}).contiguous();  // [B, F, 3, H, W]
+  return to_frames(s.tiling ? vae.decode_tiled(z, t, *s.tiling, generator) : vae.decode(z, t, generator));
+}
+
+std::pair<int64_t, int64_t> frame_share(int64_t frames, int members, int member) {
+  LTX_CHECK(members > 0 && member >= 0 && member < members, "member ", member, " of ", members);
+  const int64_t base = frames / members, extra = frames % members;
+  const int64_t count = base + (member < extra ? 1 : 0);
+  const int64_t offset = member * base + std::min<int64_t>(member, extra);
+  return {offset, count};
+}
+
+Result<at::Tensor> decode_to_frames_shared(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
+                                           const DecodeSettings& s, at::Generator generator,
+                                           dist::Communicator& comm) {
+  if (s.tiling) {
+    return invalid_argument_error(
+        "a tiled decode and a decode shared by the group do not combine: tiling is for one rank's memory, sharing "
+        "splits the frames across ranks; turn one of them off");
+  }
+  auto [z, t] = decoder_input(vae, latents, grid, s, generator, std::nullopt);
+  const int64_t frames = z.size(2);
+  const int n = comm.size(), rank = comm.rank();
+  const int active = static_cast<int>(std::min<int64_t>(n, frames));
+  // Ranks beyond the frame count hold nothing: they leave the sharing group.
+  std::unique_ptr<dist::Communicator> sub;
+  dist::Communicator* group = &comm;
+  if (active < n) {
+    sub = comm.split(rank < active ? 0 : 1, rank);
+    group = sub.get();
+  }
+  const int64_t r = vae.config().temporal_compression_ratio;
+  const int64_t scale = vae.config().spatial_compression_ratio;
+  auto out_frames = [&](int member) {
+    const int64_t count = frame_share(frames, active, member).second;
+    return member == 0 ? 1 + r * (count - 1) : r * count;
+  };
+  // Equal shapes for the gather: every piece padded to the longest.
+  const int64_t longest = out_frames(0) + r - 1;
+  at::Tensor piece = at::zeros({z.size(0), 3, longest, z.size(3) * scale, z.size(4) * scale},
+                               at::TensorOptions().dtype(at::kFloat).device(comm.device()));
+  if (rank < active) {
+    auto [offset, count] = frame_share(frames, active, rank);
+    at::Tensor mine = vae.decode_share(z.narrow(2, offset, count), t, *group, generator);
+    LTX_INTERNAL_ASSERT(mine.size(2) == out_frames(rank) && mine.size(3) == piece.size(3) && mine.size(4) == piece.size(4),
+                        "a shared decode's piece is ", mine.sizes(), ", expected ", out_frames(rank), " frames of ",
+                        piece.size(3), "x", piece.size(4));
+    piece.narrow(2, 0, mine.size(2)).copy_(mine);
+  }
+  at::Tensor gathered = comm.gather(piece, 0);  // [n * B, 3, longest, H, W]
+  if (rank != 0) return at::Tensor();
+  // Rescaled in place and copied once into the frames: rank 0 holds the
+  // gathered pieces and the result, no more.
+  gathered.mul_(0.5).add_(0.5).clamp_(0.0, 1.0);
+  const int64_t b = z.size(0);
+  int64_t total = 0;
+  for (int m = 0; m < active; ++m) total += out_frames(m);
+  at::Tensor frames_out = at::empty({b, total, 3, piece.size(3), piece.size(4)}, gathered.options());
+  for (int m = 0, at_frame = 0; m < active; at_frame += out_frames(m), ++m) {
+    frames_out.narrow(1, at_frame, out_frames(m))
+        .copy_(gathered.narrow(0, m * b, b).narrow(2, 0, out_frames(m)).permute({0, 2, 1, 3, 4}));
+  }
+  return frames_out;
 }
 
 }  // namespace ltx::pipeline

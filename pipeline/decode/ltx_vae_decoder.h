@@ -5,7 +5,9 @@
 // upsamplers, 2.3 with spatial / temporal upsamplers), plus the per-channel
 // latent statistics the pipeline normalises with.
 //
-// Runs on rank 0 (the rank that decodes). Immutable after load; decode() is
+// Runs on rank 0, or on every rank of a group that shares the frames
+// (decode_share, decode_to_frames_shared: exact, a halo frame exchanged
+// before every temporal convolution). Immutable after load; decode() is
 // const and takes its noise generator explicitly (0.9.1 injects noise), so
 // concurrent callers never share state. bf16 models run their 3D
 // convolutions in fp32 on CPU (see decode()); the timestep path is fp32.
@@ -24,6 +26,10 @@
 #include "pipeline/model/roles.h"
 #include "pipeline/io/safetensors.h"
 #include "pipeline/io/weight_loader.h"
+
+namespace ltx::dist {
+class Communicator;
+}
 
 namespace ltx::pipeline {
 
@@ -56,6 +62,18 @@ class LtxVaeDecoder {
   // [B, 3, 8(F-1)+1, 32H, 32W], nominally in [-1, 1], in fp32.
   at::Tensor decode(const at::Tensor& z, const std::optional<at::Tensor>& timestep,
                     at::Generator generator = at::Generator()) const;
+
+  // One member's part of a decode shared by `group` (collective over it): z
+  // holds consecutive latent frames of the whole [B, C, F, H, W], member 0
+  // the first, every member at least one; each member's frames in member
+  // order. Returns this member's output frames, equal to their rows of the
+  // whole decode (member 0: 1 + r (f - 1), the others r f for f latent
+  // frames and temporal ratio r): non-causal temporal convolutions read one
+  // neighbouring frame across each inner boundary, exchanged over `group`
+  // (send_recv); norms, modulation and noise are per frame. `generator` must
+  // be in the same state on every member.
+  at::Tensor decode_share(const at::Tensor& z, const std::optional<at::Tensor>& timestep, dist::Communicator& group,
+                          at::Generator generator = at::Generator()) const;
 
   // Memory-bounded decode: overlapping spatial tiles, linearly blended seams.
   // Approximate (tiles do not see each other's context beyond the overlap);
@@ -92,9 +110,14 @@ class LtxVaeDecoder {
   };
 
   LtxVaeDecoder() = default;
-  at::Tensor conv3d(const at::Tensor& x, const Conv& c) const;
-  at::Tensor res_block(const at::Tensor& x, const ResBlock& b, const at::Tensor& temb, at::Generator& gen) const;
-  at::Tensor upsample(const at::Tensor& x, const Upsampler& u) const;
+  // `group`: the members sharing the frames (decode_share), nullptr when
+  // this call holds them all.
+  at::Tensor run(const at::Tensor& z, const std::optional<at::Tensor>& timestep, at::Generator gen,
+                 dist::Communicator* group) const;
+  at::Tensor conv3d(const at::Tensor& x, const Conv& c, dist::Communicator* group) const;
+  at::Tensor res_block(const at::Tensor& x, const ResBlock& b, const at::Tensor& temb, at::Generator& gen,
+                       dist::Communicator* group) const;
+  at::Tensor upsample(const at::Tensor& x, const Upsampler& u, dist::Communicator* group) const;
   at::Tensor embed(const TimeEmbedder& e, const at::Tensor& timestep) const;
 
   VaeConfig config_;
@@ -124,5 +147,19 @@ struct DecodeTrace {
 at::Tensor decode_to_frames(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
                             const DecodeSettings& settings, at::Generator generator = at::Generator(),
                             const std::optional<at::Tensor>& noise = std::nullopt, DecodeTrace* trace = nullptr);
+
+// The same decode shared by every rank of `comm` (collective): each decodes
+// a consecutive share of the latent frames (decode_share; ranks beyond the
+// frame count idle) and rank 0 gathers the frames. Every rank passes the
+// whole `latents` and a generator in the same state. Equal to
+// decode_to_frames up to rounding; the result on rank 0, undefined elsewhere.
+// Not with tiling (INVALID_ARGUMENT names the conflict).
+Result<at::Tensor> decode_to_frames_shared(const LtxVaeDecoder& vae, const at::Tensor& latents, const LatentGrid& grid,
+                                           const DecodeSettings& settings, at::Generator generator,
+                                           dist::Communicator& comm);
+
+// Consecutive shares of `frames` latent frames over `members` (the first
+// frames % members members hold one more): {offset, count} of `member`.
+std::pair<int64_t, int64_t> frame_share(int64_t frames, int members, int member);
 
 }  // namespace ltx::pipeline

@@ -235,9 +235,17 @@ TextConditioning LtxTransformer::prepare_text(const at::Tensor& encoder_hidden_s
 at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
   const auto& shard = a.shard;
   LTX_CHECK(a.text != nullptr, "forward needs the text conditioning");
-  LTX_CHECK(shard.world_size == comm_->size() && shard.rank == comm_->rank(),
+  dist::Communicator& group = a.group != nullptr ? *a.group : *comm_;
+  LTX_CHECK(shard.world_size == group.size() && shard.rank == group.rank(),
             "the shard is for rank ", shard.rank, " of ", shard.world_size, ", this is rank ",
-            comm_->rank(), " of ", comm_->size());
+            group.rank(), " of ", group.size());
+  // A sub-group's Ulysses (guidance-parallel steps): the same heads over fewer ranks.
+  std::optional<parallel::UlyssesAttention> sub_attention;
+  if (&group != comm_) {
+    sub_attention.emplace(group, config_.num_attention_heads);
+    sub_attention->set_overlap(attention_.overlap());
+  }
+  const parallel::UlyssesAttention& attention = sub_attention ? *sub_attention : attention_;
   const at::Tensor& hs = a.hidden_states;
   LTX_CHECK(hs.dim() == 3 && hs.size(1) == shard.shard_len && hs.size(2) == config_.in_channels,
             "hidden_states must be [B, ", shard.shard_len, ", ", config_.in_channels, "], got ",
@@ -300,7 +308,7 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
       opts.prefix_v = a.kv_prefix->at(i).v;
     }
     parallel::LocalHeadKv kv;
-    at::Tensor attn = attention_.forward(q, k, v, opts, a.kv_out != nullptr ? &kv : nullptr);
+    at::Tensor attn = attention.forward(q, k, v, opts, a.kv_out != nullptr ? &kv : nullptr);
     if (a.kv_out != nullptr) {
       a.kv_out->push_back({kv.k.narrow(1, 0, shard.seq_len).contiguous(),
                            kv.v.narrow(1, 0, shard.seq_len).contiguous()});

@@ -73,6 +73,10 @@ struct LtxForwardArgs {
   at::Tensor rope_cos, rope_sin;
   // Which tokens of the whole sequence this rank holds.
   parallel::SequenceShard shard;
+  // The ranks that share this call's sequence (`shard` is over them): a
+  // sub-group of the model's group under guidance-parallel steps; null means
+  // the model's own group.
+  dist::Communicator* group = nullptr;
   // Optional per-layer prefix of cached keys/values for this rank's heads,
   // attended by every token of this call ([B, P, H/N, head_dim] each).
   const std::vector<LayerKv>* kv_prefix = nullptr;

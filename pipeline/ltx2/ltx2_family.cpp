@@ -81,10 +81,14 @@ class Ltx2Family final : public ModelFamily {
     parts->audio_latent_channels = ac.latent_channels;
     LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
     m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
-    if (comm.rank() == 0) {
+    // The video decoder on rank 0, or on every rank when its decode is shared.
+    if (comm.rank() == 0 || (placement.decoder.shared && comm.size() > 1)) {
       const Placement& d = placement.decoder;
       LTX_ASSIGN_OR_RETURN(auto vae, LtxVaeDecoder::load((dir / "vae").string(), d.dtype, d.device));
       m.video_decoder = std::make_unique<LtxVideoDecoder>(std::move(vae));
+    }
+    if (comm.rank() == 0) {
+      const Placement& d = placement.decoder;
       LTX_ASSIGN_OR_RETURN(auto audio, Ltx2AudioDecoder::load((dir / "audio_vae").string(), d.dtype, d.device));
       parts->audio_decoder.emplace(std::move(audio));
       LTX_ASSIGN_OR_RETURN(auto vocoder, Ltx2Vocoder::load((dir / "vocoder").string(), d.dtype, d.device));

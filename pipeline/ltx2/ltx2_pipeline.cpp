@@ -250,21 +250,37 @@ Result<GeneratedVideo> Ltx2TextToVideo::finish(VideoJob& base, const StageFn& st
   const Ltx2TransformerConfig& tc = parts_.transformer->config();
   GeneratedVideo out;
   out.denoise_seconds = job.denoise_seconds;
-  // Rank 0 gathers both streams ([N * 1, shard_len, C] -> [1, N * shard_len, C]) and decodes.
-  at::Tensor video = comm_.gather(job.video.contiguous(), 0);
+  // Rank 0 gathers both streams ([N * 1, shard_len, C] -> [1, N * shard_len, C]) and decodes;
+  // when the video decode is shared, every rank gets the video latents and
+  // decodes a share of the frames, and rank 0 alone decodes the sound.
+  const bool shared = model_.placement.decoder.shared && comm_.size() > 1;
+  at::Tensor video = shared ? comm_.all_gather(job.video.contiguous()) : comm_.gather(job.video.contiguous(), 0);
   at::Tensor audio = comm_.gather(job.audio.contiguous(), 0);
+  DecodeSettings ds;
+  ds.decode_timestep = r.decode_timestep;
+  ds.decode_noise_scale = r.decode_noise_scale;
+  auto t0 = clock::now();
+  at::Tensor shared_frames;
+  if (shared) {
+    if (stage) stage("video_decode");
+    LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank ", comm_.rank(), " has no video decoder");
+    at::Tensor latents = job.video_shard.unpad(video.reshape({1, -1, tc.in_channels}), 1).cpu();
+    LTX_ASSIGN_OR_RETURN(shared_frames,
+                         model_.video_decoder->decode_shared(latents, job.grids.back(), ds,
+                                                             at::make_generator<at::CPUGeneratorImpl>(r.seed + 1), comm_));
+  }
   if (comm_.rank() != 0) return out;
   out.latents = job.video_shard.unpad(video.reshape({1, -1, tc.in_channels}), 1).cpu();
   out.audio_latents = job.audio_shard.unpad(audio.reshape({1, -1, tc.audio_in_channels}), 1).cpu();
-  auto t0 = clock::now();
   LTX_RETURN_IF_ERROR(catch_to_status([&]() -> Status {
-    if (stage) stage("video_decode");
-    DecodeSettings ds;
-    ds.decode_timestep = r.decode_timestep;
-    ds.decode_noise_scale = r.decode_noise_scale;
-    auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
-    LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
-    out.frames = model_.video_decoder->decode(out.latents, job.grids.back(), ds, decode_gen)[0].cpu();
+    if (shared) {
+      out.frames = shared_frames[0].cpu();
+    } else {
+      if (stage) stage("video_decode");
+      auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
+      LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
+      out.frames = model_.video_decoder->decode(out.latents, job.grids.back(), ds, decode_gen)[0].cpu();
+    }
     if (r.audio) {
       if (stage) stage("audio_decode");
       LTX_INTERNAL_ASSERT(parts_.audio_decoder && parts_.vocoder, "rank 0 has no audio decoder");

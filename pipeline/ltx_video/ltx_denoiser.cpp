@@ -80,6 +80,7 @@ at::Tensor LtxDenoiser::forward(const DenoiserCall& call) const {
   args.rope_cos = positions.cos;
   args.rope_sin = positions.sin;
   args.shard = call.shard;
+  args.group = call.group;
   args.kv_prefix = call.kv_prefix != nullptr && !call.kv_prefix->empty() ? call.kv_prefix : nullptr;
   args.kv_out = call.kv_out;
   args.self_attention_bias = call.self_attention_bias;
@@ -102,13 +103,15 @@ at::Tensor LtxDenoiser::forward_graphed(const DenoiserCall& call, const at::Tens
   }
   if (has_bias) in.push_back(*call.self_attention_bias);
   const parallel::SequenceShard shard = call.shard;
+  dist::Communicator* group = call.group;
   const int64_t text_layers = static_cast<int64_t>(text.cross_kv.size());
   const int64_t prefix_layers = has_prefix ? static_cast<int64_t>(call.kv_prefix->size()) : 0;
   const std::string key = "shard " + std::to_string(shard.rank) + "/" + std::to_string(shard.world_size) + " " +
                           std::to_string(shard.seq_len) + "/" + std::to_string(shard.padded_len) +
-                          (has_prefix ? " prefix" : "") + (has_bias ? " bias" : "");
-  auto make_body = [this, shard, text_layers, prefix_layers, has_bias]() -> StepGraph::Body {
-    return [this, shard, text_layers, prefix_layers, has_bias](const std::vector<at::Tensor>& s) {
+                          (has_prefix ? " prefix" : "") + (has_bias ? " bias" : "") +
+                          (group != nullptr ? " group " + std::to_string(reinterpret_cast<uintptr_t>(group)) : "");
+  auto make_body = [this, shard, group, text_layers, prefix_layers, has_bias]() -> StepGraph::Body {
+    return [this, shard, group, text_layers, prefix_layers, has_bias](const std::vector<at::Tensor>& s) {
       size_t i = 5;
       TextConditioning t;
       t.bias = s[4];
@@ -122,6 +125,7 @@ at::Tensor LtxDenoiser::forward_graphed(const DenoiserCall& call, const at::Tens
       args.rope_sin = s[3];
       args.text = &t;
       args.shard = shard;
+      args.group = group;
       args.kv_prefix = prefix_layers > 0 ? &prefix : nullptr;
       if (has_bias) args.self_attention_bias = s[i];
       return transformer_.forward(args).to(at::kFloat);

@@ -30,6 +30,7 @@ class LtxDenoiser final : public Denoiser {
   int64_t context_channels() const override { return transformer_.config().caption_channels; }
   int64_t num_layers() const override { return transformer_.config().num_layers; }
   int64_t attention_heads() const override { return transformer_.num_heads(); }
+  int64_t hidden_size() const override { return transformer_.config().inner_dim(); }
   std::vector<at::Tensor> weights() const override { return transformer_.weights(); }
 
   std::unique_ptr<PreparedText> prepare_text(const at::Tensor& embeddings, const at::Tensor& mask) const override;

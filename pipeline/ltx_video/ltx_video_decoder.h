@@ -1,5 +1,6 @@
 // LtxVideoDecoder: the LTX-Video VAE decoder (decode/ltx_vae_decoder.h) as
-// the family's VideoDecoder role. Rank 0 only; owns the decoder; immutable
+// the family's VideoDecoder role. Rank 0 only (every rank when the decode
+// is shared); owns the decoder; immutable
 // after construction.
 #pragma once
 
@@ -18,6 +19,10 @@ class LtxVideoDecoder final : public VideoDecoder {
   at::Tensor decode(const at::Tensor& latents, const LatentGrid& grid, const DecodeSettings& settings,
                     at::Generator generator) const override {
     return decode_to_frames(vae_, latents, grid, settings, generator);
+  }
+  Result<at::Tensor> decode_shared(const at::Tensor& latents, const LatentGrid& grid, const DecodeSettings& settings,
+                                   at::Generator generator, dist::Communicator& comm) const override {
+    return decode_to_frames_shared(vae_, latents, grid, settings, generator, comm);
   }
 
  private:

@@ -109,10 +109,13 @@ class LtxVideoFamily final : public ModelFamily {
     m.denoiser = std::make_unique<LtxDenoiser>(std::move(transformer), rope, placement.denoiser.step_graphs);
     LTX_ASSIGN_OR_RETURN(auto sc, load_scheduler_config((dir / "scheduler" / "scheduler_config.json").string()));
     m.scheduler = std::make_unique<FlowMatchScheduler>(sc);
-    if (comm.rank() == 0) {
+    // The decoder on rank 0, or on every rank when the decode is shared.
+    if (comm.rank() == 0 || (placement.decoder.shared && comm.size() > 1)) {
       LTX_ASSIGN_OR_RETURN(auto vae, LtxVaeDecoder::load((dir / "vae").string(), placement.decoder.dtype,
                                                          placement.decoder.device));
       m.video_decoder = std::make_unique<LtxVideoDecoder>(std::move(vae));
+    }
+    if (comm.rank() == 0) {
       LTX_ASSIGN_OR_RETURN(m.text, load_text_conditioner(dir, placement.text_encoder));
     }
     return m;

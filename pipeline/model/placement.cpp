@@ -1,5 +1,8 @@
 #include "pipeline/model/placement.h"
 
+#include <cmath>
+#include <stdexcept>
+
 #include <ATen/Context.h>
 
 #include "common/check.h"
@@ -47,7 +50,7 @@ Result<Placement> resolve_component(const std::string& field, const std::string&
 }  // namespace
 
 std::string Placement::to_string() const {
-  return device.str() + " " + dtype_name(dtype) + (step_graphs ? " step-graphs" : "");
+  return device.str() + " " + dtype_name(dtype) + (step_graphs ? " step-graphs" : "") + (shared ? " shared" : "");
 }
 
 Result<at::ScalarType> parse_dtype(const std::string& name) {
@@ -77,10 +80,53 @@ Status PlacementChoice::validate() const {
   if (!(step_graphs.empty() || step_graphs == "auto" || step_graphs == "on" || step_graphs == "off")) {
     return invalid_argument_error("--step-graphs must be auto, on or off, got '" + step_graphs + "'");
   }
+  for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{"--decode-parallel", &decode_parallel},
+                                    {"--guidance-parallel", &guidance_parallel}}) {
+    if (!(value->empty() || *value == "auto" || *value == "on" || *value == "off")) {
+      return invalid_argument_error(std::string(flag) + " must be auto, on or off, got '" + *value + "'");
+    }
+  }
+  LTX_RETURN_IF_ERROR(link_figures().status());
   if (!valid_device(decoder_device)) {
     return invalid_argument_error("--decoder-device must be auto, cpu or cuda, got '" + decoder_device + "'");
   }
   return Status();
+}
+
+namespace {
+
+// A positive (or, with `zero_ok`, non-negative) finite number, or nullopt for "".
+Result<std::optional<double>> parse_figure(const char* flag, const std::string& text, bool zero_ok) {
+  if (text.empty()) return std::optional<double>();
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !std::isfinite(v) || v < 0 || (!zero_ok && v == 0)) {
+    return invalid_argument_error(std::string(flag) + " must be a " + (zero_ok ? "non-negative" : "positive") +
+                                  " number, got '" + text + "'");
+  }
+  return std::optional<double>(v);
+}
+
+}  // namespace
+
+Result<std::optional<parallel::LinkFigures>> PlacementChoice::link_figures() const {
+  LTX_ASSIGN_OR_RETURN(auto bw, parse_figure("--link-bandwidth-gbps", link_bandwidth_gbps, false));
+  LTX_ASSIGN_OR_RETURN(auto lat, parse_figure("--link-latency-us", link_latency_us, true));
+  if (!bw && !lat) return std::optional<parallel::LinkFigures>();
+  if (!bw || !lat) {
+    return invalid_argument_error("--link-bandwidth-gbps and --link-latency-us go together (the link the scaling "
+                                  "model assumes); give both or neither");
+  }
+  return std::optional<parallel::LinkFigures>(parallel::LinkFigures{*bw, *lat});
+}
+
+parallel::LinkFigures StepPlanning::link_for(const std::string& backend) const {
+  return link ? *link : parallel::LinkFigures::for_backend(backend);
 }
 
 Result<ModelPlacement> ModelPlacement::resolve(const PlacementChoice& c, const at::Device& group_device) {
@@ -89,6 +135,10 @@ Result<ModelPlacement> ModelPlacement::resolve(const PlacementChoice& c, const a
   LTX_ASSIGN_OR_RETURN(p.text_encoder, resolve_component("--text-device", c.text_device, c.text_dtype, c.dtype, group_device));
   LTX_ASSIGN_OR_RETURN(p.decoder, resolve_component("--decoder-device", c.decoder_device, c.decoder_dtype, c.dtype, group_device));
   LTX_ASSIGN_OR_RETURN(p.denoiser, resolve_component("denoiser", "auto", c.denoiser_dtype, c.dtype, group_device));
+  p.decoder.shared = c.decode_parallel == "on" ||
+                     ((c.decode_parallel.empty() || c.decode_parallel == "auto") && p.decoder.device.is_cuda());
+  LTX_ASSIGN_OR_RETURN(p.planning.guidance, parallel::parse_guidance_parallel(c.guidance_parallel));
+  LTX_ASSIGN_OR_RETURN(p.planning.link, c.link_figures());
   p.denoiser.step_graphs = c.step_graphs == "on" || ((c.step_graphs.empty() || c.step_graphs == "auto") &&
                                                      p.denoiser.device.is_cuda());
   return p;

@@ -13,9 +13,11 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "parallel/step_plan.h"
 
 namespace ltx::pipeline {
 
@@ -25,6 +27,10 @@ struct Placement {
   // Denoiser only: record each step's forward once per shape and replay it
   // (pipeline/runtime/step_graph.h): CUDA graphs on a GPU.
   bool step_graphs = false;
+  // Decoder only: every rank loads the decoder and decodes a share of the
+  // frames (decode_to_frames_shared), rank 0 gathers them; else rank 0
+  // decodes alone.
+  bool shared = false;
   std::string to_string() const;  // "cuda:0 bf16", "cpu fp32"
 };
 
@@ -38,15 +44,32 @@ struct PlacementChoice {
   std::string decoder_device;
   std::string decoder_dtype;
   std::string step_graphs;     // auto (on for a GPU denoiser), on, off
+  std::string decode_parallel;    // auto (on for a GPU decoder), on, off: decoder.shared
+  std::string guidance_parallel;  // auto (the scaling model picks per request), on, off
+  // The link the scaling model assumes (numbers as typed; "" = the
+  // backend's default, parallel::LinkFigures::for_backend).
+  std::string link_bandwidth_gbps;
+  std::string link_latency_us;
 
+  // The link figures given, if any (both or neither).
+  Result<std::optional<parallel::LinkFigures>> link_figures() const;
   // Names the field at fault ("--text-device must be auto, cpu or cuda, got 'gpu'").
   Status validate() const;
+};
+
+// How a step splits across the group (parallel/step_plan.h).
+struct StepPlanning {
+  parallel::GuidanceParallel guidance = parallel::GuidanceParallel::kAuto;
+  std::optional<parallel::LinkFigures> link;  // unset: the backend's default
+  // The figures for a group on `backend` ("mpi", "nccl").
+  parallel::LinkFigures link_for(const std::string& backend) const;
 };
 
 struct ModelPlacement {
   Placement text_encoder;
   Placement denoiser;
   Placement decoder;
+  StepPlanning planning;
 
   // `group_device` is where this rank's communicator moves tensors (the
   // denoiser must live there). FAILED_PRECONDITION when a component asks for

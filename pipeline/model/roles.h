@@ -27,6 +27,10 @@
 #include "pipeline/model/latents.h"
 #include "pipeline/model/placement.h"
 
+namespace ltx::dist {
+class Communicator;
+}
+
 namespace ltx::pipeline {
 
 // ---- text ---------------------------------------------------------------------
@@ -74,6 +78,10 @@ struct DenoiserCall {
   const PreparedText* text = nullptr;
   const DenoiserPositions* positions = nullptr;  // made for `shard`
   parallel::SequenceShard shard;
+  // The ranks that share this call's sequence (`shard` is over them): a
+  // sub-group of the model's group in a guidance-parallel step; null means
+  // the model's whole group.
+  dist::Communicator* group = nullptr;
   // Streaming: the cached keys/values of earlier chunks for this rank's
   // heads, one per layer, attended by every token of this call.
   const std::vector<LayerKv>* kv_prefix = nullptr;
@@ -94,6 +102,7 @@ class Denoiser {
   // The sequence-parallel plan: attention heads are split evenly across the
   // group, so the group size must divide this.
   virtual int64_t attention_heads() const = 0;
+  virtual int64_t hidden_size() const = 0;  // the transformer's inner width (the scaling model's D)
   virtual std::vector<at::Tensor> weights() const = 0;  // as placed
 
   // Once per request: embeddings [B, L, context_channels] and mask [B, L].
@@ -132,6 +141,12 @@ class VideoDecoder {
   // in [0, 1], fp32. `generator` draws the decode noise.
   virtual at::Tensor decode(const at::Tensor& latents, const LatentGrid& grid, const DecodeSettings& settings,
                             at::Generator generator) const = 0;
+  // The same decode shared by every rank of `comm` (collective; each rank
+  // passes the whole `latents` and a generator in the same state): the
+  // frames on rank 0, undefined elsewhere.
+  virtual Result<at::Tensor> decode_shared(const at::Tensor& latents, const LatentGrid& grid,
+                                           const DecodeSettings& settings, at::Generator generator,
+                                           dist::Communicator& comm) const = 0;
 };
 
 // ---- family parts -----------------------------------------------------------------

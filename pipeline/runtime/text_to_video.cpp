@@ -21,15 +21,29 @@ Result<std::unique_ptr<VideoJob>> TextToVideo::start(const GenerationRequest& r)
   LTX_ASSIGN_OR_RETURN(EncodedPrompts text, prompts_.encode(comm_.rank() == 0
                                                                 ? std::vector<std::string>{r.negative_prompt, r.prompt}
                                                                 : std::vector<std::string>{}));
+  // 2. The step plan: under guidance-parallel steps each half of the group
+  // runs one CFG pass (its half of the text) over the whole sequence.
+  job->plan_ = plan_for(r);
+  job->sequence_group_ = &comm_;
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
+  if (job->plan_.guidance_groups == 2) {
+    ensure_pass_groups();
+    const int64_t pass = pass_peers_->rank();  // 0 unconditional, 1 conditional
+    emb = emb.narrow(0, pass, 1);
+    mask = mask.narrow(0, pass, 1);
+    job->sequence_group_ = pass_group_.get();
+    job->settings_.pass_group = pass_group_.get();
+    job->settings_.pass_peers = pass_peers_.get();
+  }
   job->text_ = model.prepare_text(emb, mask);
   const at::Device device = model.placement().device;
 
-  // 2. The same noise on every rank, whatever the group size.
+  // 3. The same noise on every rank, whatever the group size.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
   at::Tensor noise = at::randn({1, channels, grid.frames, grid.height, grid.width}, gen);
-  job->shard_ = parallel::SequenceShard::make(grid.num_tokens(), comm_.size(), comm_.rank());
+  dist::Communicator& seq = *job->sequence_group_;
+  job->shard_ = parallel::SequenceShard::make(grid.num_tokens(), seq.size(), seq.rank());
   job->latents_ = job->shard_.take(pack_latents(noise), 1).to(device);
 
   LTX_ASSIGN_OR_RETURN(job->schedule_, model_.scheduler->schedule(r.num_steps, grid.num_tokens()));
@@ -74,24 +88,62 @@ Result<GeneratedVideo> TextToVideo::finish(VideoJob& base, const StageFn& stage)
   const GenerationRequest& r = job.request_;
   const int64_t channels = model_.denoiser->latent_channels();
 
-  // Rank 0 gathers and decodes.
+  // Rank 0 gathers and decodes, or every rank decodes a share of the frames.
   GeneratedVideo out;
   out.denoise_seconds = job.denoise_seconds_;
-  at::Tensor gathered = comm_.gather(job.latents_.contiguous(), 0);
-  if (comm_.rank() != 0) return out;
+  const bool shared = model_.placement.decoder.shared && comm_.size() > 1;
+  // Over the ranks sharing the tokens (both halves hold the same latents
+  // under split passes; the half with rank 0 gives rank 0 the whole).
+  dist::Communicator& seq = *job.sequence_group_;
+  at::Tensor gathered = shared ? seq.all_gather(job.latents_.contiguous()) : seq.gather(job.latents_.contiguous(), 0);
+  if (!shared && comm_.rank() != 0) return out;
   // gather concatenates along dim 0: [N * 1, shard_len, C] -> [1, N * shard_len, C]
   at::Tensor packed = gathered.reshape({1, -1, channels});
-  out.latents = job.shard_.unpad(packed, 1).cpu();
+  at::Tensor latents = job.shard_.unpad(packed, 1).cpu();
   if (stage) stage("video_decode");
   auto t1 = clock::now();
   DecodeSettings ds;
   ds.decode_timestep = r.decode_timestep;
   ds.decode_noise_scale = r.decode_noise_scale;
   auto decode_gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + 1);
-  LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank 0 has no video decoder");
-  out.frames = model_.video_decoder->decode(out.latents, job.grid_, ds, decode_gen)[0].cpu();
+  LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank ", comm_.rank(), " has no video decoder");
+  at::Tensor frames;
+  if (shared) {
+    LTX_ASSIGN_OR_RETURN(frames, model_.video_decoder->decode_shared(latents, job.grid_, ds, decode_gen, comm_));
+    if (comm_.rank() != 0) return out;
+  } else {
+    frames = model_.video_decoder->decode(latents, job.grid_, ds, decode_gen);
+  }
+  out.latents = latents;
+  out.frames = frames[0].cpu();
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return out;
+}
+
+parallel::StepPlan TextToVideo::plan_for(const GenerationRequest& r) const {
+  const Denoiser& model = *model_.denoiser;
+  const LatentGrid grid = model_.geometry.grid(r.width, r.height, r.num_frames);
+  parallel::StepShape shape;
+  shape.tokens = grid.num_tokens();
+  shape.width = model.hidden_size();
+  shape.layers = model.num_layers();
+  shape.channels = model.latent_channels();
+  shape.heads = model.attention_heads();
+  shape.passes = r.guidance_scale > 1.0 ? 2 : 1;
+  shape.element_bytes = at::elementSize(model.placement().dtype);
+  const StepPlanning& planning = model_.placement.planning;
+  return parallel::choose_step_plan(comm_.size(), shape, planning.link_for(comm_.backend_name()), planning.guidance);
+}
+
+void TextToVideo::ensure_pass_groups() {
+  if (pass_group_ != nullptr) return;
+  const int half = comm_.size() / 2;
+  // Consecutive ranks share a pass (inside a node when ranks fill nodes in
+  // order); the peers are the ranks at the same place in each half.
+  pass_group_ = comm_.split(comm_.rank() / half, comm_.rank());
+  pass_peers_ = comm_.split(comm_.rank() % half, comm_.rank());
+  LTX_LOG(kInfo) << "guidance-parallel sub-groups: rank " << comm_.rank() << " runs pass " << pass_peers_->rank()
+                 << " as rank " << pass_group_->rank() << " of " << pass_group_->size();
 }
 
 }  // namespace ltx::pipeline

@@ -2,8 +2,11 @@
 // roles (model/model.h): the denoiser and scheduler on every rank, the text
 // conditioner (inside the PromptEncoder) and the video decoder on rank 0.
 // generate() is collective: rank 0 encodes the prompts and broadcasts the
-// embeddings, every rank denoises its token shard, rank 0 gathers the latents
-// and decodes them.
+// embeddings, every rank denoises its token shard (a guided step either runs
+// both CFG passes on every rank or, under the guidance-parallel plan, one
+// pass per half of the group: parallel/step_plan.h), rank 0 gathers the
+// latents and decodes them (or every rank decodes a share of the frames when
+// the decode is shared).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -34,6 +37,8 @@ class GenerationInProgress final : public VideoJob {
   std::unique_ptr<PreparedText> text_;
   SigmaSchedule schedule_;
   DenoiseSettings settings_;
+  parallel::StepPlan plan_;
+  dist::Communicator* sequence_group_ = nullptr;  // the ranks sharing the tokens (shard_ is over them)
   parallel::SequenceShard shard_;
   at::Tensor latents_;  // this rank's shard after next_step_ steps
   int64_t next_step_ = 0;
@@ -49,10 +54,18 @@ class TextToVideo final : public VideoPipeline {
   Status advance(VideoJob& job, const ProgressFn& progress, const CancelToken& cancel, const StageFn& stage) override;
   Result<GeneratedVideo> finish(VideoJob& job, const StageFn& stage) override;
 
+  // The plan start() picks for a request (the same on every rank; no collective).
+  parallel::StepPlan plan_for(const GenerationRequest& request) const;
+
  private:
+  // The CFG sub-groups (made by every rank together on the first split step,
+  // then kept): two halves of the group, and the pairs holding the same tokens.
+  void ensure_pass_groups();
+
   Model& model_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
+  std::unique_ptr<dist::Communicator> pass_group_, pass_peers_;
 };
 
 }  // namespace ltx::pipeline

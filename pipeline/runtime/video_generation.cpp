@@ -3,6 +3,7 @@
 #include "common/check.h"
 #include "common/device_sync.h"
 #include "common/fail_point.h"
+#include "dist/communicator.h"
 
 namespace ltx::pipeline {
 
@@ -15,12 +16,17 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
             schedule.steps(), "]");
   const int64_t b = latents.size(0);
   const bool cfg = settings.do_cfg();
-  LTX_CHECK(text.batch() == (cfg ? 2 * b : b), "text conditioning has batch ", text.batch(), ", expected ",
-            cfg ? 2 * b : b, cfg ? " ([negative; positive])" : "");
+  const bool split = settings.split_passes();
+  LTX_CHECK(!split || (settings.pass_group != nullptr && settings.pass_peers->size() == 2),
+            "a split CFG step needs its pass group and two peers");
+  const int64_t text_batch = cfg && !split ? 2 * b : b;
+  LTX_CHECK(text.batch() == text_batch, "text conditioning has batch ", text.batch(), ", expected ", text_batch,
+            cfg && !split ? " ([negative; positive])" : "");
   const at::Device device = model.placement().device;
   std::unique_ptr<DenoiserPositions> positions = model.positions(grid, fps, shard);
   DenoiserCall call;
   call.shard = shard;
+  call.group = split ? settings.pass_group : nullptr;
   call.positions = positions.get();
   call.text = &text;
   call.kv_prefix = kv_prefix != nullptr && !kv_prefix->empty() ? kv_prefix : nullptr;
@@ -29,10 +35,13 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
   StepPacer pacer(device);  // the host runs at most one step ahead of the GPU; no sync per step
   for (int64_t i = begin_step; i < schedule.steps(); ++i) {
     fail_point("denoise_step");  // tests of a rank failing alone mid-step (common/fail_point.h)
-    at::Tensor x = cfg ? at::cat({latents, latents}, 0) : latents;
+    at::Tensor x = cfg && !split ? at::cat({latents, latents}, 0) : latents;
     call.latents = x;
     call.timestep = at::full({x.size(0)}, schedule.timesteps[i], at::TensorOptions().dtype(at::kFloat).device(device));
     at::Tensor out = model.forward(call);
+    // Split passes: the peers' predictions for these tokens, in pass order
+    // ([unconditional; conditional], as the batched step has them).
+    if (split) out = settings.pass_peers->all_gather(out.to(settings.pass_peers->device()).contiguous()).to(device);
     at::Tensor v = cfg ? classifier_free_guidance(out.narrow(0, 0, b), out.narrow(0, b, b), settings.guidance_scale,
                                                   settings.guidance_rescale)
                        : out;

@@ -23,7 +23,16 @@ namespace ltx::pipeline {
 struct DenoiseSettings {
   double guidance_scale = 3.0;    // classifier-free guidance when > 1
   double guidance_rescale = 0.0;  // 0 disables the rescale
+  // A guidance-parallel step (parallel/step_plan.h): this rank's sub-group
+  // `pass_group` runs one CFG pass over the whole sequence (the shard is over
+  // it; member g of `pass_peers`, the ranks holding the same tokens, runs
+  // pass g: 0 unconditional, 1 conditional), and the peers exchange their
+  // predictions once per step. The text then holds this pass's batch only.
+  // Null: every rank runs both passes, batched.
+  dist::Communicator* pass_group = nullptr;
+  dist::Communicator* pass_peers = nullptr;
   bool do_cfg() const { return guidance_scale > 1.0; }
+  bool split_passes() const { return do_cfg() && pass_peers != nullptr; }
 };
 
 // Called after each step with this rank's raw transformer output (the [2B]
@@ -33,7 +42,8 @@ using StepObserver = std::function<void(int64_t step, const at::Tensor& model_ou
 
 // Runs the whole scheduler loop on this rank's shard `latents` [B, shard_len,
 // C] (fp32) of `grid` at `fps`. `text` must hold the [negative; positive]
-// batch when CFG is on, else the positive batch. `kv_prefix` (streaming) is the cached K/V of earlier
+// batch when CFG is on (this pass's batch when the passes are split), else
+// the positive batch. `kv_prefix` (streaming) is the cached K/V of earlier
 // chunks for this rank's heads, with the same batch as the model input.
 // Runs steps [begin_step, steps) and returns the latents after the last one
 // it ran; `end_step` (when given) receives the step it stopped before, which

@@ -1,6 +1,7 @@
 // LTX-2 end to end on the group: the built-in model's one-stage (guided:
 // CFG, modality guidance, rescale) and distilled two-stage pipelines give the
-// single process's latents on 1, 2 and 4 ranks; the MP4 carries the sound;
+// single process's latents and frames on 1, 2 and 4 ranks (the distilled run
+// with the video decode shared by the group); the MP4 carries the sound;
 // a paused job resumes to the same result; the CLI writes MP4 and WAV.
 #include <gtest/gtest.h>
 
@@ -37,16 +38,22 @@ pipeline::GenerationRequest request(const pipeline::ModelGeometry& g) {
 }
 
 struct Group {
-  explicit Group(dist::Communicator& c) : comm(c) {}
+  explicit Group(dist::Communicator& c, const pipeline::PlacementChoice& choice = {}) : comm(c), choice(choice) {}
   dist::Communicator& comm;
-  pipeline::Model model = value_or_throw(pipeline::load_model(ltx2_dir(), comm, {}));
+  pipeline::PlacementChoice choice;
+  pipeline::Model model = value_or_throw(pipeline::load_model(ltx2_dir(), comm, choice));
   pipeline::PromptEncoder prompts{comm, std::move(model.text)};
   std::unique_ptr<pipeline::VideoPipeline> pipe = pipeline::make_video_pipeline(model, comm, prompts);
 };
 
-void expect_same_as_one_process(const pipeline::GenerationRequest& r, const std::vector<std::string>& stages_want) {
+// With `shared_decode` every rank decodes a share of the video frames
+// (--decode-parallel on), else rank 0 decodes alone.
+void expect_same_as_one_process(const pipeline::GenerationRequest& r, const std::vector<std::string>& stages_want,
+                                bool shared_decode = false) {
   auto comm = value_or_throw(dist::make_communicator(world(), dist::Backend::kMpi));
-  Group g(*comm);
+  pipeline::PlacementChoice choice;
+  choice.decode_parallel = shared_decode ? "on" : "off";
+  Group g(*comm, choice);
   ASSERT_TRUE(g.model.geometry.makes_sound());
   std::vector<std::string> stages;
   int64_t steps_seen = 0;
@@ -67,8 +74,11 @@ void expect_same_as_one_process(const pipeline::GenerationRequest& r, const std:
   auto dv = testing::difference(video->latents, want.latents);
   auto da = testing::difference(video->audio_latents, want.audio_latents);
   auto dw = testing::difference(video->audio.samples, want.audio.samples);
-  std::printf("  %s, N=%d vs 1: video latents %s, audio latents %s, waveform %s\n", r.pipeline.c_str(), comm->size(),
-              testing::describe(dv).c_str(), testing::describe(da).c_str(), testing::describe(dw).c_str());
+  auto df = testing::difference(video->frames, want.frames);
+  std::printf("  %s, N=%d vs 1: video latents %s, audio latents %s, waveform %s, frames (%s decode) %s\n",
+              r.pipeline.c_str(), comm->size(), testing::describe(dv).c_str(), testing::describe(da).c_str(),
+              testing::describe(dw).c_str(), shared_decode ? "shared" : "rank 0", testing::describe(df).c_str());
+  EXPECT_LT(df.rel_l2, 1e-5);
   // Sharding changes the fp32 rounding of the per-token GEMMs (~1e-7 per
   // forward) and the guidance amplifies it; the audio stream's projections
   // are row-exact (LinearWeights::exact_rows), else its CFG 7 would take
@@ -99,7 +109,8 @@ TEST(Ltx2Generation, DistilledTwoStageSameLatentsForEveryGroupSize) {
   dist::LocalCommunicator probe;
   pipeline::GenerationRequest r = request(value_or_throw(pipeline::load_model(ltx2_dir(), probe, {})).geometry);
   r.pipeline = "distilled";
-  expect_same_as_one_process(r, {"stage1", "upsample", "stage2", "video_decode", "audio_decode"});
+  expect_same_as_one_process(r, {"stage1", "upsample", "stage2", "video_decode", "audio_decode"},
+                             /*shared_decode=*/true);
 }
 
 // The guidance terms change the result (the test above can fail), and

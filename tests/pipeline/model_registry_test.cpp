@@ -52,6 +52,26 @@ TEST(Placement, BadChoicesNameTheFlag) {
   c = {};
   c.step_graphs = "yes";
   named(c, "--step-graphs");
+  c = {};
+  c.guidance_parallel = "always";
+  named(c, "--guidance-parallel");
+  c = {};
+  c.decode_parallel = "2";
+  named(c, "--decode-parallel");
+  c = {};
+  c.link_bandwidth_gbps = "0";
+  c.link_latency_us = "5";
+  named(c, "--link-bandwidth-gbps");
+  c.link_bandwidth_gbps = "100";
+  c.link_latency_us = "-1";
+  named(c, "--link-latency-us");
+  c.link_latency_us = "";
+  named(c, "give both or neither");
+  c.link_latency_us = "4";
+  EXPECT_EQ(ModelPlacement::resolve(c, kCpu)->planning.link_for("mpi").bandwidth_gbps, 100.0);
+  EXPECT_EQ(ModelPlacement::resolve(PlacementChoice{}, kCpu)->planning.link_for("nccl").bandwidth_gbps, 370.0);
+  // auto: a shared decode for a GPU decoder only.
+  EXPECT_FALSE(ModelPlacement::resolve(PlacementChoice{}, kCpu)->decoder.shared);
   // auto: step graphs for a GPU denoiser only; on: also on a CPU (the replay backend).
   c = {};
   EXPECT_FALSE(ModelPlacement::resolve(c, kCpu)->denoiser.step_graphs);

@@ -254,6 +254,23 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
   EXPECT_NE(merge_service_config_json(path, &f).message().find("max_queue"), std::string::npos);
   EXPECT_EQ(merge_service_config_json(dir + "/missing.json", &f).code(), StatusCode::kNotFound);
 
+  // The per-host figures of the scaling model, and the parallel plans.
+  std::ofstream(path) << R"({"link_bandwidth_gbps": 25, "link_latency_us": 2.5, "guidance_parallel": "off",
+                            "decode_parallel": "on"})";
+  ServiceConfig links;
+  ASSERT_TRUE(merge_service_config_json(path, &links).ok());
+  auto figures = links.placement.link_figures();
+  ASSERT_TRUE(figures.ok() && figures->has_value()) << figures.status();
+  EXPECT_EQ((*figures)->bandwidth_gbps, 25.0);
+  EXPECT_EQ((*figures)->latency_us, 2.5);
+  auto resolved = pipeline::ModelPlacement::resolve(links.placement, at::Device(at::kCPU));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->planning.guidance, parallel::GuidanceParallel::kOff);
+  EXPECT_TRUE(resolved->decoder.shared);
+  std::ofstream(path) << R"({"link_bandwidth_gbps": "fast"})";
+  EXPECT_NE(merge_service_config_json(path, &f).message().find("link_bandwidth_gbps must be a number"),
+            std::string::npos);
+
   // The model and its placement come from the file too; bad values are named.
   std::ofstream(path) << R"({"model": "builtin:ltx-video", "dtype": "bf16", "text_device": "cpu"})";
   ServiceConfig p;
