@@ -12,6 +12,11 @@
 //   Video tokens (F-1)/8+1 x H/32 x W/32 and audio tokens round(frames/fps*25)
 //   are derived as the pipeline derives them; batch 2 is the CFG pair.
 //
+// --guidance-groups G runs the guidance-parallel plan (parallel/step_plan.h):
+// G sub-groups of N/G consecutive ranks each run B/G of the batch over the
+// whole sequence, and the G ranks holding the same tokens all-gather their
+// outputs; the default 1 is the sequence plan (every rank the whole batch).
+//
 // --layers below the model's depth builds fewer blocks and scales the
 // per-layer time to the full depth (the blocks are identical). Time is the
 // slowest rank's; "comm" is the time inside collectives on that rank
@@ -22,6 +27,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "common/check.h"
@@ -49,8 +56,24 @@ struct Ltx2Options {
   std::string variant = "2.0";
 };
 
-int run_ltx2(const ltx::dist::World& world, ltx::dist::TimedCommunicator& comm, const Ltx2Options& o,
-             at::ScalarType dtype, const std::string& dtype_name) {
+// The communicators of a plan: `seq` shares the tokens (the whole group, or a
+// guidance sub-group), `peers` the ranks holding the same tokens (null for
+// the sequence plan). Both timed.
+struct PlanComms {
+  ltx::dist::TimedCommunicator* seq = nullptr;
+  ltx::dist::TimedCommunicator* peers = nullptr;
+  int groups = 1;
+  double seconds() const { return seq->seconds() + (peers != nullptr ? peers->seconds() : 0.0); }
+  void reset() {
+    seq->reset();
+    if (peers != nullptr) peers->reset();
+  }
+  at::Tensor exchange(const at::Tensor& out) const { return peers != nullptr ? peers->all_gather(out.contiguous()) : out; }
+};
+
+int run_ltx2(const ltx::dist::World& world, PlanComms plan, const Ltx2Options& o, at::ScalarType dtype,
+             const std::string& dtype_name) {
+  ltx::dist::TimedCommunicator& comm = *plan.seq;
   using namespace ltx::pipeline;
   Ltx2TransformerConfig config;  // the released 19B structure
   const int64_t depth = config.num_layers;
@@ -78,29 +101,31 @@ int run_ltx2(const ltx::dist::World& world, ltx::dist::TimedCommunicator& comm, 
   at::manual_seed(1);
   const int64_t cv = config.use_prompt_embeddings ? config.caption_channels : config.cross_attention_dim;
   const int64_t ca = config.use_prompt_embeddings ? config.caption_channels : config.audio_cross_attention_dim;
-  at::Tensor mask = at::ones({o.batch, o.text_len}, at::TensorOptions().dtype(at::kLong).device(device));
-  auto text = model.prepare_text(at::randn({o.batch, o.text_len, cv}, opts), mask,
-                                 at::randn({o.batch, o.text_len, ca}, opts), mask);
+  const int64_t batch = o.batch / plan.groups;  // this sub-group's passes
+  at::Tensor mask = at::ones({batch, o.text_len}, at::TensorOptions().dtype(at::kLong).device(device));
+  auto text = model.prepare_text(at::randn({batch, o.text_len, cv}, opts), mask,
+                                 at::randn({batch, o.text_len, ca}, opts), mask);
   Ltx2ForwardArgs args;
   args.video.shard = ltx::parallel::SequenceShard::make(nv, comm.size(), comm.rank());
   args.audio.shard = ltx::parallel::SequenceShard::make(na, comm.size(), comm.rank());
-  args.video.tokens = at::randn({o.batch, args.video.shard.shard_len, config.in_channels}, opts);
-  args.audio.tokens = at::randn({o.batch, args.audio.shard.shard_len, config.audio_in_channels}, opts);
-  args.video.timestep = args.audio.timestep = args.sigma = at::full({o.batch}, 500.0, at::TensorOptions().device(device));
-  args.video.coords = args.video.shard.take(ltx2_video_coords(o.batch, f, h, w, o.fps, config), 2);
-  args.audio.coords = args.audio.shard.take(ltx2_audio_coords(o.batch, na, config), 2);
+  args.video.tokens = at::randn({batch, args.video.shard.shard_len, config.in_channels}, opts);
+  args.audio.tokens = at::randn({batch, args.audio.shard.shard_len, config.audio_in_channels}, opts);
+  args.video.timestep = args.audio.timestep = args.sigma = at::full({batch}, 500.0, at::TensorOptions().device(device));
+  args.video.coords = args.video.shard.take(ltx2_video_coords(batch, f, h, w, o.fps, config), 2);
+  args.audio.coords = args.audio.shard.take(ltx2_audio_coords(batch, na, config), 2);
   args.text = &text;
 
   model.forward(args);  // warm-up
   double total = 0, comm_s = 0;
   for (int64_t s = 0; s < o.steps; ++s) {
-    comm.barrier();
-    comm.reset();
+    MPI_Barrier(world.comm());
+    plan.reset();
     auto t0 = std::chrono::steady_clock::now();
     Ltx2Output out = model.forward(args);
-    (void)(out.video.sum().item<double>() + out.audio.sum().item<double>());  // wait for the device
+    at::Tensor video = plan.exchange(out.video), audio = plan.exchange(out.audio);
+    (void)(video.sum().item<double>() + audio.sum().item<double>());  // wait for the device
     total += max_over_ranks(world, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    comm_s += max_over_ranks(world, comm.seconds());
+    comm_s += max_over_ranks(world, plan.seconds());
   }
   total /= o.steps;
   comm_s /= o.steps;
@@ -113,12 +138,12 @@ int run_ltx2(const ltx::dist::World& world, ltx::dist::TimedCommunicator& comm, 
                 o.fps, static_cast<long long>(o.batch), static_cast<long long>(o.text_len), dtype_name.c_str(),
                 comm.backend_name(), init_s);
     std::printf("ranks,video_tokens,audio_tokens,video_tokens_per_rank,audio_tokens_per_rank,layers,step_s,comm_s,"
-                "compute_s,step_s_%lld_layers,comm_s_%lld_layers\n",
+                "compute_s,step_s_%lld_layers,comm_s_%lld_layers,guidance_groups\n",
                 static_cast<long long>(depth), static_cast<long long>(depth));
-    std::printf("%d,%lld,%lld,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f\n", comm.size(), static_cast<long long>(nv),
+    std::printf("%d,%lld,%lld,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n", world.size(), static_cast<long long>(nv),
                 static_cast<long long>(na), static_cast<long long>(args.video.shard.shard_len),
                 static_cast<long long>(args.audio.shard.shard_len), static_cast<long long>(o.layers), total, comm_s,
-                total - comm_s, total * scale, comm_s * scale);
+                total - comm_s, total * scale, comm_s * scale, plan.groups);
   }
   return 0;
 }
@@ -132,6 +157,7 @@ int main(int argc, char** argv) {
   std::string dtype_name = "f32", backend_name = "auto", model_name = "ltx-video";
   Ltx2Options ltx2;
   bool layers_given = false, text_given = false, steps_given = false;
+  int guidance_groups = 1;
   for (int i = 1; i < argc; ++i) {
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -154,6 +180,7 @@ int main(int argc, char** argv) {
     else if (a == "--variant") ltx2.variant = value();
     else if (a == "--dtype") dtype_name = value();
     else if (a == "--backend") backend_name = value();
+    else if (a == "--guidance-groups") guidance_groups = std::stoi(value());
     else {
       if (world.is_root()) std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -188,10 +215,28 @@ int main(int argc, char** argv) {
     if (world.is_root()) std::fprintf(stderr, "cannot make a %s communicator\n", backend_name.c_str());
     return 1;
   }
-  ltx::dist::TimedCommunicator comm(**base);
+  const int64_t batch_all = model_name == "ltx2" ? ltx2.batch : video_batch;
+  const int n = world.size();
+  if (guidance_groups < 1 || n % guidance_groups != 0 || batch_all % guidance_groups != 0) {
+    if (world.is_root()) {
+      std::fprintf(stderr, "--guidance-groups %d must divide the ranks (%d) and the batch (%lld)\n", guidance_groups,
+                   n, static_cast<long long>(batch_all));
+    }
+    return 2;
+  }
+  std::unique_ptr<ltx::dist::Communicator> sub, peer_group;
+  if (guidance_groups > 1) {
+    const int per = n / guidance_groups;
+    sub = (*base)->split(world.rank() / per, world.rank());
+    peer_group = (*base)->split(world.rank() % per, world.rank());
+  }
+  ltx::dist::TimedCommunicator comm(sub != nullptr ? *sub : **base);
+  std::optional<ltx::dist::TimedCommunicator> peers;
+  if (peer_group != nullptr) peers.emplace(*peer_group);
+  PlanComms plan{&comm, peers ? &*peers : nullptr, guidance_groups};
   const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const at::Device device = comm.device();
-  if (model_name == "ltx2") return run_ltx2(world, comm, ltx2, dtype, dtype_name);
+  if (model_name == "ltx2") return run_ltx2(world, plan, ltx2, dtype, dtype_name);
 
   ltx::pipeline::TransformerConfig config;  // the public 2B model
   config.num_layers = layers;
@@ -220,7 +265,7 @@ int main(int argc, char** argv) {
   ltx::pipeline::LatentGrid grid{1, 1, tokens, 0};
   auto shard = ltx::parallel::SequenceShard::make(tokens, comm.size(), comm.rank());
   auto opts = at::TensorOptions().dtype(dtype).device(device);
-  const int64_t b = video_batch;
+  const int64_t b = video_batch / guidance_groups;  // this sub-group's passes
   auto text = model.prepare_text(at::randn({b, text_len, config.caption_channels}, opts),
                                  at::ones({b, text_len}, opts));
   auto tables = ltx::pipeline::rope_tables(grid, {}, model.inner_dim(), device);
@@ -235,25 +280,26 @@ int main(int argc, char** argv) {
   model.forward(args);  // warm-up
   double total = 0, comm_s = 0;
   for (int64_t s = 0; s < steps; ++s) {
-    comm.barrier();
-    comm.reset();
+    MPI_Barrier(world.comm());
+    plan.reset();
     auto t0 = std::chrono::steady_clock::now();
-    at::Tensor out = model.forward(args);
+    at::Tensor out = plan.exchange(model.forward(args));
     (void)out.sum().item<double>();  // wait for the device
     total += max_over_ranks(world, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    comm_s += max_over_ranks(world, comm.seconds());
+    comm_s += max_over_ranks(world, plan.seconds());
   }
   total /= steps;
   comm_s /= steps;
   const double scale28 = 28.0 / layers;
   if (world.is_root()) {
     std::printf("# ltx-dit-bench: 2B config, %lld/28 layers built, batch %lld, dtype %s, backend %s, init %.1fs\n",
-                static_cast<long long>(layers), static_cast<long long>(b), dtype_name.c_str(), comm.backend_name(),
-                init_s);
-    std::printf("ranks,tokens,tokens_per_rank,layers,step_s,comm_s,compute_s,step_s_28_layers,comm_s_28_layers\n");
-    std::printf("%d,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f\n", comm.size(), static_cast<long long>(tokens),
+                static_cast<long long>(layers), static_cast<long long>(video_batch), dtype_name.c_str(),
+                comm.backend_name(), init_s);
+    std::printf("ranks,tokens,tokens_per_rank,layers,step_s,comm_s,compute_s,step_s_28_layers,comm_s_28_layers,"
+                "guidance_groups\n");
+    std::printf("%d,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n", world.size(), static_cast<long long>(tokens),
                 static_cast<long long>(shard.shard_len), static_cast<long long>(layers), total, comm_s,
-                total - comm_s, total * scale28, comm_s * scale28);
+                total - comm_s, total * scale28, comm_s * scale28, guidance_groups);
   }
   return 0;
 }
