@@ -34,13 +34,14 @@ void add_placement_options(po::options_description& desc, pipeline::PlacementCho
       ("decode-parallel", po::value(&c->decode_parallel), "every rank decodes a share of the frames (exact; each rank loads the decoder): auto|on|off (auto: on when the decoder is on a GPU)")
       ("guidance-parallel", po::value(&c->guidance_parallel), "guided steps split their passes across sub-groups of the group: auto|on|off (auto: the scaling model picks per request, docs/scaling.md)")
       ("link-bandwidth-gbps", po::value(&c->link_bandwidth_gbps), "the all-to-all bandwidth per rank the scaling model assumes, GB/s (default: 370 with NCCL, 15 with MPI)")
-      ("link-latency-us", po::value(&c->link_latency_us), "the link latency the scaling model assumes, microseconds (default: 10 with NCCL, 6 with MPI)");
+      ("link-latency-us", po::value(&c->link_latency_us), "the link latency the scaling model assumes, microseconds (default: 10 with NCCL, 6 with MPI)")
+      ("ring-size", po::value(&c->ring_size), "LTX-Video: attention as Ulysses inside sub-groups x a ring of this many sub-groups (jobs only; lets the group exceed the head count): auto|R (auto: 1 when the heads split over the group, else the smallest ring that makes them)");
 }
 
 namespace {
 std::vector<std::string*> placement_fields(pipeline::PlacementChoice& c) {
   return {&c.dtype, &c.text_device, &c.text_dtype, &c.denoiser_dtype, &c.decoder_device, &c.decoder_dtype,
-          &c.step_graphs, &c.decode_parallel, &c.guidance_parallel, &c.link_bandwidth_gbps, &c.link_latency_us};
+          &c.step_graphs, &c.decode_parallel, &c.guidance_parallel, &c.link_bandwidth_gbps, &c.link_latency_us, &c.ring_size};
 }
 }  // namespace
 

@@ -19,7 +19,15 @@
 //   sequence(N)  = L layer(N, B)
 //   guidance(N, G) = L layer(N/G, B/G) + alpha + (G-1) (B/G) (S G/N) C e / bw
 //
-// A plan is feasible when G divides N and B, and N/G divides the heads.
+// A group whose sequence plan is Ulysses x ring (R ring members of U = N/R
+// ranks, parallel/ring_attention.h: usp_attention) pays per layer its
+// sub-group's all-to-alls and R - 1 shifts of a key and value block:
+//
+//   ring_layer(N, R, b) = layer(U, b) restricted to U's share (S/N tokens per
+//                         rank) + (R-1) (alpha + 2 b (S/R) (D/U) e / bw)
+//
+// A plan is feasible when G divides N and B, and N/G divides the heads (the
+// guidance sub-groups run Ulysses alone).
 // Pure arithmetic; no collective.
 #pragma once
 
@@ -52,7 +60,15 @@ struct StepShape {
   int64_t heads = 0;     // attention heads (Ulysses splits them)
   int64_t passes = 1;    // B, guidance passes per step (2 for CFG)
   int64_t element_bytes = 4;
+  int max_groups = 0;    // the most sub-groups the caller can run; 0: as many as the passes
+  int ring = 1;          // the group's sequence plan: Ulysses x a ring of this many members
 };
+
+// The ring size a group of `ranks` runs for `heads`: `asked` when given (it
+// must divide the ranks, and ranks / asked the heads), else 1 when the heads
+// split over the ranks, else the smallest ring that makes them split.
+// INVALID_ARGUMENT names --ring-size.
+Result<int> resolve_ring_size(int asked, int ranks, int64_t heads);
 
 // auto: the model picks; off: sequence parallel only; on: the guidance plan
 // with the most sub-groups the group and the request allow.

@@ -135,6 +135,11 @@ Status merge_service_config_json(const std::string& path, ServiceConfig* c) {
         number << v.get<double>();
         (k == "link_bandwidth_gbps" ? c->placement.link_bandwidth_gbps : c->placement.link_latency_us) = number.str();
       }
+    } else if (k == "ring_size") {
+      // "auto" or a whole number.
+      if ((s = need(v.is_string() || v.is_number_integer(), "\"auto\" or a whole number")).ok()) {
+        c->placement.ring_size = v.is_string() ? v.get<std::string>() : std::to_string(v.get<int64_t>());
+      }
     } else if (k == "state_dir") {
       if ((s = need(v.is_string(), "a string")).ok()) c->state_dir = v.get<std::string>();
     } else if (k == "port" || k == "io_threads" || k == "io_timeout_s" || k == "session_idle_s" || k == "retry_after_s" ||

@@ -77,7 +77,7 @@ int64_t device_available_memory(const at::Device& device);
 // Reads a JSON object of the fields above (same names; the placement's as
 // dtype, text_device, text_dtype, denoiser_dtype, decoder_device,
 // decoder_dtype, step_graphs, decode_parallel, guidance_parallel, and the
-// numbers link_bandwidth_gbps, link_latency_us) over `config`;
+// numbers link_bandwidth_gbps, link_latency_us, and ring_size) over `config`;
 // unknown names and wrong types are errors naming the field.
 Status merge_service_config_json(const std::string& path, ServiceConfig* config);
 

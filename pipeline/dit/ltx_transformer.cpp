@@ -10,6 +10,7 @@
 #include "common/logging.h"
 #include "common/torch_compat.h"
 #include "ops/fused_ops.h"
+#include "parallel/ring_attention.h"
 #include "pipeline/nn/embeddings.h"
 
 namespace ltx::pipeline {
@@ -183,6 +184,16 @@ LtxTransformer::LtxTransformer(TransformerConfig config, LtxTransformerWeights w
   attention_.set_overlap(device_.is_cuda());
 }
 
+void LtxTransformer::use_ring(std::unique_ptr<dist::Communicator> ulysses, std::unique_ptr<dist::Communicator> ring,
+                              dist::Communicator& whole) {
+  LTX_CHECK(ulysses != nullptr && ring != nullptr && ulysses.get() == comm_ &&
+                ulysses->size() * ring->size() == whole.size(),
+            "use_ring needs the Ulysses sub-group this transformer was loaded on and a ring that together make the group");
+  ulysses_ = std::move(ulysses);
+  ring_ = std::move(ring);
+  comm_ = &whole;
+}
+
 std::pair<at::Tensor, at::Tensor> LtxTransformer::embed_timestep(const at::Tensor& timestep,
                                                                  int64_t batch) const {
   auto embed = [&](const at::Tensor& values) {
@@ -246,6 +257,7 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
     sub_attention->set_overlap(attention_.overlap());
   }
   const parallel::UlyssesAttention& attention = sub_attention ? *sub_attention : attention_;
+  const bool ring = ring_ != nullptr && &group == comm_;
   const at::Tensor& hs = a.hidden_states;
   LTX_CHECK(hs.dim() == 3 && hs.size(1) == shard.shard_len && hs.size(2) == config_.in_channels,
             "hidden_states must be [B, ", shard.shard_len, ", ", config_.in_channels, "], got ",
@@ -267,6 +279,8 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
               a.kv_prefix->size(), " layers, the model ", config_.num_layers);
   }
 
+  LTX_CHECK(!ring || (prefix == 0 && a.kv_out == nullptr && !a.self_attention_bias.has_value()),
+            "Ulysses x ring runs without a KV prefix, KV output or attention bias (streams need --ring-size 1)");
   parallel::AttentionOptions base;
   // Tail padding is dropped from the keys, not masked: no mask, fused SDPA kernels.
   if (shard.padded_len != shard.seq_len) base.valid_keys = shard.seq_len;
@@ -308,7 +322,8 @@ at::Tensor LtxTransformer::forward(const LtxForwardArgs& a) const {
       opts.prefix_v = a.kv_prefix->at(i).v;
     }
     parallel::LocalHeadKv kv;
-    at::Tensor attn = attention.forward(q, k, v, opts, a.kv_out != nullptr ? &kv : nullptr);
+    at::Tensor attn = ring ? parallel::usp_attention(*ulysses_, *ring_, shard, q, k, v)
+                           : attention.forward(q, k, v, opts, a.kv_out != nullptr ? &kv : nullptr);
     if (a.kv_out != nullptr) {
       a.kv_out->push_back({kv.k.narrow(1, 0, shard.seq_len).contiguous(),
                            kv.v.narrow(1, 0, shard.seq_len).contiguous()});

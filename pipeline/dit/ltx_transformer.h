@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,6 +116,15 @@ class LtxTransformer {
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
   dist::Communicator& communicator() const { return *comm_; }
+  // Ulysses x ring (parallel/ring_attention.h: usp_attention): this
+  // transformer was loaded on `ulysses`, one of the sub-groups of consecutive
+  // ranks of `whole`; attention then crosses the `ring` of those sub-groups
+  // (rank g is ring member g / U), and the shards are over `whole`. For more
+  // ranks than heads. Jobs only: a KV prefix, a KV output or an attention
+  // bias need Ulysses alone (streams). Takes the sub-groups.
+  void use_ring(std::unique_ptr<dist::Communicator> ulysses, std::unique_ptr<dist::Communicator> ring,
+                dist::Communicator& whole);
+  int ring_size() const { return ring_ != nullptr ? ring_->size() : 1; }
   int64_t num_heads() const { return config_.num_attention_heads; }
   int64_t head_dim() const { return config_.attention_head_dim; }
   int64_t inner_dim() const { return config_.inner_dim(); }
@@ -156,6 +166,7 @@ class LtxTransformer {
   std::vector<at::Tensor> weights_;
   dist::Communicator* comm_;
   parallel::UlyssesAttention attention_;
+  std::unique_ptr<dist::Communicator> ulysses_, ring_;  // Ulysses x ring only
   at::ScalarType dtype_;
   at::Device device_;
 };

@@ -36,10 +36,15 @@ class Ltx2Family final : public ModelFamily {
                    "diffusers folder (model_index.json with transformer/, connectors/, text_encoder/, tokenizer/, "
                    "vae/, audio_vae/, vocoder/, scheduler/); `ltx-worker inspect` and ltx-parity read single files");
     }
+    if (placement.planning.ring_size > 1) {
+      return invalid_argument_error("--ring-size " + std::to_string(placement.planning.ring_size) +
+                                    ": LTX-2 runs Ulysses alone (its group size must divide its heads)");
+    }
     const fs::path dir(s.path);
     Model m;
     m.family = name();
     m.placement = placement;
+    m.placement.planning.ring_size = 1;
     auto parts = std::make_shared<Ltx2Parts>();
     LTX_ASSIGN_OR_RETURN(VaeConfig vae_config, load_vae_config((dir / "vae" / "config.json").string()));
     LTX_ASSIGN_OR_RETURN(Ltx2ConnectorsConfig cc, load_ltx2_connectors_config((dir / "connectors" / "config.json").string()));

@@ -53,8 +53,13 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
                          const SigmaSchedule& schedule, const Ltx2DenoiseArgs& a, const Ltx2StepObserver& observer) {
   const Ltx2Guidance& g = a.guidance;
   LTX_CHECK(a.prompt != nullptr, "the denoising loop needs the prompt conditioning");
-  LTX_CHECK(!g.cfg() || a.cfg_pair != nullptr, "guidance_scale > 1 needs the negative + prompt conditioning");
-  dist::Communicator& comm = model.communicator();
+  const bool split = a.pass_peers != nullptr;
+  LTX_CHECK(!split || (a.pass_group != nullptr && a.pass_peers->size() == 2 && a.negative != nullptr && g.cfg() &&
+                       g.stg() == g.modality() && (a.kv_prefix == nullptr || a.kv_prefix->empty())),
+            "a guidance-parallel step needs its half, two peers, the negative prompt, CFG, STG and modality "
+            "isolation both on or both off, and no KV prefix");
+  LTX_CHECK(!g.cfg() || split || a.cfg_pair != nullptr, "guidance_scale > 1 needs the negative + prompt conditioning");
+  dist::Communicator& comm = split ? *a.pass_group : model.communicator();
   const int64_t b = a.video.size(0);
   at::Tensor x = a.video.to(at::kFloat), y = a.audio.to(at::kFloat);
   const bool has_prefix = a.kv_prefix != nullptr && !a.kv_prefix->empty();
@@ -76,6 +81,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     f.use_cross_timestep = a.use_cross_timestep;
     f.isolate_modalities = isolate;
     if (stg) f.stg_blocks = g.stg_blocks;
+    if (split) f.group = a.pass_group;
     if (has_prefix) f.kv_prefix = xv.size(0) == b && g.cfg() ? &positive_prefix : a.kv_prefix;
     Ltx2Output o = model.forward(f);
     return std::make_pair(o.video.to(at::kFloat), o.audio.to(at::kFloat));
@@ -89,32 +95,64 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     const float t = schedule.timesteps[i];
     const double s = schedule.sigmas[i];
     Ltx2StepTrace trace;
-    at::Tensor x0v, x0a, dv = at::zeros_like(x), da = at::zeros_like(y);
-    if (g.cfg()) {
-      auto [ov, oa] = call(repeat2(x), repeat2(y), repeat2(a.video_coords), repeat2(a.audio_coords), a.cfg_pair, t,
-                           false, false);
-      trace.video_cfg = ov;
-      trace.audio_cfg = oa;
-      x0v = x - ov.narrow(0, b, b) * s;
-      x0a = y - oa.narrow(0, b, b) * s;
-      dv = dv + (g.video.cfg - 1) * (x0v - (x - ov.narrow(0, 0, b) * s));
-      da = da + (g.audio.cfg - 1) * (x0a - (y - oa.narrow(0, 0, b) * s));
+    // The passes' velocity predictions (video, audio) for this rank's tokens.
+    std::pair<at::Tensor, at::Tensor> uncond, cond, perturbed, isolated;
+    if (split) {
+      // Half 0: unconditional (+ STG); half 1: conditional (+ isolated). Then
+      // the peers exchange theirs: [pass, B, s, C] stacked, gathered in half order.
+      const bool second = a.pass_peers->rank() == 1;
+      std::vector<at::Tensor> mine_v, mine_a;
+      auto run = [&](const Ltx2TextConditioning* text, bool isolate, bool stg) {
+        auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, text, t, isolate, stg);
+        mine_v.push_back(ov);
+        mine_a.push_back(oa);
+      };
+      run(second ? a.prompt : a.negative, false, false);
+      if (g.stg()) run(a.prompt, second, !second);
+      const int64_t k = static_cast<int64_t>(mine_v.size());
+      auto exchange = [&](const std::vector<at::Tensor>& mine) {
+        const at::Device home = mine[0].device();
+        return a.pass_peers->all_gather(at::stack(mine).to(a.pass_peers->device()).contiguous()).to(home);
+      };
+      at::Tensor all_v = exchange(mine_v), all_a = exchange(mine_a);  // [2k, B, s, C]
+      uncond = {all_v[0], all_a[0]};
+      cond = {all_v[k], all_a[k]};
+      if (g.stg()) {
+        perturbed = {all_v[1], all_a[1]};
+        isolated = {all_v[k + 1], all_a[k + 1]};
+      }
+      trace.video_cfg = at::cat({uncond.first, cond.first}, 0);
+      trace.audio_cfg = at::cat({uncond.second, cond.second}, 0);
     } else {
-      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, false);
-      x0v = x - ov * s;
-      x0a = y - oa * s;
+      if (g.cfg()) {
+        auto [ov, oa] = call(repeat2(x), repeat2(y), repeat2(a.video_coords), repeat2(a.audio_coords), a.cfg_pair, t,
+                             false, false);
+        trace.video_cfg = ov;
+        trace.audio_cfg = oa;
+        uncond = {ov.narrow(0, 0, b), oa.narrow(0, 0, b)};
+        cond = {ov.narrow(0, b, b), oa.narrow(0, b, b)};
+      } else {
+        cond = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, false);
+      }
+      if (g.stg()) perturbed = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, true);
+      if (g.modality()) isolated = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, true, false);
+    }
+    // Guidance in x0 space.
+    at::Tensor x0v = x - cond.first * s, x0a = y - cond.second * s;
+    at::Tensor dv = at::zeros_like(x), da = at::zeros_like(y);
+    if (g.cfg()) {
+      dv = dv + (g.video.cfg - 1) * (x0v - (x - uncond.first * s));
+      da = da + (g.audio.cfg - 1) * (x0a - (y - uncond.second * s));
     }
     if (g.stg()) {
-      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, false, true);
-      dv = dv + g.video.stg * (x0v - (x - ov * s));
-      da = da + g.audio.stg * (x0a - (y - oa * s));
+      dv = dv + g.video.stg * (x0v - (x - perturbed.first * s));
+      da = da + g.audio.stg * (x0a - (y - perturbed.second * s));
     }
     if (g.modality()) {
-      auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, a.prompt, t, true, false);
-      trace.video_isolated = ov;
-      trace.audio_isolated = oa;
-      dv = dv + (g.video.modality - 1) * (x0v - (x - ov * s));
-      da = da + (g.audio.modality - 1) * (x0a - (y - oa * s));
+      trace.video_isolated = isolated.first;
+      trace.audio_isolated = isolated.second;
+      dv = dv + (g.video.modality - 1) * (x0v - (x - isolated.first * s));
+      da = da + (g.audio.modality - 1) * (x0a - (y - isolated.second * s));
     }
     auto guide = [&](const at::Tensor& x0, const at::Tensor& delta, double rescale,
                      const parallel::SequenceShard& shard) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "common/check.h"
 #include "parallel/ulysses_attention.h"
@@ -89,7 +90,10 @@ class Ltx2TextToVideo::Job final : public VideoJob {
   size_t stage = 0;  // the stage the shards below belong to
   Ltx2TextConditioning prompt;
   std::optional<Ltx2TextConditioning> cfg_pair;
+  std::optional<Ltx2TextConditioning> negative;  // guidance-parallel half 0's unconditional pass
   Ltx2Guidance guidance;
+  parallel::StepPlan plan;
+  dist::Communicator* seq = nullptr;  // the ranks sharing the tokens (the shards are over them)
   parallel::SequenceShard video_shard, audio_shard;
   at::Tensor video_coords, audio_coords;  // this rank's tokens
   at::Tensor video, audio;                // this rank's shards, fp32, normalised
@@ -98,7 +102,11 @@ class Ltx2TextToVideo::Job final : public VideoJob {
 };
 
 Ltx2TextToVideo::Ltx2TextToVideo(Model& model, dist::Communicator& comm, PromptEncoder& prompts)
-    : model_(model), parts_(dynamic_cast<const Ltx2Parts&>(*model.parts)), comm_(comm), prompts_(prompts) {}
+    : model_(model),
+      parts_(dynamic_cast<const Ltx2Parts&>(*model.parts)),
+      comm_(comm),
+      prompts_(prompts),
+      halves_(comm) {}
 
 Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest& r) {
   const Ltx2Transformer& model = *parts_.transformer;
@@ -118,7 +126,19 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
                                                                 : std::vector<std::string>{}));
   auto [vctx, actx] = split_ltx2_contexts(text.embeddings.to(device), parts_.video_context_width);
   at::Tensor mask = text.mask.to(device);
-  if (g.cfg()) job->cfg_pair = model.prepare_text(vctx, mask, actx, mask);
+  // The step plan: guidance-parallel halves each run half the passes.
+  job->plan = plan_for(r);
+  job->seq = &comm_;
+  if (job->plan.guidance_groups == 2) {
+    halves_.ensure();
+    job->seq = &halves_.half();
+    if (halves_.peers().rank() == 0) {
+      job->negative = model.prepare_text(vctx.narrow(0, 0, 1), mask.narrow(0, 0, 1), actx.narrow(0, 0, 1),
+                                         mask.narrow(0, 0, 1));
+    }
+  } else if (g.cfg()) {
+    job->cfg_pair = model.prepare_text(vctx, mask, actx, mask);
+  }
   job->prompt = model.prepare_text(vctx.narrow(0, 1, 1), mask.narrow(0, 1, 1), actx.narrow(0, 1, 1),
                                    mask.narrow(0, 1, 1));
 
@@ -143,10 +163,11 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
   at::Tensor video = pack_latents(at::randn({1, tc.in_channels, g0.frames, g0.height, g0.width}, gen));
   const int64_t ca = parts_.audio_latent_channels;
   at::Tensor audio = pack_ltx2_audio(at::randn({1, ca, job->audio_frames, tc.audio_in_channels / ca}, gen));
-  job->audio_shard = parallel::SequenceShard::make(job->audio_frames, comm_.size(), comm_.rank());
+  dist::Communicator& seq = *job->seq;
+  job->audio_shard = parallel::SequenceShard::make(job->audio_frames, seq.size(), seq.rank());
   job->audio = job->audio_shard.take(audio, 1).to(device);
   job->audio_coords = job->audio_shard.take(ltx2_audio_coords(1, job->audio_frames, tc), 2);
-  job->video_shard = parallel::SequenceShard::make(g0.num_tokens(), comm_.size(), comm_.rank());
+  job->video_shard = parallel::SequenceShard::make(g0.num_tokens(), seq.size(), seq.rank());
   job->video = job->video_shard.take(video, 1).to(device);
   job->video_coords = job->video_shard.take(ltx2_video_coords(1, g0.frames, g0.height, g0.width, r.fps, tc), 2);
   return std::unique_ptr<VideoJob>(std::move(job));
@@ -175,6 +196,12 @@ Status Ltx2TextToVideo::advance(VideoJob& base, const ProgressFn& progress, cons
     a.prompt = &job.prompt;
     a.cfg_pair = job.cfg_pair ? &*job.cfg_pair : nullptr;
     a.guidance = job.guidance;
+    if (job.plan.guidance_groups == 2) {
+      a.pass_group = &halves_.half();
+      a.pass_peers = &halves_.peers();
+      // Half 1 runs no unconditional pass; it needs no negative prompt.
+      a.negative = job.negative ? &*job.negative : &job.prompt;
+    }
     a.use_cross_timestep = true;  // diffusers' LTX2Pipeline
     a.begin_step = k;
     a.gate = gate;
@@ -254,8 +281,11 @@ Result<GeneratedVideo> Ltx2TextToVideo::finish(VideoJob& base, const StageFn& st
   // when the video decode is shared, every rank gets the video latents and
   // decodes a share of the frames, and rank 0 alone decodes the sound.
   const bool shared = model_.placement.decoder.shared && comm_.size() > 1;
-  at::Tensor video = shared ? comm_.all_gather(job.video.contiguous()) : comm_.gather(job.video.contiguous(), 0);
-  at::Tensor audio = comm_.gather(job.audio.contiguous(), 0);
+  // Over the ranks sharing the tokens (both halves of a guidance-parallel
+  // group hold the same latents; the half with rank 0 gives it the whole).
+  dist::Communicator& seq = *job.seq;
+  at::Tensor video = shared ? seq.all_gather(job.video.contiguous()) : seq.gather(job.video.contiguous(), 0);
+  at::Tensor audio = seq.gather(job.audio.contiguous(), 0);
   DecodeSettings ds;
   ds.decode_timestep = r.decode_timestep;
   ds.decode_noise_scale = r.decode_noise_scale;
@@ -295,6 +325,27 @@ Result<GeneratedVideo> Ltx2TextToVideo::finish(VideoJob& base, const StageFn& st
   }).with_context("decoding"));
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   return out;
+}
+
+parallel::StepPlan Ltx2TextToVideo::plan_for(const GenerationRequest& r) const {
+  if (r.pipeline == "distilled") return parallel::StepPlan{};  // no guidance
+  const Ltx2Transformer& model = *parts_.transformer;
+  const Ltx2TransformerConfig& tc = model.config();
+  const Ltx2Guidance g = ltx2_request_guidance(r, tc);
+  const LatentGrid grid = model_.geometry.grid(r.width, r.height, r.num_frames);
+  parallel::StepShape shape;
+  // The audio tokens ride at the video width (an overestimate of their bytes).
+  shape.tokens = grid.num_tokens() + std::max<int64_t>(1, model_.geometry.audio_frame_at(r.num_frames, r.fps));
+  shape.width = tc.num_attention_heads * tc.attention_head_dim;
+  shape.layers = tc.num_layers;
+  shape.channels = tc.in_channels;
+  shape.heads = std::gcd(tc.num_attention_heads, tc.audio_num_attention_heads);  // both must split
+  // Split only where the passes pair up: CFG, with STG and modality isolation both on or both off.
+  shape.passes = g.cfg() && g.stg() == g.modality() ? (g.stg() ? 4 : 2) : 1;
+  shape.element_bytes = at::elementSize(model.dtype());
+  shape.max_groups = 2;
+  const StepPlanning& planning = model_.placement.planning;
+  return parallel::choose_step_plan(comm_.size(), shape, planning.link_for(comm_.backend_name()), planning.guidance);
 }
 
 }  // namespace ltx::pipeline

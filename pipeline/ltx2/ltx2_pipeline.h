@@ -33,6 +33,7 @@
 #include "pipeline/ltx2/ltx2_transformer.h"
 #include "pipeline/model/model.h"
 #include "pipeline/runtime/prompt_encoder.h"
+#include "pipeline/runtime/guidance_groups.h"
 #include "pipeline/runtime/video_pipeline.h"
 
 namespace ltx::pipeline {
@@ -69,6 +70,12 @@ class Ltx2TextToVideo final : public VideoPipeline {
   Status advance(VideoJob& job, const ProgressFn& progress, const CancelToken& cancel, const StageFn& stage) override;
   Result<GeneratedVideo> finish(VideoJob& job, const StageFn& stage) override;
 
+  // The step plan start() picks for a request (the same on every rank; no
+  // collective): guidance-parallel halves when the guided pipeline's passes
+  // pair up (CFG, with STG and modality isolation both on or both off) and
+  // the scaling model (or --guidance-parallel on) says so.
+  parallel::StepPlan plan_for(const GenerationRequest& request) const;
+
  private:
   class Job;
   Status upsample(Job& job, const StageFn& stage);
@@ -77,6 +84,7 @@ class Ltx2TextToVideo final : public VideoPipeline {
   const Ltx2Parts& parts_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
+  GuidanceGroups halves_;  // made on the first split step
 };
 
 }  // namespace ltx::pipeline

@@ -393,10 +393,21 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
   LTX_CHECK(a.text != nullptr, "forward needs the text conditioning");
   const auto& vs = a.video.shard;
   const auto& as = a.audio.shard;
+  dist::Communicator& group = a.group != nullptr ? *a.group : *comm_;
   for (const auto* sh : {&vs, &as}) {
-    LTX_CHECK(sh->world_size == comm_->size() && sh->rank == comm_->rank(), "a shard is for rank ", sh->rank,
-              " of ", sh->world_size, ", this is rank ", comm_->rank(), " of ", comm_->size());
+    LTX_CHECK(sh->world_size == group.size() && sh->rank == group.rank(), "a shard is for rank ", sh->rank,
+              " of ", sh->world_size, ", this is rank ", group.rank(), " of ", group.size());
   }
+  // A sub-group's Ulysses (guidance-parallel steps): the same heads over fewer ranks.
+  std::optional<parallel::UlyssesAttention> sub_video, sub_audio;
+  if (&group != comm_) {
+    sub_video.emplace(group, config_.num_attention_heads);
+    sub_audio.emplace(group, config_.audio_num_attention_heads);
+    sub_video->set_overlap(video_heads_.overlap());
+    sub_audio->set_overlap(audio_heads_.overlap());
+  }
+  const parallel::UlyssesAttention& video_heads = sub_video ? *sub_video : video_heads_;
+  const parallel::UlyssesAttention& audio_heads = sub_audio ? *sub_audio : audio_heads_;
   const at::Tensor& vt = a.video.tokens;
   const at::Tensor& at_ = a.audio.tokens;
   LTX_CHECK(vt.dim() == 3 && vt.size(1) == vs.shard_len && vt.size(2) == c.in_channels, "video tokens must be [B, ",
@@ -564,11 +575,11 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
 
     // 1. self-attention, each stream over its own Ulysses group
     at::Tensor x = rms(v.h, c.norm_eps) * (1 + vm[1]) + vm[0];
-    v.h = v.h + self_attention(blk.attn1, x, v.self_rope, video_heads_, video_self,
+    v.h = v.h + self_attention(blk.attn1, x, v.self_rope, video_heads, video_self,
                                prefix != nullptr ? &prefix->video_self : nullptr,
                                out_kv != nullptr ? &out_kv->video_self : nullptr, vs, perturbed) * vm[2];
     x = rms(au.h, c.norm_eps) * (1 + am[1]) + am[0];
-    au.h = au.h + self_attention(blk.audio_attn1, x, au.self_rope, audio_heads_, audio_self,
+    au.h = au.h + self_attention(blk.audio_attn1, x, au.self_rope, audio_heads, audio_self,
                                  prefix != nullptr ? &prefix->audio_self : nullptr,
                                  out_kv != nullptr ? &out_kv->audio_self : nullptr, as, perturbed) * am[2];
 
@@ -605,7 +616,7 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
       at::Tensor qin = nv * (1 + vca[0]) + vca[1];
       at::Tensor kvin = na * (1 + aca[0]) + aca[1];
       at::Tensor kv_local = at::cat({wa.key(kvin, &au.cross_rope), wa.value(kvin)}, -1);
-      at::Tensor kv_all = parallel::gather_sequence(*comm_, as, kv_local, 1);  // [B, Na, 2 * inner]
+      at::Tensor kv_all = parallel::gather_sequence(group, as, kv_local, 1);  // [B, Na, 2 * inner]
       const int64_t inner = wa.heads * wa.head_dim;
       at::Tensor ka = wa.split(kv_all.narrow(2, 0, inner).contiguous());
       at::Tensor va = wa.split(kv_all.narrow(2, inner, inner).contiguous());
@@ -627,7 +638,7 @@ Ltx2Output Ltx2Transformer::forward(const Ltx2ForwardArgs& a) const {
         o2.prefix_v = prefix->v2a.v;
       }
       parallel::LocalHeadKv local;
-      at::Tensor v2a = audio_heads_.forward(wv.split(wv.query(qa, &au.cross_rope)), wv.split(wv.key(kvv, &v.cross_rope)),
+      at::Tensor v2a = audio_heads.forward(wv.split(wv.query(qa, &au.cross_rope)), wv.split(wv.key(kvv, &v.cross_rope)),
                                             wv.split(wv.value(kvv)), o2, out_kv != nullptr ? &local : nullptr);
       if (out_kv != nullptr) {
         out_kv->v2a = {local.k.narrow(1, 0, vs.seq_len).contiguous(), local.v.narrow(1, 0, vs.seq_len).contiguous()};

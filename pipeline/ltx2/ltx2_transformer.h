@@ -88,6 +88,10 @@ struct Ltx2ForwardArgs {
   at::Tensor perturbation_mask;  // [B] float; undefined = all perturbed
   const std::vector<Ltx2LayerKv>* kv_prefix = nullptr;
   std::vector<Ltx2LayerKv>* kv_out = nullptr;  // receives this call's keys/values (real tokens)
+  // The ranks that share this call's sequences (the shards are over them): a
+  // sub-group of the model's group in a guidance-parallel step; null means
+  // the model's own group.
+  dist::Communicator* group = nullptr;
 };
 
 struct Ltx2Output {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "parallel/step_plan.h"
 #include "pipeline/decode/ltx_vae_decoder.h"
 #include "pipeline/dit/ltx_transformer.h"
 #include "pipeline/io/model_config.h"
@@ -91,8 +92,25 @@ class LtxVideoFamily final : public ModelFamily {
     m.family = name();
     m.placement = placement;
     LTX_ASSIGN_OR_RETURN(VaeConfig vae_config, load_vae_config((dir / "vae" / "config.json").string()));
-    LTX_ASSIGN_OR_RETURN(auto transformer, LtxTransformer::load((dir / "transformer").string(), comm,
-                                                                placement.denoiser.dtype, placement.denoiser.device));
+    // The sequence plan: Ulysses over the group, or Ulysses inside sub-groups
+    // x a ring of them (more ranks than heads, or --ring-size). The same
+    // answer on every rank, agreed before the collective splits.
+    auto config = load_transformer_config((dir / "transformer" / "config.json").string());
+    Result<int> ring = config.ok() ? parallel::resolve_ring_size(placement.planning.ring_size, comm.size(),
+                                                                 config->num_attention_heads)
+                                   : Result<int>(config.status());
+    LTX_RETURN_IF_ERROR(comm.all_ok(ring.status()));
+    m.placement.planning.ring_size = *ring;
+    std::unique_ptr<dist::Communicator> ulysses, ring_group;
+    if (*ring > 1) {
+      const int u = comm.size() / *ring;
+      ulysses = comm.split(comm.rank() / u, comm.rank());
+      ring_group = comm.split(comm.rank() % u, comm.rank());
+    }
+    LTX_ASSIGN_OR_RETURN(auto transformer,
+                         LtxTransformer::load((dir / "transformer").string(), ulysses ? *ulysses : comm,
+                                              placement.denoiser.dtype, placement.denoiser.device));
+    if (ulysses) transformer.use_ring(std::move(ulysses), std::move(ring_group), comm);
     const TransformerConfig& tc = transformer.config();
     m.geometry.latent_channels = tc.in_channels;
     m.geometry.context_channels = tc.caption_channels;

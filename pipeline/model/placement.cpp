@@ -69,30 +69,6 @@ const char* dtype_name(at::ScalarType dtype) {
   }
 }
 
-Status PlacementChoice::validate() const {
-  LTX_RETURN_IF_ERROR(check_dtype("--dtype", dtype));
-  LTX_RETURN_IF_ERROR(check_dtype("--text-dtype", text_dtype));
-  LTX_RETURN_IF_ERROR(check_dtype("--denoiser-dtype", denoiser_dtype));
-  LTX_RETURN_IF_ERROR(check_dtype("--decoder-dtype", decoder_dtype));
-  if (!valid_device(text_device)) {
-    return invalid_argument_error("--text-device must be auto, cpu or cuda, got '" + text_device + "'");
-  }
-  if (!(step_graphs.empty() || step_graphs == "auto" || step_graphs == "on" || step_graphs == "off")) {
-    return invalid_argument_error("--step-graphs must be auto, on or off, got '" + step_graphs + "'");
-  }
-  for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{"--decode-parallel", &decode_parallel},
-                                    {"--guidance-parallel", &guidance_parallel}}) {
-    if (!(value->empty() || *value == "auto" || *value == "on" || *value == "off")) {
-      return invalid_argument_error(std::string(flag) + " must be auto, on or off, got '" + *value + "'");
-    }
-  }
-  LTX_RETURN_IF_ERROR(link_figures().status());
-  if (!valid_device(decoder_device)) {
-    return invalid_argument_error("--decoder-device must be auto, cpu or cuda, got '" + decoder_device + "'");
-  }
-  return Status();
-}
-
 namespace {
 
 // A positive (or, with `zero_ok`, non-negative) finite number, or nullopt for "".
@@ -113,6 +89,37 @@ Result<std::optional<double>> parse_figure(const char* flag, const std::string& 
 }
 
 }  // namespace
+
+Status PlacementChoice::validate() const {
+  LTX_RETURN_IF_ERROR(check_dtype("--dtype", dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--text-dtype", text_dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--denoiser-dtype", denoiser_dtype));
+  LTX_RETURN_IF_ERROR(check_dtype("--decoder-dtype", decoder_dtype));
+  if (!valid_device(text_device)) {
+    return invalid_argument_error("--text-device must be auto, cpu or cuda, got '" + text_device + "'");
+  }
+  if (!(step_graphs.empty() || step_graphs == "auto" || step_graphs == "on" || step_graphs == "off")) {
+    return invalid_argument_error("--step-graphs must be auto, on or off, got '" + step_graphs + "'");
+  }
+  for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{"--decode-parallel", &decode_parallel},
+                                    {"--guidance-parallel", &guidance_parallel}}) {
+    if (!(value->empty() || *value == "auto" || *value == "on" || *value == "off")) {
+      return invalid_argument_error(std::string(flag) + " must be auto, on or off, got '" + *value + "'");
+    }
+  }
+  LTX_RETURN_IF_ERROR(link_figures().status());
+  if (!ring_size.empty() && ring_size != "auto") {
+    auto r = parse_figure("--ring-size", ring_size, false);
+    if (!r.ok() || !r->has_value() || **r != static_cast<int>(**r) || **r > 65536) {
+      return invalid_argument_error("--ring-size must be auto or a positive whole number, got '" + ring_size + "'");
+    }
+  }
+  if (!valid_device(decoder_device)) {
+    return invalid_argument_error("--decoder-device must be auto, cpu or cuda, got '" + decoder_device + "'");
+  }
+  return Status();
+}
+
 
 Result<std::optional<parallel::LinkFigures>> PlacementChoice::link_figures() const {
   LTX_ASSIGN_OR_RETURN(auto bw, parse_figure("--link-bandwidth-gbps", link_bandwidth_gbps, false));
@@ -139,6 +146,7 @@ Result<ModelPlacement> ModelPlacement::resolve(const PlacementChoice& c, const a
                      ((c.decode_parallel.empty() || c.decode_parallel == "auto") && p.decoder.device.is_cuda());
   LTX_ASSIGN_OR_RETURN(p.planning.guidance, parallel::parse_guidance_parallel(c.guidance_parallel));
   LTX_ASSIGN_OR_RETURN(p.planning.link, c.link_figures());
+  p.planning.ring_size = c.ring_size.empty() || c.ring_size == "auto" ? 0 : std::stoi(c.ring_size);
   p.denoiser.step_graphs = c.step_graphs == "on" || ((c.step_graphs.empty() || c.step_graphs == "auto") &&
                                                      p.denoiser.device.is_cuda());
   return p;

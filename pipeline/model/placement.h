@@ -50,6 +50,7 @@ struct PlacementChoice {
   // backend's default, parallel::LinkFigures::for_backend).
   std::string link_bandwidth_gbps;
   std::string link_latency_us;
+  std::string ring_size;  // auto | R: Ulysses x a ring of R sub-groups (LTX-Video; for more ranks than heads)
 
   // The link figures given, if any (both or neither).
   Result<std::optional<parallel::LinkFigures>> link_figures() const;
@@ -61,6 +62,9 @@ struct PlacementChoice {
 struct StepPlanning {
   parallel::GuidanceParallel guidance = parallel::GuidanceParallel::kAuto;
   std::optional<parallel::LinkFigures> link;  // unset: the backend's default
+  // The ring of Ulysses x ring: 0 = auto as chosen; once a model is loaded,
+  // the ring size its group runs (1: Ulysses alone).
+  int ring_size = 0;
   // The figures for a group on `backend` ("mpi", "nccl").
   parallel::LinkFigures link_for(const std::string& backend) const;
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -147,7 +148,9 @@ Result<Model> load_model(const std::string& spec, dist::Communicator& comm, cons
     LTX_ASSIGN_OR_RETURN(ModelPlacement placement, ModelPlacement::resolve(choice, comm.device()));
     if (placement.uses_cuda()) allow_tf32_on_cuda();
     LTX_ASSIGN_OR_RETURN(model, family->load(source, comm, placement));
-    LTX_RETURN_IF_ERROR(parallel::validate_head_split(model.geometry.attention_heads, comm.size()));
+    // Ulysses splits the heads over the group, or over each sub-group of a ring.
+    const int ring = std::max(1, model.placement.planning.ring_size);
+    LTX_RETURN_IF_ERROR(parallel::validate_head_split(model.geometry.attention_heads, comm.size() / ring));
     model.name = model_display_name(spec);
     return Status();
   });
@@ -164,6 +167,11 @@ std::unique_ptr<VideoPipeline> make_video_pipeline(Model& model, dist::Communica
 
 Result<std::unique_ptr<Stream>> open_stream(const std::string& id, const StreamSettings& settings, Model& model,
                                             dist::Communicator& comm, PromptEncoder& prompts, KvBudget* budget) {
+  if (model.placement.planning.ring_size > 1) {
+    return failed_precondition_error(
+        "streams need the Ulysses plan (their KV cache is per head); this group runs Ulysses x a ring of " +
+        std::to_string(model.placement.planning.ring_size) + " (--ring-size): serve streams with --ring-size 1");
+  }
   if (dynamic_cast<const Ltx2Parts*>(model.parts.get()) != nullptr) {
     LTX_ASSIGN_OR_RETURN(auto s, Ltx2StreamSession::create(id, settings, model, comm, prompts, budget));
     return std::unique_ptr<Stream>(std::move(s));

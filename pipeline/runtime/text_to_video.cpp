@@ -1,5 +1,6 @@
 #include "pipeline/runtime/text_to_video.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/check.h"
@@ -28,13 +29,13 @@ Result<std::unique_ptr<VideoJob>> TextToVideo::start(const GenerationRequest& r)
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
   if (job->plan_.guidance_groups == 2) {
-    ensure_pass_groups();
-    const int64_t pass = pass_peers_->rank();  // 0 unconditional, 1 conditional
+    halves_.ensure();
+    const int64_t pass = halves_.peers().rank();  // 0 unconditional, 1 conditional
     emb = emb.narrow(0, pass, 1);
     mask = mask.narrow(0, pass, 1);
-    job->sequence_group_ = pass_group_.get();
-    job->settings_.pass_group = pass_group_.get();
-    job->settings_.pass_peers = pass_peers_.get();
+    job->sequence_group_ = &halves_.half();
+    job->settings_.pass_group = &halves_.half();
+    job->settings_.pass_peers = &halves_.peers();
   }
   job->text_ = model.prepare_text(emb, mask);
   const at::Device device = model.placement().device;
@@ -131,19 +132,10 @@ parallel::StepPlan TextToVideo::plan_for(const GenerationRequest& r) const {
   shape.heads = model.attention_heads();
   shape.passes = r.guidance_scale > 1.0 ? 2 : 1;
   shape.element_bytes = at::elementSize(model.placement().dtype);
+  shape.max_groups = 2;  // the CFG pair
   const StepPlanning& planning = model_.placement.planning;
+  shape.ring = std::max(1, planning.ring_size);
   return parallel::choose_step_plan(comm_.size(), shape, planning.link_for(comm_.backend_name()), planning.guidance);
-}
-
-void TextToVideo::ensure_pass_groups() {
-  if (pass_group_ != nullptr) return;
-  const int half = comm_.size() / 2;
-  // Consecutive ranks share a pass (inside a node when ranks fill nodes in
-  // order); the peers are the ranks at the same place in each half.
-  pass_group_ = comm_.split(comm_.rank() / half, comm_.rank());
-  pass_peers_ = comm_.split(comm_.rank() % half, comm_.rank());
-  LTX_LOG(kInfo) << "guidance-parallel sub-groups: rank " << comm_.rank() << " runs pass " << pass_peers_->rank()
-                 << " as rank " << pass_group_->rank() << " of " << pass_group_->size();
 }
 
 }  // namespace ltx::pipeline

@@ -15,6 +15,7 @@
 
 #include "dist/communicator.h"
 #include "pipeline/model/model.h"
+#include "pipeline/runtime/guidance_groups.h"
 #include "pipeline/runtime/prompt_encoder.h"
 #include "pipeline/runtime/video_generation.h"
 #include "pipeline/runtime/video_pipeline.h"
@@ -48,7 +49,7 @@ class GenerationInProgress final : public VideoJob {
 class TextToVideo final : public VideoPipeline {
  public:
   TextToVideo(Model& model, dist::Communicator& comm, PromptEncoder& prompts)
-      : model_(model), comm_(comm), prompts_(prompts) {}
+      : model_(model), comm_(comm), prompts_(prompts), halves_(comm) {}
 
   Result<std::unique_ptr<VideoJob>> start(const GenerationRequest& request) override;
   Status advance(VideoJob& job, const ProgressFn& progress, const CancelToken& cancel, const StageFn& stage) override;
@@ -58,14 +59,10 @@ class TextToVideo final : public VideoPipeline {
   parallel::StepPlan plan_for(const GenerationRequest& request) const;
 
  private:
-  // The CFG sub-groups (made by every rank together on the first split step,
-  // then kept): two halves of the group, and the pairs holding the same tokens.
-  void ensure_pass_groups();
-
   Model& model_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
-  std::unique_ptr<dist::Communicator> pass_group_, pass_peers_;
+  GuidanceGroups halves_;  // made on the first split step
 };
 
 }  // namespace ltx::pipeline

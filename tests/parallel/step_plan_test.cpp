@@ -31,6 +31,8 @@ TEST(StepPlan, FeasiblePlansFollowRanksPassesAndHeads) {
   StepShape ltx2 = ltx_video_2b();
   ltx2.passes = 4;
   EXPECT_EQ(feasible_guidance_groups(8, ltx2), (std::vector<int>{1, 2, 4}));
+  ltx2.max_groups = 2;  // what the caller can run
+  EXPECT_EQ(feasible_guidance_groups(8, ltx2), (std::vector<int>{1, 2}));
   StepShape few_heads = ltx_video_2b();
   few_heads.heads = 2;
   // 8 ranks: neither 8 nor 4 ranks per sub-group divide 2 heads.
@@ -69,6 +71,31 @@ TEST(StepPlan, SequenceWinsWhereTheExchangeCostsMoreThanItSaves) {
                 .guidance_groups,
             1);
   EXPECT_EQ(choose_step_plan(3, ltx_video_2b(), infiniband, GuidanceParallel::kOn).guidance_groups, 1);
+}
+
+TEST(StepPlan, RingSizeFollowsTheHeadsOrTheFlag) {
+  EXPECT_EQ(*resolve_ring_size(0, 8, 32), 1) << "the heads split: Ulysses alone";
+  EXPECT_EQ(*resolve_ring_size(0, 64, 32), 2) << "64 ranks, 32 heads: two sub-groups of 32";
+  EXPECT_EQ(*resolve_ring_size(0, 12, 8), 3) << "12 ranks, 8 heads: three sub-groups of 4";
+  EXPECT_EQ(*resolve_ring_size(4, 8, 32), 4);
+  auto bad = resolve_ring_size(3, 8, 32);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--ring-size 3"), std::string::npos) << bad.status();
+  EXPECT_EQ(*resolve_ring_size(0, 7, 2), 7) << "7 ranks, 2 heads: only a pure ring fits";
+}
+
+TEST(StepPlan, RingCommunicationHandCounted) {
+  // 4 ranks as 2 x 2: per layer the Ulysses pair's all-to-alls over the
+  // rank's 2 tokens (4 tensors x 1 pass x 2 tokens x 4 wide x 2 bytes x 1/2 =
+  // 32 bytes + 2 latencies), then one shift of a key and a value block
+  // (2 x 1 x 4 tokens x 2 wide x 2 bytes = 32 bytes + a latency).
+  StepShape s{8, 4, 1, 2, 4, 1, 2};
+  s.ring = 2;
+  const LinkFigures link{256e-9, 0.5e6};
+  EXPECT_NEAR(predicted_comm_seconds(4, 1, s, link), (1.0 + 32.0 / 256) + (0.5 + 32.0 / 256), 1e-9);
+  // A pure ring of 4: three shifts of 2 x 2 tokens x 4 wide x 2 bytes = 32 bytes.
+  s.ring = 4;
+  EXPECT_NEAR(predicted_comm_seconds(4, 1, s, link), 3 * (0.5 + 32.0 / 256), 1e-9);
 }
 
 TEST(StepPlan, NamesAndFlags) {

@@ -5,6 +5,7 @@
 #include "common/check.h"
 #include "dist/local_communicator.h"
 #include "dist/world.h"
+#include "parallel/step_plan.h"
 #include "pipeline/dit/ltx_transformer.h"
 #include "tests/pipeline/ltx_test_models.h"
 #include "tests/mpi_test_util.h"
@@ -78,6 +79,34 @@ TEST(LtxTransformerParallel, FixtureModelEqualsSingleRank) {
   std::filesystem::copy_file(testing::fixture_dir("ltx_transformer_f3h4w6") + "/weights.safetensors",
                              dir + "/diffusion_pytorch_model.safetensors");
   expect_parallel_equals_single(dir, "fixture weights");
+}
+
+// More ranks than heads: the 2-head fixture model as Ulysses inside
+// sub-groups x ring attention across them (--ring-size auto's choice), on
+// every fixture input (uneven shards, per-token timesteps, text masks).
+TEST(LtxTransformerParallel, RingPastTheHeadCountEqualsSingleRank) {
+  dist::Communicator& g = group();
+  const int ring = value_or_throw(parallel::resolve_ring_size(g.size() > 2 ? 0 : g.size(), g.size(), 2));
+  const int u = g.size() / ring;
+  std::string dir = testing::scratch_dir("fixture-model-ring");
+  std::filesystem::copy_file(testing::fixture_dir("ltx_transformer_f3h4w6") + "/config.json", dir + "/config.json");
+  std::filesystem::copy_file(testing::fixture_dir("ltx_transformer_f3h4w6") + "/weights.safetensors",
+                             dir + "/diffusion_pytorch_model.safetensors");
+  std::unique_ptr<dist::Communicator> ulysses = g.split(g.rank() / u, g.rank());
+  std::unique_ptr<dist::Communicator> ring_group = g.split(g.rank() % u, g.rank());
+  auto parallel = value_or_throw(LtxTransformer::load(dir, *ulysses, at::kFloat, at::kCPU));
+  parallel.use_ring(std::move(ulysses), std::move(ring_group), g);
+  EXPECT_EQ(parallel.ring_size(), ring);
+  auto single = value_or_throw(LtxTransformer::load(dir, alone(), at::kFloat, at::kCPU));
+  for (const Inputs& in : all_inputs()) {
+    at::Tensor got = parallel.forward_full(in.hidden, in.timestep, parallel.prepare_text(in.text, in.mask), in.grid, {});
+    at::Tensor want = single.forward_full(in.hidden, in.timestep, single.prepare_text(in.text, in.mask), in.grid, {});
+    auto d = testing::difference(got, want);
+    if (g.rank() == 0) {
+      std::printf("  2 heads, Ulysses %d x ring %d, %s: %s\n", u, ring, in.name.c_str(), testing::describe(d).c_str());
+    }
+    EXPECT_LT(d.rel_l2, 1e-6) << in.name;
+  }
 }
 
 TEST(LtxTransformerParallel, FourHeadModelEqualsSingleRank) {

@@ -59,6 +59,11 @@ TEST(Placement, BadChoicesNameTheFlag) {
   c.decode_parallel = "2";
   named(c, "--decode-parallel");
   c = {};
+  c.ring_size = "1.5";
+  named(c, "--ring-size");
+  c.ring_size = "4";
+  EXPECT_EQ(ModelPlacement::resolve(c, kCpu)->planning.ring_size, 4);
+  c = {};
   c.link_bandwidth_gbps = "0";
   c.link_latency_us = "5";
   named(c, "--link-bandwidth-gbps");
