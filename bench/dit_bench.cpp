@@ -12,6 +12,8 @@
 //   Video tokens (F-1)/8+1 x H/32 x W/32 and audio tokens round(frames/fps*25)
 //   are derived as the pipeline derives them; batch 2 is the CFG pair.
 //
+// --ring-size R (LTX-Video) runs Ulysses inside R sub-groups x ring attention
+// across them (LtxTransformer::use_ring), e.g. for more ranks than heads.
 // --guidance-groups G runs the guidance-parallel plan (parallel/step_plan.h):
 // G sub-groups of N/G consecutive ranks each run B/G of the batch over the
 // whole sequence, and the G ranks holding the same tokens all-gather their
@@ -30,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/check.h"
 #include "common/host_memory.h"
@@ -63,10 +66,16 @@ struct PlanComms {
   ltx::dist::TimedCommunicator* seq = nullptr;
   ltx::dist::TimedCommunicator* peers = nullptr;
   int groups = 1;
-  double seconds() const { return seq->seconds() + (peers != nullptr ? peers->seconds() : 0.0); }
+  std::vector<ltx::dist::TimedCommunicator*> more;  // Ulysses x ring: the sub-group and the ring
+  double seconds() const {
+    double t = seq->seconds() + (peers != nullptr ? peers->seconds() : 0.0);
+    for (auto* c : more) t += c->seconds();
+    return t;
+  }
   void reset() {
     seq->reset();
     if (peers != nullptr) peers->reset();
+    for (auto* c : more) c->reset();
   }
   at::Tensor exchange(const at::Tensor& out) const { return peers != nullptr ? peers->all_gather(out.contiguous()) : out; }
 };
@@ -157,7 +166,7 @@ int main(int argc, char** argv) {
   std::string dtype_name = "f32", backend_name = "auto", model_name = "ltx-video";
   Ltx2Options ltx2;
   bool layers_given = false, text_given = false, steps_given = false;
-  int guidance_groups = 1;
+  int guidance_groups = 1, ring_size = 1;
   for (int i = 1; i < argc; ++i) {
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -181,6 +190,7 @@ int main(int argc, char** argv) {
     else if (a == "--dtype") dtype_name = value();
     else if (a == "--backend") backend_name = value();
     else if (a == "--guidance-groups") guidance_groups = std::stoi(value());
+    else if (a == "--ring-size") ring_size = std::stoi(value());
     else {
       if (world.is_root()) std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -224,6 +234,13 @@ int main(int argc, char** argv) {
     }
     return 2;
   }
+  if (ring_size < 1 || n % ring_size != 0 || (ring_size > 1 && (guidance_groups > 1 || model_name != "ltx-video"))) {
+    if (world.is_root()) {
+      std::fprintf(stderr, "--ring-size %d must divide the ranks (%d), with LTX-Video and one guidance group\n",
+                   ring_size, n);
+    }
+    return 2;
+  }
   std::unique_ptr<ltx::dist::Communicator> sub, peer_group;
   if (guidance_groups > 1) {
     const int per = n / guidance_groups;
@@ -233,7 +250,7 @@ int main(int argc, char** argv) {
   ltx::dist::TimedCommunicator comm(sub != nullptr ? *sub : **base);
   std::optional<ltx::dist::TimedCommunicator> peers;
   if (peer_group != nullptr) peers.emplace(*peer_group);
-  PlanComms plan{&comm, peers ? &*peers : nullptr, guidance_groups};
+  PlanComms plan{&comm, peers ? &*peers : nullptr, guidance_groups, {}};
   const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const at::Device device = comm.device();
   if (model_name == "ltx2") return run_ltx2(world, plan, ltx2, dtype, dtype_name);
@@ -252,12 +269,24 @@ int main(int argc, char** argv) {
     }
     weights[name] = t;
   }
-  auto model_or = ltx::pipeline::LtxTransformer::from_tensors(config, weights, comm, dtype, device);
+  // Ulysses x ring: the transformer on a timed Ulysses sub-group, then the ring.
+  std::unique_ptr<ltx::dist::Communicator> ulysses_raw, ring_raw;
+  std::unique_ptr<ltx::dist::TimedCommunicator> ulysses, ring;
+  if (ring_size > 1) {
+    const int u = n / ring_size;
+    ulysses_raw = (*base)->split(world.rank() / u, world.rank());
+    ring_raw = (*base)->split(world.rank() % u, world.rank());
+    ulysses = std::make_unique<ltx::dist::TimedCommunicator>(*ulysses_raw);
+    ring = std::make_unique<ltx::dist::TimedCommunicator>(*ring_raw);
+    plan.more = {ulysses.get(), ring.get()};
+  }
+  auto model_or = ltx::pipeline::LtxTransformer::from_tensors(config, weights, ulysses ? *ulysses : comm, dtype, device);
   weights.clear();
   if (!model_or.ok()) {
     if (world.is_root()) std::fprintf(stderr, "%s\n", model_or.status().to_string().c_str());
     return 1;
   }
+  if (ring_size > 1) model_or->use_ring(std::move(ulysses), std::move(ring), comm);
   const auto& model = *model_or;
   double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
 
@@ -296,10 +325,10 @@ int main(int argc, char** argv) {
                 static_cast<long long>(layers), static_cast<long long>(video_batch), dtype_name.c_str(),
                 comm.backend_name(), init_s);
     std::printf("ranks,tokens,tokens_per_rank,layers,step_s,comm_s,compute_s,step_s_28_layers,comm_s_28_layers,"
-                "guidance_groups\n");
-    std::printf("%d,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n", world.size(), static_cast<long long>(tokens),
+                "guidance_groups,ring_size\n");
+    std::printf("%d,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%d\n", world.size(), static_cast<long long>(tokens),
                 static_cast<long long>(shard.shard_len), static_cast<long long>(layers), total, comm_s,
-                total - comm_s, total * scale28, comm_s * scale28, guidance_groups);
+                total - comm_s, total * scale28, comm_s * scale28, guidance_groups, ring_size);
   }
   return 0;
 }

@@ -26,16 +26,19 @@
 namespace ltx::pipeline {
 namespace {
 
+// A model (the built-in LTX-Video one unless `dir` says otherwise), its
+// prompt encoder and pipeline on one communicator.
 struct Engine {
   Model model;
   std::unique_ptr<PromptEncoder> prompts;
   std::unique_ptr<VideoPipeline> pipeline;
-  Engine(dist::Communicator& comm, const PlacementChoice& choice)
-      : model(value_or_throw(load_model(testing::builtin_model_dir(), comm, choice))) {
+  Engine(dist::Communicator& comm, const PlacementChoice& choice, const std::string& dir = testing::builtin_model_dir())
+      : model(value_or_throw(load_model(dir, comm, choice))) {
     prompts = std::make_unique<PromptEncoder>(comm, std::move(model.text));
     pipeline = make_video_pipeline(model, comm, *prompts);
   }
   const TextToVideo& text_to_video() const { return dynamic_cast<const TextToVideo&>(*pipeline); }
+  const Ltx2TextToVideo& ltx2() const { return dynamic_cast<const Ltx2TextToVideo&>(*pipeline); }
 };
 
 GenerationRequest request(const Model& model, double guidance) {
@@ -155,18 +158,6 @@ std::string ltx2_dir() {
   return dir;
 }
 
-struct Ltx2Engine {
-  Model model;
-  std::unique_ptr<PromptEncoder> prompts;
-  std::unique_ptr<VideoPipeline> pipeline;
-  Ltx2Engine(dist::Communicator& comm, const PlacementChoice& choice)
-      : model(value_or_throw(load_model(ltx2_dir(), comm, choice))) {
-    prompts = std::make_unique<PromptEncoder>(comm, std::move(model.text));
-    pipeline = make_video_pipeline(model, comm, *prompts);
-  }
-  const Ltx2TextToVideo& ltx2() const { return dynamic_cast<const Ltx2TextToVideo&>(*pipeline); }
-};
-
 GenerationRequest ltx2_request(const Model& model, bool all_passes) {
   GenerationRequest r = default_request(model.geometry);
   r.prompt = "Waves break on a pebble beach";
@@ -186,7 +177,7 @@ TEST(CfgParallel, Ltx2CfgPairSplitAcrossHalvesEqualsOneRank) {
   dist::Communicator& g = testing::mpi_group();
   PlacementChoice choice;
   choice.guidance_parallel = "on";
-  static Ltx2Engine e(g, choice);
+  static Engine e(g, choice, ltx2_dir());
   const GenerationRequest r = ltx2_request(e.model, /*all_passes=*/false);
   const parallel::StepPlan plan = e.ltx2().plan_for(r);
   // The built-in model's 16 video and audio heads split over any half here.
@@ -196,7 +187,7 @@ TEST(CfgParallel, Ltx2CfgPairSplitAcrossHalvesEqualsOneRank) {
   GeneratedVideo got = value_or_throw(e.pipeline->generate(r));
   if (g.rank() != 0) return;
   static dist::LocalCommunicator solo;
-  static Ltx2Engine one(solo, {});
+  static Engine one(solo, {}, ltx2_dir());
   GeneratedVideo want = value_or_throw(one.pipeline->generate(r));
   const auto dv = testing::difference(got.latents, want.latents);
   const auto da = testing::difference(got.audio_latents, want.audio_latents);
@@ -211,7 +202,7 @@ TEST(CfgParallel, Ltx2CfgPairSplitAcrossHalvesEqualsOneRank) {
 TEST(CfgParallel, Ltx2FourPassesTwoPerHalfEqualTheSequencePlan) {
   dist::Communicator& g = testing::mpi_group();
   if (g.size() % 2 != 0) GTEST_SKIP() << "the halves need an even group";
-  static Ltx2Engine e(g, {});
+  static Engine e(g, {}, ltx2_dir());
   const Ltx2Transformer& model = *dynamic_cast<const Ltx2Parts&>(*e.model.parts).transformer;
   const Ltx2TransformerConfig& tc = model.config();
   GuidanceGroups halves(g);
