@@ -170,6 +170,7 @@ Result<std::vector<ParityResult>> run_pipeline_case(const fs::path& dir, const j
   pipeline::DenoiseSettings settings;
   settings.guidance_scale = kw.at("guidance_scale").get<double>();
   settings.guidance_rescale = kw.at("guidance_rescale").get<double>();
+  settings.group = &comm;
   LTX_ASSIGN_OR_RETURN(auto schedule, scheduler.schedule(kw.at("num_inference_steps").get<int64_t>(), grid.num_tokens()));
 
   auto t = [&io](const char* n) { return value_or_throw(io->tensor(n)); };

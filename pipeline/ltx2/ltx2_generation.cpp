@@ -2,27 +2,10 @@
 
 #include "common/check.h"
 #include "common/device_sync.h"
+#include "pipeline/runtime/group_stats.h"
 
 namespace ltx::pipeline {
 namespace {
-
-// std(a) / std(b) per sample (unbiased std over every real token and channel
-// of a sharded stream [B, s, C]), reduced across the group in one all-gather
-// of fp64 sums.
-at::Tensor group_std_ratio(dist::Communicator& comm, const parallel::SequenceShard& shard, const at::Tensor& a,
-                           const at::Tensor& b) {
-  auto sums = [&](const at::Tensor& x) {
-    at::Tensor real = x.narrow(1, 0, shard.valid).to(at::kDouble);
-    return at::stack({real.sum({1, 2}), real.pow(2).sum({1, 2})}, 1);  // [B, 2]
-  };
-  at::Tensor all = comm.all_gather(at::stack({sums(a), sums(b)}).unsqueeze(0).contiguous()).sum(0);  // [2, B, 2]
-  const double n = static_cast<double>(shard.seq_len * a.size(2));
-  auto std_of = [n](const at::Tensor& s) {
-    at::Tensor mean = s.select(1, 0) / n;
-    return ((s.select(1, 1) - n * mean * mean) / (n - 1)).clamp_min(0).sqrt();
-  };
-  return (std_of(all[0]) / std_of(all[1])).to(at::kFloat).view({a.size(0), 1, 1});
-}
 
 at::Tensor repeat2(const at::Tensor& x) { return at::cat({x, x}, 0); }
 
@@ -54,10 +37,13 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
   const Ltx2Guidance& g = a.guidance;
   LTX_CHECK(a.prompt != nullptr, "the denoising loop needs the prompt conditioning");
   const bool split = a.pass_peers != nullptr;
-  LTX_CHECK(!split || (a.pass_group != nullptr && a.pass_peers->size() == 2 && a.negative != nullptr && g.cfg() &&
-                       g.stg() == g.modality() && (a.kv_prefix == nullptr || a.kv_prefix->empty())),
-            "a guidance-parallel step needs its half, two peers, the negative prompt, CFG, STG and modality "
-            "isolation both on or both off, and no KV prefix");
+  // The passes in their order: unconditional, conditional, then STG and the
+  // isolated pass when on; peer q of G runs passes q, q + G, ...
+  const int64_t passes = 2 + (g.stg() ? 2 : 0);
+  LTX_CHECK(!split || (a.pass_group != nullptr && a.negative != nullptr && g.cfg() && g.stg() == g.modality() &&
+                       passes % a.pass_peers->size() == 0 && (a.kv_prefix == nullptr || a.kv_prefix->empty())),
+            "a guidance-parallel step needs its sub-group, peers that divide the passes, the negative prompt, CFG, "
+            "STG and modality isolation both on or both off, and no KV prefix");
   LTX_CHECK(!g.cfg() || split || a.cfg_pair != nullptr, "guidance_scale > 1 needs the negative + prompt conditioning");
   dist::Communicator& comm = split ? *a.pass_group : model.communicator();
   const int64_t b = a.video.size(0);
@@ -98,28 +84,30 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
     // The passes' velocity predictions (video, audio) for this rank's tokens.
     std::pair<at::Tensor, at::Tensor> uncond, cond, perturbed, isolated;
     if (split) {
-      // Half 0: unconditional (+ STG); half 1: conditional (+ isolated). Then
-      // the peers exchange theirs: [pass, B, s, C] stacked, gathered in half order.
-      const bool second = a.pass_peers->rank() == 1;
+      // This peer's passes, then every peer's: [k, B, s, C] stacked per peer,
+      // gathered in peer order (pass j G + q is peer q's j-th).
+      const int64_t peers = a.pass_peers->size(), me = a.pass_peers->rank(), k = passes / peers;
       std::vector<at::Tensor> mine_v, mine_a;
-      auto run = [&](const Ltx2TextConditioning* text, bool isolate, bool stg) {
-        auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, text, t, isolate, stg);
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t p = j * peers + me;  // 0 unconditional, 1 conditional, 2 STG, 3 isolated
+        auto [ov, oa] = call(x, y, a.video_coords, a.audio_coords, p == 0 ? a.negative : a.prompt, t, p == 3, p == 2);
         mine_v.push_back(ov);
         mine_a.push_back(oa);
-      };
-      run(second ? a.prompt : a.negative, false, false);
-      if (g.stg()) run(a.prompt, second, !second);
-      const int64_t k = static_cast<int64_t>(mine_v.size());
+      }
       auto exchange = [&](const std::vector<at::Tensor>& mine) {
         const at::Device home = mine[0].device();
         return a.pass_peers->all_gather(at::stack(mine).to(a.pass_peers->device()).contiguous()).to(home);
       };
-      at::Tensor all_v = exchange(mine_v), all_a = exchange(mine_a);  // [2k, B, s, C]
-      uncond = {all_v[0], all_a[0]};
-      cond = {all_v[k], all_a[k]};
+      at::Tensor all_v = exchange(mine_v), all_a = exchange(mine_a);  // [peers k, B, s, C]
+      auto pass = [&](int64_t p) {
+        const int64_t at = (p % peers) * k + p / peers;
+        return std::make_pair(all_v[at], all_a[at]);
+      };
+      uncond = pass(0);
+      cond = pass(1);
       if (g.stg()) {
-        perturbed = {all_v[1], all_a[1]};
-        isolated = {all_v[k + 1], all_a[k + 1]};
+        perturbed = pass(2);
+        isolated = pass(3);
       }
       trace.video_cfg = at::cat({uncond.first, cond.first}, 0);
       trace.audio_cfg = at::cat({uncond.second, cond.second}, 0);
@@ -158,7 +146,7 @@ Ltx2Latents ltx2_denoise(const Ltx2Transformer& model, const FlowMatchScheduler&
                      const parallel::SequenceShard& shard) {
       at::Tensor gx = x0 + delta;
       if (rescale > 0) {
-        gx = rescale * (gx * group_std_ratio(comm, shard, x0, gx)) + (1 - rescale) * gx;
+        gx = rescale * (gx * group_std_ratio(&comm, shard, x0, gx)) + (1 - rescale) * gx;
       }
       return gx;
     };

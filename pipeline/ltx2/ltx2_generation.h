@@ -61,12 +61,13 @@ struct Ltx2DenoiseArgs {
   // the guidance runs CFG, else B. The B-sized passes take its positive half.
   const std::vector<Ltx2LayerKv>* kv_prefix = nullptr;
   // A guidance-parallel step (parallel/step_plan.h, CFG with STG and
-  // modality isolation both on or both off, no KV prefix): the group's two
-  // halves split the passes, half 0 the unconditional one (with `negative`,
-  // B) and STG, half 1 the conditional one and the modality-isolated one;
-  // `pass_group` is this rank's half (the shards and coordinates are over
-  // it) and the two `pass_peers` hold the same tokens and exchange their
-  // predictions once per step. cfg_pair is not used then.
+  // modality isolation both on or both off, no KV prefix): G sub-groups
+  // split the passes (in order: unconditional with `negative` (B),
+  // conditional, STG, isolated), peer q running passes q, q + G, ...: two
+  // sub-groups run unconditional + STG and conditional + isolated, four run
+  // one each. `pass_group` is this rank's sub-group (the shards and
+  // coordinates are over it) and the G `pass_peers` hold the same tokens and
+  // exchange their predictions once per step. cfg_pair is not used then.
   dist::Communicator* pass_group = nullptr;
   dist::Communicator* pass_peers = nullptr;
   const Ltx2TextConditioning* negative = nullptr;

@@ -93,6 +93,7 @@ class Ltx2TextToVideo::Job final : public VideoJob {
   std::optional<Ltx2TextConditioning> negative;  // guidance-parallel half 0's unconditional pass
   Ltx2Guidance guidance;
   parallel::StepPlan plan;
+  GuidanceGroups::Split split;        // guidance-parallel sub-groups (plan.guidance_groups > 1)
   dist::Communicator* seq = nullptr;  // the ranks sharing the tokens (the shards are over them)
   parallel::SequenceShard video_shard, audio_shard;
   at::Tensor video_coords, audio_coords;  // this rank's tokens
@@ -106,7 +107,7 @@ Ltx2TextToVideo::Ltx2TextToVideo(Model& model, dist::Communicator& comm, PromptE
       parts_(dynamic_cast<const Ltx2Parts&>(*model.parts)),
       comm_(comm),
       prompts_(prompts),
-      halves_(comm) {}
+      groups_(comm) {}
 
 Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest& r) {
   const Ltx2Transformer& model = *parts_.transformer;
@@ -129,10 +130,10 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
   // The step plan: guidance-parallel halves each run half the passes.
   job->plan = plan_for(r);
   job->seq = &comm_;
-  if (job->plan.guidance_groups == 2) {
-    halves_.ensure();
-    job->seq = &halves_.half();
-    if (halves_.peers().rank() == 0) {
+  if (job->plan.guidance_groups > 1) {
+    job->split = groups_.get(job->plan.guidance_groups);
+    job->seq = job->split.group;
+    if (job->split.peers->rank() == 0) {  // peer 0 runs the unconditional pass
       job->negative = model.prepare_text(vctx.narrow(0, 0, 1), mask.narrow(0, 0, 1), actx.narrow(0, 0, 1),
                                          mask.narrow(0, 0, 1));
     }
@@ -196,10 +197,10 @@ Status Ltx2TextToVideo::advance(VideoJob& base, const ProgressFn& progress, cons
     a.prompt = &job.prompt;
     a.cfg_pair = job.cfg_pair ? &*job.cfg_pair : nullptr;
     a.guidance = job.guidance;
-    if (job.plan.guidance_groups == 2) {
-      a.pass_group = &halves_.half();
-      a.pass_peers = &halves_.peers();
-      // Half 1 runs no unconditional pass; it needs no negative prompt.
+    if (job.plan.guidance_groups > 1) {
+      a.pass_group = job.split.group;
+      a.pass_peers = job.split.peers;
+      // Only peer 0 runs the unconditional pass; the others need no negative prompt.
       a.negative = job.negative ? &*job.negative : &job.prompt;
     }
     a.use_cross_timestep = true;  // diffusers' LTX2Pipeline
@@ -343,7 +344,7 @@ parallel::StepPlan Ltx2TextToVideo::plan_for(const GenerationRequest& r) const {
   // Split only where the passes pair up: CFG, with STG and modality isolation both on or both off.
   shape.passes = g.cfg() && g.stg() == g.modality() ? (g.stg() ? 4 : 2) : 1;
   shape.element_bytes = at::elementSize(model.dtype());
-  shape.max_groups = 2;
+  shape.max_groups = 4;  // one pass per sub-group
   const StepPlanning& planning = model_.placement.planning;
   return parallel::choose_step_plan(comm_.size(), shape, planning.link_for(comm_.backend_name()), planning.guidance);
 }

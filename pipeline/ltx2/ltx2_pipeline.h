@@ -71,9 +71,10 @@ class Ltx2TextToVideo final : public VideoPipeline {
   Result<GeneratedVideo> finish(VideoJob& job, const StageFn& stage) override;
 
   // The step plan start() picks for a request (the same on every rank; no
-  // collective): guidance-parallel halves when the guided pipeline's passes
-  // pair up (CFG, with STG and modality isolation both on or both off) and
-  // the scaling model (or --guidance-parallel on) says so.
+  // collective): guidance-parallel sub-groups (2, or 4 for one pass each)
+  // when the guided pipeline's passes pair up (CFG, with STG and modality
+  // isolation both on or both off) and the scaling model (or
+  // --guidance-parallel on) says so.
   parallel::StepPlan plan_for(const GenerationRequest& request) const;
 
  private:
@@ -84,7 +85,7 @@ class Ltx2TextToVideo final : public VideoPipeline {
   const Ltx2Parts& parts_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
-  GuidanceGroups halves_;  // made on the first split step
+  GuidanceGroups groups_;  // made on the first split step of each sub-group count
 };
 
 }  // namespace ltx::pipeline

@@ -85,6 +85,7 @@ Result<StreamChunk> StreamSession::next_chunk(int64_t index, const ProgressFn& p
   LTX_ASSIGN_OR_RETURN(SigmaSchedule schedule, model_.scheduler->schedule(settings_.num_steps, g.num_tokens()));
   DenoiseSettings ds;
   ds.guidance_scale = settings_.guidance_scale;
+  ds.group = &comm_;
   auto last = std::chrono::steady_clock::now();
   StepObserver observer = [&](int64_t i, const at::Tensor&, const at::Tensor&) {
     auto now = std::chrono::steady_clock::now();

@@ -26,16 +26,17 @@ Result<std::unique_ptr<VideoJob>> TextToVideo::start(const GenerationRequest& r)
   // runs one CFG pass (its half of the text) over the whole sequence.
   job->plan_ = plan_for(r);
   job->sequence_group_ = &comm_;
+  job->settings_.group = &comm_;
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
   if (job->plan_.guidance_groups == 2) {
-    halves_.ensure();
-    const int64_t pass = halves_.peers().rank();  // 0 unconditional, 1 conditional
+    const GuidanceGroups::Split split = groups_.get(2);
+    const int64_t pass = split.peers->rank();  // 0 unconditional, 1 conditional
     emb = emb.narrow(0, pass, 1);
     mask = mask.narrow(0, pass, 1);
-    job->sequence_group_ = &halves_.half();
-    job->settings_.pass_group = &halves_.half();
-    job->settings_.pass_peers = &halves_.peers();
+    job->sequence_group_ = split.group;
+    job->settings_.pass_group = split.group;
+    job->settings_.pass_peers = split.peers;
   }
   job->text_ = model.prepare_text(emb, mask);
   const at::Device device = model.placement().device;

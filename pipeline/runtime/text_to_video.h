@@ -49,7 +49,7 @@ class GenerationInProgress final : public VideoJob {
 class TextToVideo final : public VideoPipeline {
  public:
   TextToVideo(Model& model, dist::Communicator& comm, PromptEncoder& prompts)
-      : model_(model), comm_(comm), prompts_(prompts), halves_(comm) {}
+      : model_(model), comm_(comm), prompts_(prompts), groups_(comm) {}
 
   Result<std::unique_ptr<VideoJob>> start(const GenerationRequest& request) override;
   Status advance(VideoJob& job, const ProgressFn& progress, const CancelToken& cancel, const StageFn& stage) override;
@@ -62,7 +62,7 @@ class TextToVideo final : public VideoPipeline {
   Model& model_;
   dist::Communicator& comm_;
   PromptEncoder& prompts_;
-  GuidanceGroups halves_;  // made on the first split step
+  GuidanceGroups groups_;  // made on the first split step
 };
 
 }  // namespace ltx::pipeline

@@ -4,6 +4,7 @@
 #include "common/device_sync.h"
 #include "common/fail_point.h"
 #include "dist/communicator.h"
+#include "pipeline/runtime/group_stats.h"
 
 namespace ltx::pipeline {
 
@@ -42,8 +43,8 @@ at::Tensor denoise(const Denoiser& model, const FlowMatchScheduler& scheduler, c
     // Split passes: the peers' predictions for these tokens, in pass order
     // ([unconditional; conditional], as the batched step has them).
     if (split) out = settings.pass_peers->all_gather(out.to(settings.pass_peers->device()).contiguous()).to(device);
-    at::Tensor v = cfg ? classifier_free_guidance(out.narrow(0, 0, b), out.narrow(0, b, b), settings.guidance_scale,
-                                                  settings.guidance_rescale)
+    at::Tensor v = cfg ? group_guidance(split ? settings.pass_group : settings.group, shard, out.narrow(0, 0, b),
+                                        out.narrow(0, b, b), settings.guidance_scale, settings.guidance_rescale)
                        : out;
     latents = scheduler.step(latents, v, schedule, i);
     // Step i is queued, step i - 1 has finished: an observer that reads the

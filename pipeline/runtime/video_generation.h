@@ -31,6 +31,10 @@ struct DenoiseSettings {
   // Null: every rank runs both passes, batched.
   dist::Communicator* pass_group = nullptr;
   dist::Communicator* pass_peers = nullptr;
+  // The ranks that share the tokens when the passes are not split: the
+  // rescale's statistics are over the whole sequence (runtime/group_stats.h).
+  // Null: this rank holds the whole sequence.
+  dist::Communicator* group = nullptr;
   bool do_cfg() const { return guidance_scale > 1.0; }
   bool split_passes() const { return do_cfg() && pass_peers != nullptr; }
 };

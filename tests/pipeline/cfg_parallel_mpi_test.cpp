@@ -1,11 +1,12 @@
 // Guidance-parallel steps end to end (parallel/step_plan.h, TextToVideo,
-// Ltx2TextToVideo): the group splits into two halves that each run half the
-// guidance passes over the whole sequence with Ulysses inside and exchange
-// their predictions once per step; the result must equal one rank's within
-// 1e-6 (relative L2, fp32). LTX-Video: the CFG pair, and the same run decodes
-// with the decode shared by the group (each rank a share of the frames),
-// which must equal one rank's decode within 1e-5. LTX-2: CFG alone (2
-// passes) and CFG + STG + modality isolation (4 passes, 2 per half). Run on 1,
+// Ltx2TextToVideo): the group splits into sub-groups that each run some of
+// the guidance passes over the whole sequence with Ulysses inside and
+// exchange their predictions once per step; the result must equal one rank's
+// within 1e-6 (relative L2, fp32). LTX-Video: the CFG pair over two halves,
+// with and without the rescale, and the same run decodes with the decode
+// shared by the group (each rank a share of the frames), which must equal one
+// rank's decode within 1e-5. LTX-2: CFG alone (2 passes) and CFG + STG +
+// modality isolation (4 passes over 2 or 4 sub-groups). Ulysses x ring. Run on 1,
 // 2, 4 and 8 ranks (the built-in models have 16 heads; 3 latent frames
 // leave ranks idle in the shared decode at 4 and 8).
 #include <gtest/gtest.h>
@@ -41,7 +42,7 @@ struct Engine {
   const Ltx2TextToVideo& ltx2() const { return dynamic_cast<const Ltx2TextToVideo&>(*pipeline); }
 };
 
-GenerationRequest request(const Model& model, double guidance) {
+GenerationRequest request(const Model& model, double guidance, double rescale = 0.0) {
   GenerationRequest r = default_request(model.geometry);
   r.prompt = "A red kite over a windy beach";
   r.negative_prompt = "blurry, dark";
@@ -50,15 +51,16 @@ GenerationRequest request(const Model& model, double guidance) {
   r.num_frames = 17;  // 3 latent frames
   r.num_steps = 3;
   r.guidance_scale = guidance;
+  r.guidance_rescale = rescale;
   r.seed = 21;
   return r;
 }
 
 // One rank alone (rank 0 only): the reference.
-GeneratedVideo alone(double guidance) {
+GeneratedVideo alone(double guidance, double rescale = 0.0) {
   static dist::LocalCommunicator solo;
   static Engine e(solo, {});
-  return value_or_throw(e.pipeline->generate(request(e.model, guidance)));
+  return value_or_throw(e.pipeline->generate(request(e.model, guidance, rescale)));
 }
 
 Engine& group_engine() {
@@ -89,6 +91,25 @@ void expect_equal_to_one_rank(double guidance) {
 TEST(CfgParallel, GuidedStepsSplitAcrossHalvesEqualOneRank) { expect_equal_to_one_rank(3.0); }
 
 TEST(CfgParallel, UnguidedRequestsStaySequenceParallel) { expect_equal_to_one_rank(1.0); }
+
+// The guidance rescale's std is over the whole sequence (runtime/group_stats.h),
+// with the passes split and with both passes on every rank.
+TEST(CfgParallel, RescaledGuidanceEqualsOneRankInEveryPlan) {
+  dist::Communicator& g = testing::mpi_group();
+  for (const char* mode : {"on", "off"}) {
+    PlacementChoice choice;
+    choice.guidance_parallel = mode;
+    Engine e(g, choice);
+    GeneratedVideo got = value_or_throw(e.pipeline->generate(request(e.model, 3.0, 0.7)));
+    if (g.rank() != 0) continue;
+    GeneratedVideo want = alone(3.0, 0.7);
+    const auto d = testing::difference(got.latents, want.latents);
+    std::printf("  rescale 0.7, guidance-parallel %s, %d ranks: latents %s\n", mode, g.size(),
+                testing::describe(d).c_str());
+    EXPECT_LT(d.rel_l2, 1e-6) << mode;
+    EXPECT_GT(testing::difference(got.latents, alone(3.0).latents).rel_l2, 1e-4) << "the rescale had no effect";
+  }
+}
 
 TEST(CfgParallel, PlanFollowsTheChoiceAndTheModel) {
   dist::Communicator& g = testing::mpi_group();
@@ -197,16 +218,16 @@ TEST(CfgParallel, Ltx2CfgPairSplitAcrossHalvesEqualsOneRank) {
   EXPECT_LT(da.rel_l2, 1e-6);
 }
 
-// The denoising loop itself with all four passes (STG in block 1): each half
-// runs two, and the result equals the sequence plan's on the same group.
-TEST(CfgParallel, Ltx2FourPassesTwoPerHalfEqualTheSequencePlan) {
+// The denoising loop itself with all four passes (STG in block 1): two
+// sub-groups running two passes each and (from 4 ranks) four running one
+// each equal the sequence plan's result on the same group.
+TEST(CfgParallel, Ltx2FourPassesSplitTwoOrFourWaysEqualTheSequencePlan) {
   dist::Communicator& g = testing::mpi_group();
-  if (g.size() % 2 != 0) GTEST_SKIP() << "the halves need an even group";
+  if (g.size() % 2 != 0) GTEST_SKIP() << "the sub-groups need an even group";
   static Engine e(g, {}, ltx2_dir());
   const Ltx2Transformer& model = *dynamic_cast<const Ltx2Parts&>(*e.model.parts).transformer;
   const Ltx2TransformerConfig& tc = model.config();
-  GuidanceGroups halves(g);
-  halves.ensure();
+  GuidanceGroups groups(g);
   at::manual_seed(3);  // the same inputs on every rank
   const int64_t len = 8, f = 2, h = 2, w = 3, na = 5;
   const int64_t cv = tc.use_prompt_embeddings ? tc.caption_channels : tc.cross_attention_dim;
@@ -223,7 +244,7 @@ TEST(CfgParallel, Ltx2FourPassesTwoPerHalfEqualTheSequencePlan) {
   gd.audio = {7.0, 1.0, 3.0, 0.7};
   gd.stg_blocks = {1};
   const SigmaSchedule schedule = value_or_throw(e.model.scheduler->schedule(3, f * h * w));
-  auto run = [&](dist::Communicator& seq, bool split) {
+  auto run = [&](dist::Communicator& seq, const GuidanceGroups::Split* split) {
     Ltx2DenoiseArgs a;
     a.video_shard = parallel::SequenceShard::make(f * h * w, seq.size(), seq.rank());
     a.audio_shard = parallel::SequenceShard::make(na, seq.size(), seq.rank());
@@ -234,26 +255,30 @@ TEST(CfgParallel, Ltx2FourPassesTwoPerHalfEqualTheSequencePlan) {
     a.prompt = &prompt;
     a.cfg_pair = &pair;
     a.guidance = gd;
-    if (split) {
-      a.pass_group = &halves.half();
-      a.pass_peers = &halves.peers();
+    if (split != nullptr) {
+      a.pass_group = split->group;
+      a.pass_peers = split->peers;
       a.negative = &negative;
     }
     Ltx2Latents out = ltx2_denoise(model, *e.model.scheduler, schedule, a, nullptr);
     return std::make_pair(parallel::gather_sequence(seq, a.video_shard, out.video, 1),
                           parallel::gather_sequence(seq, a.audio_shard, out.audio, 1));
   };
-  const auto whole = run(g, false);
-  const auto halved = run(halves.half(), true);
-  const auto dv = testing::difference(halved.first, whole.first);
-  const auto da = testing::difference(halved.second, whole.second);
-  if (g.rank() == 0) {
-    std::printf("  LTX-2 4 passes, 2 per half vs all on every rank, %d ranks: video %s, audio %s\n", g.size(),
-                testing::describe(dv).c_str(), testing::describe(da).c_str());
-  }
-  EXPECT_LT(dv.rel_l2, 1e-6);
-  EXPECT_LT(da.rel_l2, 1e-6);
+  const auto whole = run(g, nullptr);
   EXPECT_GT(testing::difference(whole.first, video).rel_l2, 1e-3) << "the loop ran";
+  for (int count : {2, 4}) {
+    if (g.size() % count != 0) continue;
+    const GuidanceGroups::Split split = groups.get(count);
+    const auto got = run(*split.group, &split);
+    const auto dv = testing::difference(got.first, whole.first);
+    const auto da = testing::difference(got.second, whole.second);
+    if (g.rank() == 0) {
+      std::printf("  LTX-2 4 passes over %d sub-groups vs all on every rank, %d ranks: video %s, audio %s\n", count,
+                  g.size(), testing::describe(dv).c_str(), testing::describe(da).c_str());
+    }
+    EXPECT_LT(dv.rel_l2, 1e-6) << count << " sub-groups";
+    EXPECT_LT(da.rel_l2, 1e-6) << count << " sub-groups";
+  }
 }
 
 }  // namespace
