@@ -92,8 +92,7 @@ class Ltx2TextToVideo::Job final : public VideoJob {
   std::optional<Ltx2TextConditioning> cfg_pair;
   std::optional<Ltx2TextConditioning> negative;  // guidance-parallel half 0's unconditional pass
   Ltx2Guidance guidance;
-  parallel::StepPlan plan;
-  GuidanceGroups::Split split;        // guidance-parallel sub-groups (plan.guidance_groups > 1)
+  GuidanceGroups::Split split;        // guidance-parallel sub-groups (null: every pass on every rank)
   dist::Communicator* seq = nullptr;  // the ranks sharing the tokens (the shards are over them)
   parallel::SequenceShard video_shard, audio_shard;
   at::Tensor video_coords, audio_coords;  // this rank's tokens
@@ -127,11 +126,11 @@ Result<std::unique_ptr<VideoJob>> Ltx2TextToVideo::start(const GenerationRequest
                                                                 : std::vector<std::string>{}));
   auto [vctx, actx] = split_ltx2_contexts(text.embeddings.to(device), parts_.video_context_width);
   at::Tensor mask = text.mask.to(device);
-  // The step plan: guidance-parallel halves each run half the passes.
-  job->plan = plan_for(r);
+  // The step plan: guidance-parallel sub-groups each run some of the passes.
+  const parallel::StepPlan plan = plan_for(r);
   job->seq = &comm_;
-  if (job->plan.guidance_groups > 1) {
-    job->split = groups_.get(job->plan.guidance_groups);
+  if (plan.guidance_groups > 1) {
+    job->split = groups_.get(plan.guidance_groups);
     job->seq = job->split.group;
     if (job->split.peers->rank() == 0) {  // peer 0 runs the unconditional pass
       job->negative = model.prepare_text(vctx.narrow(0, 0, 1), mask.narrow(0, 0, 1), actx.narrow(0, 0, 1),
@@ -197,7 +196,7 @@ Status Ltx2TextToVideo::advance(VideoJob& base, const ProgressFn& progress, cons
     a.prompt = &job.prompt;
     a.cfg_pair = job.cfg_pair ? &*job.cfg_pair : nullptr;
     a.guidance = job.guidance;
-    if (job.plan.guidance_groups > 1) {
+    if (job.split.peers != nullptr) {
       a.pass_group = job.split.group;
       a.pass_peers = job.split.peers;
       // Only peer 0 runs the unconditional pass; the others need no negative prompt.
@@ -291,17 +290,17 @@ Result<GeneratedVideo> Ltx2TextToVideo::finish(VideoJob& base, const StageFn& st
   ds.decode_timestep = r.decode_timestep;
   ds.decode_noise_scale = r.decode_noise_scale;
   auto t0 = clock::now();
-  at::Tensor shared_frames;
+  at::Tensor shared_frames, video_latents;
+  if (shared || comm_.rank() == 0) video_latents = job.video_shard.unpad(video.reshape({1, -1, tc.in_channels}), 1).cpu();
   if (shared) {
     if (stage) stage("video_decode");
     LTX_INTERNAL_ASSERT(model_.video_decoder != nullptr, "rank ", comm_.rank(), " has no video decoder");
-    at::Tensor latents = job.video_shard.unpad(video.reshape({1, -1, tc.in_channels}), 1).cpu();
     LTX_ASSIGN_OR_RETURN(shared_frames,
-                         model_.video_decoder->decode_shared(latents, job.grids.back(), ds,
+                         model_.video_decoder->decode_shared(video_latents, job.grids.back(), ds,
                                                              at::make_generator<at::CPUGeneratorImpl>(r.seed + 1), comm_));
   }
   if (comm_.rank() != 0) return out;
-  out.latents = job.video_shard.unpad(video.reshape({1, -1, tc.in_channels}), 1).cpu();
+  out.latents = video_latents;
   out.audio_latents = job.audio_shard.unpad(audio.reshape({1, -1, tc.audio_in_channels}), 1).cpu();
   LTX_RETURN_IF_ERROR(catch_to_status([&]() -> Status {
     if (shared) {

@@ -24,12 +24,11 @@ Result<std::unique_ptr<VideoJob>> TextToVideo::start(const GenerationRequest& r)
                                                                 : std::vector<std::string>{}));
   // 2. The step plan: under guidance-parallel steps each half of the group
   // runs one CFG pass (its half of the text) over the whole sequence.
-  job->plan_ = plan_for(r);
   job->sequence_group_ = &comm_;
   job->settings_.group = &comm_;
   at::Tensor emb = cfg ? text.embeddings : text.embeddings.narrow(0, 1, 1);
   at::Tensor mask = cfg ? text.mask : text.mask.narrow(0, 1, 1);
-  if (job->plan_.guidance_groups == 2) {
+  if (plan_for(r).guidance_groups == 2) {
     const GuidanceGroups::Split split = groups_.get(2);
     const int64_t pass = split.peers->rank();  // 0 unconditional, 1 conditional
     emb = emb.narrow(0, pass, 1);

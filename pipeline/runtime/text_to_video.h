@@ -38,7 +38,6 @@ class GenerationInProgress final : public VideoJob {
   std::unique_ptr<PreparedText> text_;
   SigmaSchedule schedule_;
   DenoiseSettings settings_;
-  parallel::StepPlan plan_;
   dist::Communicator* sequence_group_ = nullptr;  // the ranks sharing the tokens (shard_ is over them)
   parallel::SequenceShard shard_;
   at::Tensor latents_;  // this rank's shard after next_step_ steps

@@ -256,7 +256,7 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
 
   // The per-host figures of the scaling model, and the parallel plans.
   std::ofstream(path) << R"({"link_bandwidth_gbps": 25, "link_latency_us": 2.5, "guidance_parallel": "off",
-                            "decode_parallel": "on"})";
+                            "decode_parallel": "on", "ring_size": 2})";
   ServiceConfig links;
   ASSERT_TRUE(merge_service_config_json(path, &links).ok());
   auto figures = links.placement.link_figures();
@@ -267,6 +267,7 @@ TEST(ServiceConfig, DefaultsAreValidAndEveryBadValueIsNamed) {
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   EXPECT_EQ(resolved->planning.guidance, parallel::GuidanceParallel::kOff);
   EXPECT_TRUE(resolved->decoder.shared);
+  EXPECT_EQ(resolved->planning.ring_size, 2);
   std::ofstream(path) << R"({"link_bandwidth_gbps": "fast"})";
   EXPECT_NE(merge_service_config_json(path, &f).message().find("link_bandwidth_gbps must be a number"),
             std::string::npos);
